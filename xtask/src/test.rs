@@ -1,0 +1,245 @@
+//! `cargo xtask test` (and its alias `cargo xtask ci`): the project's one test command, what CI
+//! runs. Installs prerequisites, checks formatting, runs clippy, then runs every test.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::cmd::Cmd;
+use crate::deps::{self, Prerequisite};
+
+pub(crate) const HELP: &str = "\
+cargo xtask test: the project's test command (CI runs it through .ci/run)
+
+USAGE:
+    cargo xtask test [--no-install] [--skip-lint]
+    cargo xtask ci   [--no-install] [--skip-lint]   (same as test)
+
+STEPS:
+    1. prerequisites  install what the tests need (rustfmt, clippy; apt, pip, npm packages)
+    2. formatting     cargo fmt --all -- --check
+    3. clippy         cargo clippy --workspace --all-targets --all-features -- -D warnings
+    4. tests          cargo test --workspace --all-features (unit, integration and doc tests)
+
+OPTIONS:
+    --no-install    skip step 1 (check and install nothing)
+    --skip-lint     skip steps 2 and 3, and the lint tools in step 1
+    -h, --help      print this help
+
+Stops at the first failing step and exits non-zero.";
+
+/// What the command line asked for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Options {
+    no_install: bool,
+    skip_lint: bool,
+}
+
+impl Options {
+    /// Parses the arguments after `test`; `None` when help was asked for.
+    fn parse(args: &[String]) -> Result<Option<Self>> {
+        let mut options = Self::default();
+        for arg in args {
+            match arg.as_str() {
+                "--no-install" => options.no_install = true,
+                "--skip-lint" => options.skip_lint = true,
+                "-h" | "--help" => return Ok(None),
+                other => bail!("unknown argument `{other}` for `cargo xtask test`\n\n{HELP}"),
+            }
+        }
+        Ok(Some(options))
+    }
+}
+
+/// One step of the test run.
+#[derive(Debug)]
+enum Step {
+    /// Make sure these prerequisites are present, installing the missing ones.
+    Prerequisites(Vec<Prerequisite>),
+    /// Run this command.
+    Run(Cmd),
+}
+
+/// The steps `options` selects, each with its title, in the order they run.
+fn plan(root: &Path, options: Options) -> Vec<(&'static str, Step)> {
+    let mut steps = Vec::new();
+    if !options.no_install {
+        let mut wanted = Vec::new();
+        if !options.skip_lint {
+            wanted.extend_from_slice(deps::LINT);
+        }
+        wanted.extend_from_slice(deps::TEST);
+        steps.push(("prerequisites", Step::Prerequisites(wanted)));
+    }
+    if !options.skip_lint {
+        steps.push((
+            "formatting",
+            Step::Run(
+                Cmd::cargo()
+                    .args(["fmt", "--all", "--", "--check"])
+                    .current_dir(root),
+            ),
+        ));
+        steps.push((
+            "clippy",
+            Step::Run(
+                Cmd::cargo()
+                    .args(["clippy", "--workspace", "--all-targets", "--all-features"])
+                    .args(["--", "-D", "warnings"])
+                    .current_dir(root),
+            ),
+        ));
+    }
+    steps.push((
+        "tests",
+        Step::Run(
+            Cmd::cargo()
+                .args(["test", "--workspace", "--all-features"])
+                .current_dir(root),
+        ),
+    ));
+    steps
+}
+
+/// Runs `cargo xtask test` with the arguments that follow `test`.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let Some(options) = Options::parse(args)? else {
+        println!("{HELP}");
+        return Ok(());
+    };
+    let root = crate::project_root();
+    let steps = plan(&root, options);
+    let total = steps.len();
+    let titles: Vec<&str> = steps.iter().map(|(title, _)| *title).collect();
+    let started = Instant::now();
+
+    for (number, (title, step)) in (1..).zip(steps) {
+        println!("\n==> xtask test [{number}/{total}] {title}");
+        let step_started = Instant::now();
+        let result = match &step {
+            Step::Prerequisites(wanted) => deps::ensure(&root, wanted),
+            Step::Run(cmd) => cmd.run(),
+        };
+        if let Err(err) = result {
+            eprintln!("{err:#}");
+            bail!(
+                "xtask test: FAILED at step {number}/{total} ({title}) after {}",
+                seconds(started.elapsed())
+            );
+        }
+        println!(
+            "==> xtask test [{number}/{total}] {title}: ok in {}",
+            seconds(step_started.elapsed())
+        );
+    }
+
+    println!(
+        "\nxtask test: OK, all {total} steps succeeded ({}) in {}",
+        titles.join(", "),
+        seconds(started.elapsed())
+    );
+    Ok(())
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{:.1}s", duration.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(args: &[&str]) -> Vec<String> {
+        args.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    fn titles(options: Options) -> Vec<&'static str> {
+        plan(Path::new("/r"), options)
+            .into_iter()
+            .map(|(title, _)| title)
+            .collect()
+    }
+
+    #[test]
+    fn flags_parse_and_unknown_ones_are_rejected() {
+        assert_eq!(Options::parse(&[]).ok(), Some(Some(Options::default())));
+        assert_eq!(
+            Options::parse(&args(&["--skip-lint", "--no-install"])).ok(),
+            Some(Some(Options {
+                no_install: true,
+                skip_lint: true
+            }))
+        );
+        assert_eq!(Options::parse(&args(&["--help"])).ok(), Some(None));
+        assert!(Options::parse(&args(&["--fast"])).is_err());
+    }
+
+    #[test]
+    fn by_default_every_step_runs() {
+        assert_eq!(
+            titles(Options::default()),
+            ["prerequisites", "formatting", "clippy", "tests"]
+        );
+    }
+
+    #[test]
+    fn flags_skip_their_steps() {
+        let no_install = Options {
+            no_install: true,
+            ..Options::default()
+        };
+        assert_eq!(titles(no_install), ["formatting", "clippy", "tests"]);
+        let skip_lint = Options {
+            skip_lint: true,
+            ..Options::default()
+        };
+        assert_eq!(titles(skip_lint), ["prerequisites", "tests"]);
+        let both = Options {
+            no_install: true,
+            skip_lint: true,
+        };
+        assert_eq!(titles(both), ["tests"]);
+    }
+
+    #[test]
+    fn the_lint_tools_are_wanted_only_when_linting() {
+        let wanted = |options| {
+            plan(Path::new("/r"), options)
+                .into_iter()
+                .find_map(|(_, step)| match step {
+                    Step::Prerequisites(wanted) => Some(wanted),
+                    Step::Run(_) => None,
+                })
+                .unwrap_or_default()
+        };
+        let linting = wanted(Options::default());
+        assert!(deps::LINT.iter().all(|p| linting.contains(p)));
+        assert!(deps::TEST.iter().all(|p| linting.contains(p)));
+        let skip_lint = wanted(Options {
+            skip_lint: true,
+            ..Options::default()
+        });
+        assert!(!deps::LINT.iter().any(|p| skip_lint.contains(p)));
+    }
+
+    #[test]
+    fn the_steps_run_the_documented_commands() {
+        let commands: Vec<String> = plan(Path::new("/r"), Options::default())
+            .into_iter()
+            .filter_map(|(_, step)| match step {
+                Step::Run(cmd) => Some(cmd.to_string()),
+                Step::Prerequisites(_) => None,
+            })
+            .collect();
+        let expected = [
+            " fmt --all -- --check",
+            " clippy --workspace --all-targets --all-features -- -D warnings",
+            " test --workspace --all-features",
+        ];
+        assert_eq!(commands.len(), expected.len(), "{commands:?}");
+        for (cmd, tail) in commands.iter().zip(expected) {
+            assert!(cmd.ends_with(tail), "{cmd:?} should end with {tail:?}");
+        }
+    }
+}
