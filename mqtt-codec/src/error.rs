@@ -103,6 +103,9 @@ impl DecodeError {
         match self {
             Self::PacketTooLarge { .. } => ReasonCode::PacketTooLarge,
             Self::UnsupportedProtocol { .. } => ReasonCode::UnsupportedProtocolVersion,
+            // U+0000 breaks the string encoding itself, whatever the string is for.
+            Self::InvalidTopicName(InvalidTopic::NullCharacter)
+            | Self::InvalidTopicFilter(InvalidTopic::NullCharacter) => ReasonCode::MalformedPacket,
             Self::InvalidTopicName(_) => ReasonCode::TopicNameInvalid,
             Self::InvalidTopicFilter(_) => ReasonCode::TopicFilterInvalid,
             Self::ProtocolVersionUnknown(_)
