@@ -76,3 +76,8 @@ pub use reason::ReasonCode;
 pub use tokio_codec::{CodecError, MqttCodec};
 pub use topic::{ClientId, InvalidTopic, MAX_STRING_LEN, SHARED_PREFIX, SharedFilter, TopicFilter, TopicName};
 pub use version::ProtocolVersion;
+
+/// The README's examples, run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -106,3 +106,68 @@ impl tokio_util::codec::Encoder<&Packet> for MqttCodec {
         self.encode_packet(packet, dst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tokio_util::codec::{Decoder as _, Encoder as _};
+
+    use super::*;
+    use crate::{ClientId, Connect, ConnAck, Publish, ReasonCode, TopicName};
+
+    #[test]
+    fn a_server_codec_learns_the_version_from_connect() {
+        let mut client = MqttCodec::new(Decoder::with_version(ProtocolVersion::V5));
+        let mut server = MqttCodec::new(Decoder::new());
+        let mut wire = BytesMut::new();
+        let connect = Packet::Connect(Box::new(Connect::new(
+            ProtocolVersion::V5,
+            ClientId::new("c").unwrap(),
+        )));
+        client.encode(&connect, &mut wire).unwrap();
+        assert_eq!(server.decode(&mut wire).unwrap(), Some(connect));
+        assert_eq!(server.decoder_mut().version(), Some(ProtocolVersion::V5));
+
+        // The server now encodes MQTT 5: a CONNACK carries a properties length byte.
+        server.encode(Packet::ConnAck(Box::default()), &mut wire).unwrap();
+        assert_eq!(&wire[..], &[0x20, 0x03, 0x00, 0x00, 0x00]);
+        assert_eq!(client.decode(&mut wire).unwrap(), Some(Packet::ConnAck(Box::default())));
+    }
+
+    #[test]
+    fn before_connect_packets_are_encoded_as_3_1_1() {
+        let mut server = MqttCodec::new(Decoder::new());
+        let mut refusal = ConnAck::default();
+        refusal.reason_code = ReasonCode::UnsupportedProtocolVersion;
+        let mut wire = BytesMut::new();
+        server.encode(Packet::ConnAck(Box::new(refusal)), &mut wire).unwrap();
+        assert_eq!(&wire[..], &[0x20, 0x02, 0x00, 0x01]);
+    }
+
+    #[test]
+    fn the_outgoing_limit_refuses_large_packets() {
+        let mut codec = MqttCodec::new(Decoder::with_version(ProtocolVersion::V3_1_1));
+        codec.set_max_outgoing_packet_size(16);
+        let publish = Packet::Publish(Publish::new(
+            TopicName::new("t").unwrap(),
+            Bytes::from(vec![0; 32]),
+        ));
+        let mut wire = BytesMut::new();
+        let err = codec.encode(&publish, &mut wire).unwrap_err();
+        assert!(matches!(
+            err,
+            CodecError::Encode(EncodeError::PacketTooLarge { size: 37, max: 16 })
+        ));
+        assert!(wire.is_empty());
+    }
+
+    #[test]
+    fn decode_errors_surface_as_codec_errors() {
+        let mut codec = MqttCodec::new(Decoder::new());
+        let mut wire = BytesMut::from(&[0x30, 0x00][..]);
+        assert!(matches!(
+            codec.decode(&mut wire),
+            Err(CodecError::Decode(DecodeError::ProtocolVersionUnknown(_)))
+        ));
+    }
+}
