@@ -450,12 +450,19 @@ pub(crate) trait PropertyBlock: Default {
 
     /// The size of the block, length prefix included.
     fn block_len(&self) -> Result<usize, EncodeError> {
+        if self.is_empty() {
+            return Ok(1);
+        }
         block_len(self.body_len()?)
     }
 
-    /// Writes the whole block.
+    /// Writes the whole block. Callers check [`PropertyBlock::block_len`] first, so the
+    /// length computed here again cannot fail.
     fn write_block(&self, buf: &mut impl BufMut) {
-        // `block_len` was called (and succeeded) before anything was written.
+        if self.is_empty() {
+            buf.put_u8(0);
+            return;
+        }
         let body_len = self.body_len().unwrap_or(0);
         self.write(body_len, buf);
     }

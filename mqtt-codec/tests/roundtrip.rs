@@ -2,6 +2,8 @@
 //! is exact, and every strict prefix of an encoding is "incomplete", never an error.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Tests fill property structs field by field, as users of the codec do.
+#![allow(clippy::field_reassign_with_default)]
 
 use std::num::{NonZeroU16, NonZeroU32};
 

@@ -3,6 +3,8 @@
 //! describes and encoded back to the same bytes.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+// Tests fill property structs field by field, as users of the codec do.
+#![allow(clippy::field_reassign_with_default)]
 
 use std::num::NonZeroU16;
 
