@@ -1,0 +1,463 @@
+//! The broker: the session registry, the subscription index, retained messages, wills and
+//! session expiry, and routing a published message to every session that wants it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use mqtt_codec::{ClientId, LastWill, PublishProperties, QoS, TopicFilter, TopicName};
+use parking_lot::{Mutex, RwLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, OwnedMutexGuard, watch};
+
+use crate::auth::EnhancedAuth;
+use crate::message::Message;
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::session::{Control, Delivery, Dropped, SessionShared};
+use crate::subscriptions::{Subscriber, SubscriptionIndex};
+use crate::{MqttConfig, SessionExpiry, TransportInfo};
+
+/// How long [`Broker::shutdown`] waits for connections to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// An MQTT broker, shared by every connection (`Arc<Broker>`).
+pub struct Broker {
+    pub(crate) config: MqttConfig,
+    pub(crate) index: SubscriptionIndex,
+    retained: RwLock<HashMap<TopicName, Arc<Message>>>,
+    registry: Mutex<HashMap<ClientId, Arc<SessionShared>>>,
+    /// Delayed wills, by client identifier, until they fire or the client returns.
+    wills: Mutex<HashMap<ClientId, tokio::task::AbortHandle>>,
+    next_session_key: AtomicU64,
+    next_client_id: AtomicU64,
+    client_id_prefix: String,
+    pub(crate) metrics: Metrics,
+    pub(crate) stopping: watch::Sender<bool>,
+    live_connections: AtomicUsize,
+    all_closed: Notify,
+    pub(crate) auth: Option<Arc<dyn EnhancedAuth>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("config", &self.config)
+            .field("metrics", &self.metrics.snapshot())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Broker {
+    /// A broker with `config` and no extended authentication method.
+    pub fn new(config: MqttConfig) -> Arc<Self> {
+        Self::build(config, None)
+    }
+
+    /// A broker that offers extended (AUTH packet) authentication through `auth`.
+    pub fn with_auth(config: MqttConfig, auth: Arc<dyn EnhancedAuth>) -> Arc<Self> {
+        Self::build(config, Some(auth))
+    }
+
+    fn build(config: MqttConfig, auth: Option<Arc<dyn EnhancedAuth>>) -> Arc<Self> {
+        use std::hash::BuildHasher;
+        let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+        Arc::new(Self {
+            index: SubscriptionIndex::new(config.shared_strategy),
+            config,
+            retained: RwLock::default(),
+            registry: Mutex::default(),
+            wills: Mutex::default(),
+            next_session_key: AtomicU64::new(1),
+            next_client_id: AtomicU64::new(1),
+            client_id_prefix: format!("nanomq-{:08x}", seed as u32),
+            metrics: Metrics::default(),
+            stopping: watch::Sender::new(false),
+            live_connections: AtomicUsize::new(0),
+            all_closed: Notify::new(),
+            auth,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &MqttConfig {
+        &self.config
+    }
+
+    /// Counters and gauges, as of now.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let mut snapshot = self.metrics.snapshot();
+        snapshot.sessions = self.registry.lock().len() as u64;
+        snapshot.retained_messages = self.retained.read().len() as u64;
+        snapshot
+    }
+
+    /// Runs one connection to its end: reads CONNECT (within the connect timeout), builds the
+    /// connection's pipe, and drives its session until the connection closes. Transports
+    /// call this in a task of its own for each accepted stream.
+    pub async fn serve_connection<S>(self: Arc<Self>, stream: S, transport: TransportInfo)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        if *self.stopping.borrow() {
+            return;
+        }
+        self.live_connections.fetch_add(1, Ordering::AcqRel);
+        crate::connection::run(&self, stream, transport).await;
+        if self.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
+        }
+    }
+
+    /// Stops the broker: every connection is closed (MQTT 5 clients get DISCONNECT with
+    /// Server shutting down) after flushing what it was sending, and new connections are
+    /// refused. Waits up to five seconds for the connections to finish.
+    pub async fn shutdown(&self) {
+        self.stopping.send_replace(true);
+        let wait = async {
+            loop {
+                let closed = self.all_closed.notified();
+                if self.live_connections.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+                closed.await;
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
+            tracing::warn!(
+                remaining = self.live_connections.load(Ordering::Acquire),
+                "connections still open after the shutdown grace period"
+            );
+        }
+    }
+
+    /// A client identifier for a client that sent none.
+    pub(crate) fn assign_client_id(&self) -> Result<ClientId, mqtt_codec::InvalidTopic> {
+        let n = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        ClientId::new(format!("{}-{n}", self.client_id_prefix))
+    }
+
+    /// Attaches a new connection to the session of `client_id`: creates it, resumes it, or
+    /// takes it over from a connection still attached (which is told to close with Session
+    /// taken over, and finishes before this returns). Returns the session, the guard the
+    /// connection holds while attached, and whether an existing session was resumed.
+    pub(crate) async fn attach(
+        &self,
+        client_id: &ClientId,
+        clean_start: bool,
+        expiry: SessionExpiry,
+    ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
+        loop {
+            let existing = self.registry.lock().get(client_id).cloned();
+            let Some(session) = existing else {
+                let key = self.next_session_key.fetch_add(1, Ordering::Relaxed);
+                let session = Arc::new(SessionShared::new(client_id.clone(), key));
+                let guard = Arc::clone(&session.attach).lock_owned().await;
+                let mut registry = self.registry.lock();
+                if registry.contains_key(client_id) {
+                    // Another connection with this id got in first; start over and take over.
+                    continue;
+                }
+                registry.insert(client_id.clone(), Arc::clone(&session));
+                drop(registry);
+                self.cancel_will(client_id);
+                return self.attached(session, guard, expiry, false);
+            };
+            if session.is_online() {
+                self.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
+            }
+            session
+                .control
+                .send_replace(Control::Close(mqtt_codec::ReasonCode::SessionTakenOver));
+            let guard = Arc::clone(&session.attach).lock_owned().await;
+            let still_registered = self
+                .registry
+                .lock()
+                .get(client_id)
+                .is_some_and(|s| Arc::ptr_eq(s, &session));
+            if !still_registered {
+                continue;
+            }
+            session.control.send_replace(Control::Run);
+            if let Some(task) = session.expiry_task.lock().take() {
+                task.abort();
+            }
+            self.cancel_will(client_id);
+            if clean_start {
+                self.discard(&session);
+                drop(guard);
+                continue;
+            }
+            return self.attached(session, guard, expiry, true);
+        }
+    }
+
+    fn attached(
+        &self,
+        session: Arc<SessionShared>,
+        guard: OwnedMutexGuard<()>,
+        expiry: SessionExpiry,
+        present: bool,
+    ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
+        *session.expiry.lock() = expiry;
+        session.set_online(true);
+        (session, guard, present)
+    }
+
+    /// Ends a session: its subscriptions leave the index and it leaves the registry.
+    fn discard(&self, session: &Arc<SessionShared>) {
+        let filters: Vec<TopicFilter> =
+            session.state.lock().subscriptions.keys().cloned().collect();
+        for filter in &filters {
+            self.index.remove(filter, session.key);
+        }
+        let mut registry = self.registry.lock();
+        if registry
+            .get(&session.client_id)
+            .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            registry.remove(&session.client_id);
+        }
+        drop(registry);
+        if let Some(task) = session.expiry_task.lock().take() {
+            task.abort();
+        }
+        self.metrics
+            .sessions_expired
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Detaches the closing connection from its session: schedules the will (if `will` is
+    /// given: the connection did not end normally) and the session's end.
+    pub(crate) fn detach(self: &Arc<Self>, session: &Arc<SessionShared>, will: Option<&LastWill>) {
+        session.set_online(false);
+        session.state.lock().connection_lost();
+        let expiry = *session.expiry.lock();
+        if let Some(will) = will {
+            let will_delay =
+                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
+            let expiry_interval = will.properties.message_expiry_interval;
+            let will = Message::from_will(will, session.key);
+            let delay = match expiry {
+                SessionExpiry::Immediately => Duration::ZERO,
+                SessionExpiry::After(d) => will_delay.min(d),
+                SessionExpiry::Never => will_delay,
+            };
+            self.schedule_will(session.client_id.clone(), will, expiry_interval, delay);
+        }
+        match expiry {
+            SessionExpiry::Immediately => self.discard(session),
+            SessionExpiry::Never => {}
+            SessionExpiry::After(after) => {
+                let broker = Arc::downgrade(self);
+                let weak = Arc::downgrade(session);
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade()) {
+                        if !session.is_online() {
+                            session.expiry_task.lock().take();
+                            broker.discard(&session);
+                        }
+                    }
+                });
+                if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
+                    old.abort();
+                }
+            }
+        }
+    }
+
+    fn schedule_will(
+        self: &Arc<Self>,
+        client_id: ClientId,
+        will: Message,
+        expiry_interval: Option<u32>,
+        delay: Duration,
+    ) {
+        if delay.is_zero() {
+            self.publish(
+                will.with_expiry_interval(expiry_interval, tokio::time::Instant::now().into_std()),
+            );
+            return;
+        }
+        let broker = Arc::downgrade(self);
+        let id = client_id.clone();
+        let task =
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Some(broker) = broker.upgrade() {
+                    broker.wills.lock().remove(&id);
+                    broker.publish(will.with_expiry_interval(
+                        expiry_interval,
+                        tokio::time::Instant::now().into_std(),
+                    ));
+                }
+            });
+        if let Some(old) = self.wills.lock().insert(client_id, task.abort_handle()) {
+            old.abort();
+        }
+    }
+
+    fn cancel_will(&self, client_id: &ClientId) {
+        if let Some(task) = self.wills.lock().remove(client_id) {
+            task.abort();
+        }
+    }
+
+    /// Routes a message to every session subscribed to its topic, and stores or clears it
+    /// as the topic's retained message if it is retained. Returns how many sessions it was
+    /// queued for.
+    pub(crate) fn publish(&self, message: Message) -> usize {
+        let message = Arc::new(message);
+        self.metrics
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
+        if message.retain {
+            self.store_retained(&message);
+        }
+        let matches = self.index.matches(&message.topic);
+        let mut direct = matches.direct;
+        // One delivery per session: at the highest QoS of its matching subscriptions, with
+        // every matching subscription identifier (MQTT 5 3.3.4).
+        direct.retain(|s| !(s.options.no_local && message.publisher == Some(s.session.key)));
+        direct.sort_by_key(|s| s.session.key);
+        let mut queued = 0;
+        let mut i = 0;
+        while let Some(first) = direct.get(i) {
+            let mut qos = first.options.qos;
+            let mut rap = first.options.retain_as_published;
+            let mut ids = Vec::new();
+            let mut j = i;
+            while let Some(sub) = direct.get(j).filter(|s| s.session.key == first.session.key) {
+                qos = qos.max(sub.options.qos);
+                rap |= sub.options.retain_as_published;
+                ids.extend(sub.id);
+                j += 1;
+            }
+            queued += usize::from(self.deliver(&first.session, &message, qos, rap, ids));
+            i = j;
+        }
+        for sub in &matches.shared {
+            let ids = sub.id.into_iter().collect();
+            let (qos, rap) = (sub.options.qos, sub.options.retain_as_published);
+            queued += usize::from(self.deliver(&sub.session, &message, qos, rap, ids));
+        }
+        queued
+    }
+
+    fn deliver(
+        &self,
+        session: &SessionShared,
+        message: &Arc<Message>,
+        max_qos: QoS,
+        retain_as_published: bool,
+        subscription_ids: Vec<mqtt_codec::SubscriptionId>,
+    ) -> bool {
+        let delivery = Delivery {
+            message: Arc::clone(message),
+            qos: message.qos.min(max_qos),
+            retain: retain_as_published && message.retain,
+            subscription_ids,
+        };
+        match session.enqueue(delivery, &self.config) {
+            Ok(()) => true,
+            Err(Dropped::QueueFull) => {
+                self.metrics
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(Dropped::OfflineQoS0) => {
+                self.metrics
+                    .dropped_offline_qos0
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    fn store_retained(&self, message: &Arc<Message>) {
+        let mut retained = self.retained.write();
+        if message.payload.is_empty() {
+            retained.remove(&message.topic);
+        } else {
+            retained.insert(message.topic.clone(), Arc::clone(message));
+        }
+    }
+
+    /// The live retained messages matching `filter`.
+    pub(crate) fn retained_matching(
+        &self,
+        filter: &TopicFilter,
+        now: Instant,
+    ) -> Vec<Arc<Message>> {
+        let mut expired = Vec::new();
+        let found = {
+            let retained = self.retained.read();
+            retained
+                .values()
+                .filter(|m| filter.matches(&m.topic))
+                .filter(|m| {
+                    let live = !m.is_expired(now);
+                    if !live {
+                        expired.push(m.topic.clone());
+                    }
+                    live
+                })
+                .cloned()
+                .collect()
+        };
+        if !expired.is_empty() {
+            let mut retained = self.retained.write();
+            for topic in expired {
+                if retained.get(&topic).is_some_and(|m| m.is_expired(now)) {
+                    retained.remove(&topic);
+                }
+            }
+        }
+        found
+    }
+
+    /// Adds a session's subscription to the index.
+    pub(crate) fn index_subscription(
+        &self,
+        session: &Arc<SessionShared>,
+        filter: &TopicFilter,
+        options: mqtt_codec::SubscriptionOptions,
+        id: Option<mqtt_codec::SubscriptionId>,
+    ) {
+        self.index.insert(
+            filter,
+            Subscriber {
+                session: Arc::clone(session),
+                options,
+                id,
+            },
+        );
+    }
+}
+
+impl Message {
+    /// The will message a closing connection leaves behind. Its expiry interval, if any,
+    /// is applied when it is published (after the will delay).
+    pub(crate) fn from_will(will: &LastWill, publisher: u64) -> Self {
+        let p = &will.properties;
+        let properties = PublishProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            content_type: p.content_type.clone(),
+            response_topic: p.response_topic.clone(),
+            correlation_data: p.correlation_data.clone(),
+            user_properties: p.user_properties.clone(),
+            ..PublishProperties::default()
+        };
+        Self {
+            topic: will.topic.clone(),
+            payload: will.payload.clone(),
+            qos: will.qos,
+            retain: will.retain,
+            properties,
+            expires_at: None,
+            publisher: Some(publisher),
+        }
+    }
+}

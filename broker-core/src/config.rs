@@ -1,0 +1,81 @@
+//! The broker's tunable limits and policies, with the defaults a fresh install runs on.
+//!
+//! This is plain data: the binary fills it from its configuration file, tests build it
+//! directly. Every field is used by the core; none exists only to be read.
+
+use std::time::Duration;
+
+/// What to drop when a session's queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DropPolicy {
+    /// Drop the oldest queued message to make room (the newest data is worth more).
+    #[default]
+    DropOldest,
+    /// Refuse the new message.
+    DropNewest,
+}
+
+/// How a shared subscription group picks the member that receives a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SharedStrategy {
+    /// Each member in turn.
+    #[default]
+    RoundRobin,
+    /// A member picked at random.
+    Random,
+}
+
+/// The broker's MQTT settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MqttConfig {
+    /// The largest packet the broker accepts, and announces in CONNACK (bytes).
+    pub max_packet_size: u32,
+    /// How many messages a session may queue (offline, or beyond its in-flight window).
+    pub max_mqueue_len: usize,
+    /// How many payload bytes a session may queue.
+    pub max_mqueue_bytes: usize,
+    /// What to drop when a queue is full.
+    pub mqueue_drop: DropPolicy,
+    /// Whether QoS 0 messages are queued for offline persistent sessions.
+    pub queue_qos0: bool,
+    /// QoS 1/2 messages in flight per client, each way: the broker's Receive Maximum, and the
+    /// most it sends unacknowledged (less if the client's Receive Maximum is lower).
+    pub max_inflight: u16,
+    /// When an MQTT 3.1/3.1.1 client has not acknowledged a message for this long, it is sent
+    /// again (MQTT 5 forbids resending on a live connection; it resends on reconnect only).
+    pub retry_interval: Duration,
+    /// A connection silent for this many keep-alive periods is closed.
+    pub keepalive_multiplier: f32,
+    /// Session expiry for MQTT 3.1/3.1.1 clients that connect with clean session = 0 (they
+    /// cannot say one themselves). `None`: never expire.
+    pub session_expiry_default: Option<Duration>,
+    /// The highest topic alias the broker accepts from a client, and uses towards a client
+    /// (less if the client accepts fewer). 0 turns topic aliases off.
+    pub max_topic_alias: u16,
+    /// If set, the keep alive the broker imposes on MQTT 5 clients (Server Keep Alive).
+    pub server_keep_alive: Option<u16>,
+    /// How long a new connection may take to send CONNECT.
+    pub connect_timeout: Duration,
+    /// How shared subscription groups distribute messages.
+    pub shared_strategy: SharedStrategy,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            max_packet_size: 1024 * 1024,
+            max_mqueue_len: 2048,
+            max_mqueue_bytes: 64 * 1024 * 1024,
+            mqueue_drop: DropPolicy::DropOldest,
+            queue_qos0: false,
+            max_inflight: 32,
+            retry_interval: Duration::from_secs(10),
+            keepalive_multiplier: 1.5,
+            session_expiry_default: Some(Duration::from_secs(2 * 60 * 60)),
+            max_topic_alias: 64,
+            server_keep_alive: None,
+            connect_timeout: Duration::from_secs(10),
+            shared_strategy: SharedStrategy::RoundRobin,
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `ConnParam`: everything a client said in CONNECT, validated, plus what the transport knows.
+//! It is owned by the connection's pipe and dies with it; nothing that outlives a connection
+//! (a session, the registry, a queue) holds one.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use mqtt_codec::{ByteString, ClientId, Connect, LastWill, ProtocolVersion, UserProperty};
+
+/// The kind of transport a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// Plain TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+    /// WebSocket.
+    Ws,
+    /// WebSocket over TLS.
+    Wss,
+    /// An in-process stream (tests, embedding).
+    Memory,
+}
+
+/// What the transport knows about a connection before MQTT begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportInfo {
+    /// The transport.
+    pub kind: TransportKind,
+    /// The peer's address, when there is one.
+    pub peer: Option<SocketAddr>,
+    /// The subject of the verified TLS client certificate.
+    pub tls_subject: Option<String>,
+    /// The common name of the verified TLS client certificate.
+    pub tls_common_name: Option<String>,
+}
+
+impl TransportInfo {
+    /// A transport without a client certificate.
+    pub fn new(kind: TransportKind, peer: Option<SocketAddr>) -> Self {
+        Self {
+            kind,
+            peer,
+            tls_subject: None,
+            tls_common_name: None,
+        }
+    }
+}
+
+/// When a session ends after its connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionExpiry {
+    /// With the connection.
+    Immediately,
+    /// This long after the connection closes.
+    After(Duration),
+    /// Never.
+    Never,
+}
+
+impl SessionExpiry {
+    /// The expiry an MQTT 5 Session Expiry Interval (seconds) means.
+    pub fn from_interval(seconds: u32) -> Self {
+        match seconds {
+            0 => Self::Immediately,
+            u32::MAX => Self::Never,
+            s => Self::After(Duration::from_secs(u64::from(s))),
+        }
+    }
+}
+
+/// The parameters of one connection: its CONNECT, validated, and its transport.
+///
+/// Built only by the handshake (see [`crate::Broker::serve_connection`]), owned by the
+/// connection's [`crate::Pipe`], dropped with it.
+#[derive(Debug)]
+pub struct ConnParam {
+    /// The protocol version.
+    pub version: ProtocolVersion,
+    /// The client identifier (assigned by the broker if the client sent none).
+    pub client_id: ClientId,
+    /// Whether the broker assigned the client identifier.
+    pub assigned_client_id: bool,
+    /// Clean start (MQTT 5) or clean session (3.1.1).
+    pub clean_start: bool,
+    /// The keep alive in force, in seconds (the server's, if it imposed one); 0 is none.
+    pub keep_alive: u16,
+    /// The user name.
+    pub username: Option<ByteString>,
+    /// The password.
+    pub password: Option<Bytes>,
+    /// The will message.
+    pub will: Option<LastWill>,
+    /// When the session ends after this connection closes.
+    pub session_expiry: SessionExpiry,
+    /// How many QoS 1/2 messages the client accepts in flight.
+    pub receive_maximum: u16,
+    /// The largest packet the client accepts.
+    pub maximum_packet_size: u32,
+    /// The highest topic alias the client accepts from the broker.
+    pub topic_alias_maximum: u16,
+    /// Whether the client asked for Response Information.
+    pub request_response_information: bool,
+    /// Whether the broker may send reason strings and user properties on failures.
+    pub request_problem_information: bool,
+    /// CONNECT's user properties.
+    pub user_properties: Vec<UserProperty>,
+    /// The extended authentication method.
+    pub authentication_method: Option<ByteString>,
+    /// What the transport knows.
+    pub transport: TransportInfo,
+}
+
+impl ConnParam {
+    /// Validates `connect` into connection parameters. `client_id` is the identifier to use
+    /// (the client's, or one the broker assigned); `session_expiry_default` applies to MQTT
+    /// 3.1/3.1.1 persistent sessions; `server_keep_alive` overrides an MQTT 5 keep alive.
+    pub(crate) fn new(
+        connect: Connect,
+        client_id: ClientId,
+        transport: TransportInfo,
+        session_expiry_default: Option<Duration>,
+        server_keep_alive: Option<u16>,
+    ) -> Self {
+        let assigned_client_id = connect.client_id.is_empty();
+        let props = connect.properties;
+        let session_expiry = if connect.version.is_v5() {
+            SessionExpiry::from_interval(props.session_expiry_interval.unwrap_or(0))
+        } else if connect.clean_start {
+            SessionExpiry::Immediately
+        } else {
+            session_expiry_default.map_or(SessionExpiry::Never, SessionExpiry::After)
+        };
+        let keep_alive = match (connect.version.is_v5(), server_keep_alive) {
+            (true, Some(server)) => server,
+            _ => connect.keep_alive,
+        };
+        Self {
+            version: connect.version,
+            client_id,
+            assigned_client_id,
+            clean_start: connect.clean_start,
+            keep_alive,
+            username: connect.username,
+            password: connect.password,
+            will: connect.will,
+            session_expiry,
+            receive_maximum: props.receive_maximum.map_or(u16::MAX, |r| r.get()),
+            maximum_packet_size: props
+                .maximum_packet_size
+                .map_or(mqtt_codec::MAX_PACKET_SIZE, |m| m.get()),
+            topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
+            request_response_information: props.request_response_information.unwrap_or(false),
+            request_problem_information: props.request_problem_information.unwrap_or(true),
+            user_properties: props.user_properties,
+            authentication_method: props.authentication_method,
+            transport,
+        }
+    }
+}

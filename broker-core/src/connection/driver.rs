@@ -1,0 +1,767 @@
+//! The connection driver: one task per connection that owns the pipe and runs the session
+//! over it. It reads and handles the client's packets, sends what the session has queued
+//! (within the client's receive maximum and maximum packet size, with topic aliases), keeps
+//! time (keep alive, MQTT 3.1.1 retries), and closes when told to (takeover, shutdown).
+//!
+//! Everything here about the connection (version, limits, aliases) comes from the pipe's
+//! `ConnParam` or lives in the driver; the session only holds what outlives the connection.
+
+use std::collections::HashMap;
+use std::num::NonZeroU16;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use mqtt_codec::{
+    Ack, Auth, Disconnect, Packet, PacketId, ProtocolVersion, Publish, PublishProperties,
+    PublishQoS, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, TopicName, UnsubAck,
+    Unsubscribe,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+
+use super::io::{PacketReader, ReadError, encode_into};
+use crate::auth::AuthStep;
+use crate::message::Message;
+use crate::pipe::Pipe;
+use crate::session::{Awaiting, Control, Delivery, InFlight, SessionShared};
+use crate::{Broker, ConnParam, SessionExpiry};
+
+/// Stop filling the write buffer past this many bytes before writing it out, so one busy
+/// session cannot build an unbounded buffer.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// The client sent DISCONNECT (normal disconnection).
+    Normal,
+    /// The client sent DISCONNECT with "Disconnect with Will Message".
+    NormalWithWill,
+    /// The stream closed or failed without DISCONNECT.
+    Lost,
+    /// The broker closed the connection for this reason (protocol error, keep alive
+    /// timeout, takeover, ...).
+    Closed(ReasonCode),
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+impl Exit {
+    /// Whether the will message is published (every end but a normal DISCONNECT and a
+    /// broker shutdown).
+    pub(crate) fn publishes_will(self) -> bool {
+        !matches!(self, Self::Normal | Self::Shutdown)
+    }
+}
+
+pub(super) struct Driver<'a, P: Pipe> {
+    broker: &'a Arc<Broker>,
+    pipe: &'a mut P,
+    session: Arc<SessionShared>,
+    reader: PacketReader,
+    out: BytesMut,
+    last_received: Instant,
+    /// Topic aliases the client set up towards us.
+    inbound_aliases: HashMap<u16, TopicName>,
+    /// Topic aliases we set up towards the client.
+    outbound_aliases: HashMap<TopicName, NonZeroU16>,
+    /// Re-authentication in progress: the next step number.
+    reauth_step: Option<u32>,
+}
+
+impl<'a, P: Pipe> Driver<'a, P> {
+    pub(super) fn new(
+        broker: &'a Arc<Broker>,
+        pipe: &'a mut P,
+        session: Arc<SessionShared>,
+        reader: PacketReader,
+    ) -> Self {
+        Self {
+            broker,
+            pipe,
+            session,
+            reader,
+            out: BytesMut::with_capacity(4096),
+            last_received: Instant::now(),
+            inbound_aliases: HashMap::new(),
+            outbound_aliases: HashMap::new(),
+            reauth_step: None,
+        }
+    }
+
+    fn param(&self) -> &ConnParam {
+        self.pipe.conn_param()
+    }
+
+    fn version(&self) -> ProtocolVersion {
+        self.pipe.conn_param().version
+    }
+
+    /// Runs the connection until it ends, then says goodbye as the protocol asks.
+    pub(super) async fn run(mut self) -> Exit {
+        let exit = self.run_loop().await;
+        let reason = match exit {
+            Exit::Closed(reason) => Some(reason),
+            Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
+            _ => None,
+        };
+        if let (Some(reason), true) = (reason, self.version().is_v5()) {
+            let disconnect = Packet::Disconnect(Disconnect::new(reason));
+            encode_into(&disconnect, ProtocolVersion::V5, &mut self.out);
+        }
+        let stream = self.pipe.stream();
+        let goodbye = async {
+            if !self.out.is_empty() {
+                stream.write_all(&self.out).await?;
+            }
+            stream.shutdown().await
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+        exit
+    }
+
+    async fn run_loop(&mut self) -> Exit {
+        let mut control = self.session.control.subscribe();
+        let mut stopping = self.broker.stopping.subscribe();
+        if *stopping.borrow_and_update() {
+            return Exit::Shutdown;
+        }
+        if let Control::Close(reason) = *control.borrow_and_update() {
+            return Exit::Closed(reason);
+        }
+        let session = Arc::clone(&self.session);
+        loop {
+            // Packets that arrived together with CONNECT, or in the last read.
+            loop {
+                match self.reader.buffered() {
+                    Ok(Some(packet)) => {
+                        if let Some(exit) = self.handle(packet) {
+                            return exit;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.read_failed(e),
+                }
+            }
+            self.pump();
+            if !self.out.is_empty() {
+                let stream = self.pipe.stream();
+                if let Err(e) = stream.write_all(&self.out).await {
+                    tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
+                    return Exit::Lost;
+                }
+                self.out.clear();
+                if self.out.capacity() > 4 * WRITE_BATCH {
+                    self.out = BytesMut::with_capacity(4096);
+                }
+            }
+            let deadline = self.next_deadline();
+            let woken = session.wake.notified();
+            let stream = self.pipe.stream();
+            tokio::select! {
+                changed = control.changed() => {
+                    if changed.is_ok() {
+                        if let Control::Close(reason) = *control.borrow_and_update() {
+                            return Exit::Closed(reason);
+                        }
+                    }
+                }
+                _ = stopping.changed() => return Exit::Shutdown,
+                read = self.reader.fill(stream) => match read {
+                    Ok(()) => self.last_received = Instant::now(),
+                    Err(e) => return self.read_failed(e),
+                },
+                () = woken => {}
+                () = sleep_until(deadline) => {
+                    if let Some(exit) = self.on_timer() {
+                        return exit;
+                    }
+                }
+            }
+        }
+    }
+
+    fn read_failed(&mut self, error: ReadError) -> Exit {
+        match error {
+            ReadError::Closed => Exit::Lost,
+            ReadError::Io(e) => {
+                tracing::debug!(client = %self.param().client_id, error = %e, "read failed");
+                Exit::Lost
+            }
+            ReadError::Decode(e) => {
+                tracing::debug!(client = %self.param().client_id, error = %e, "invalid packet");
+                self.protocol_error(e.reason_code())
+            }
+        }
+    }
+
+    fn protocol_error(&self, reason: ReasonCode) -> Exit {
+        self.broker
+            .metrics
+            .protocol_errors
+            .fetch_add(1, Ordering::Relaxed);
+        Exit::Closed(reason)
+    }
+
+    /// The next time something must happen without input: keep alive, or a retry.
+    fn next_deadline(&self) -> Option<Instant> {
+        let param = self.param();
+        let keep_alive = (param.keep_alive > 0).then(|| {
+            let limit =
+                f64::from(param.keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
+            self.last_received + Duration::from_secs_f64(limit)
+        });
+        let retry = if param.version.is_v5() {
+            None
+        } else {
+            let interval = self.broker.config.retry_interval;
+            self.session
+                .state
+                .lock()
+                .next_retry(interval)
+                .map(Instant::from_std)
+        };
+        match (keep_alive, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn on_timer(&mut self) -> Option<Exit> {
+        let now = Instant::now();
+        let param = self.param();
+        if param.keep_alive > 0 {
+            let limit =
+                f64::from(param.keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
+            if now >= self.last_received + Duration::from_secs_f64(limit) {
+                tracing::debug!(client = %param.client_id, "keep alive timeout");
+                return Some(Exit::Closed(ReasonCode::KeepAliveTimeout));
+            }
+        }
+        if !param.version.is_v5() {
+            // MQTT 3.1.1 allows resending unacknowledged messages on a live connection.
+            let interval = self.broker.config.retry_interval;
+            let due = now.into_std() - interval;
+            let mut state = self.session.state.lock();
+            for f in state.inflight.iter_mut() {
+                if f.sent_at.is_some_and(|at| at <= due) {
+                    f.sent_at = None;
+                }
+            }
+        }
+        None
+    }
+
+    fn send(&mut self, packet: Packet) {
+        encode_into(&packet, self.version(), &mut self.out);
+    }
+
+    /// Handles one packet from the client; `Some` ends the connection.
+    fn handle(&mut self, packet: Packet) -> Option<Exit> {
+        match packet {
+            Packet::Publish(publish) => return self.on_publish(publish),
+            Packet::PubAck(ack) => self.on_puback(&ack),
+            Packet::PubRec(ack) => self.on_pubrec(&ack),
+            Packet::PubRel(ack) => self.on_pubrel(&ack),
+            Packet::PubComp(ack) => self.on_pubcomp(&ack),
+            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
+            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::PingReq => self.send(Packet::PingResp),
+            Packet::Disconnect(disconnect) => return Some(self.on_disconnect(&disconnect)),
+            Packet::Auth(auth) => return self.on_auth(auth),
+            Packet::Connect(_)
+            | Packet::ConnAck(_)
+            | Packet::SubAck(_)
+            | Packet::UnsubAck(_)
+            | Packet::PingResp => {
+                tracing::debug!(
+                    client = %self.param().client_id,
+                    packet = %packet.packet_type(),
+                    "packet a client may not send"
+                );
+                return Some(self.protocol_error(ReasonCode::ProtocolError));
+            }
+        }
+        None
+    }
+
+    fn on_publish(&mut self, mut publish: Publish) -> Option<Exit> {
+        let v5 = self.version().is_v5();
+        if let Some(alias) = publish.properties.topic_alias {
+            if alias.get() > self.broker.config.max_topic_alias {
+                return Some(self.protocol_error(ReasonCode::TopicAliasInvalid));
+            }
+            if publish.topic.is_empty() {
+                match self.inbound_aliases.get(&alias.get()) {
+                    Some(topic) => publish.topic = topic.clone(),
+                    None => return Some(self.protocol_error(ReasonCode::ProtocolError)),
+                }
+            } else {
+                self.inbound_aliases
+                    .insert(alias.get(), publish.topic.clone());
+            }
+        }
+        if !publish.properties.subscription_identifiers.is_empty() {
+            // A client may not send subscription identifiers (MQTT 5 3.3.4).
+            return Some(self.protocol_error(ReasonCode::ProtocolError));
+        }
+        let forbidden = publish.topic.starts_with("$SYS");
+        let now = Instant::now().into_std();
+        match publish.qos {
+            PublishQoS::AtMostOnce => {
+                if !forbidden {
+                    self.route(publish, now);
+                }
+            }
+            PublishQoS::AtLeastOnce(id) => {
+                let code = if forbidden {
+                    ReasonCode::NotAuthorized
+                } else if self.route(publish, now) == 0 {
+                    ReasonCode::NoMatchingSubscribers
+                } else {
+                    ReasonCode::Success
+                };
+                self.send(Packet::PubAck(self.ack(id, code)));
+            }
+            PublishQoS::ExactlyOnce(id) => {
+                let mut state = self.session.state.lock();
+                if state.inbound_qos2.contains(&id.get()) {
+                    // A resend of a message we already have: acknowledge, do not route again.
+                    drop(state);
+                    self.send(Packet::PubRec(self.ack(id, ReasonCode::Success)));
+                    return None;
+                }
+                if v5 && state.inbound_qos2.len() >= usize::from(self.broker.config.max_inflight) {
+                    return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded));
+                }
+                if forbidden && v5 {
+                    drop(state);
+                    self.send(Packet::PubRec(self.ack(id, ReasonCode::NotAuthorized)));
+                    return None;
+                }
+                state.inbound_qos2.insert(id.get());
+                drop(state);
+                let code = if forbidden || self.route(publish, now) > 0 {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::NoMatchingSubscribers
+                };
+                self.send(Packet::PubRec(self.ack(id, code)));
+            }
+        }
+        None
+    }
+
+    /// An acknowledgement with `code`, which MQTT 3.1.1 cannot carry and gets as success.
+    fn ack(&self, id: PacketId, code: ReasonCode) -> Ack {
+        let mut ack = Ack::new(id);
+        if self.version().is_v5() {
+            ack.reason_code = code;
+        }
+        ack
+    }
+
+    /// Routes a client's PUBLISH; returns how many sessions it was queued for.
+    fn route(&self, publish: Publish, now: std::time::Instant) -> usize {
+        let mut properties = publish.properties;
+        let expiry = properties.message_expiry_interval.take();
+        properties.topic_alias = None;
+        let message = Message {
+            topic: publish.topic,
+            payload: publish.payload,
+            qos: publish.qos.qos(),
+            retain: publish.retain,
+            properties,
+            expires_at: None,
+            publisher: Some(self.session.key),
+        }
+        .with_expiry_interval(expiry, now);
+        self.broker.publish(message)
+    }
+
+    fn on_puback(&mut self, ack: &Ack) {
+        let mut state = self.session.state.lock();
+        if let Some(i) = state
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == ack.packet_id && f.state == Awaiting::PubAck)
+        {
+            state.inflight.remove(i);
+        }
+    }
+
+    fn on_pubrec(&mut self, ack: &Ack) {
+        let mut state = self.session.state.lock();
+        let position = state.inflight.iter().position(|f| {
+            f.packet_id == ack.packet_id && matches!(f.state, Awaiting::PubRec | Awaiting::PubComp)
+        });
+        let reply = match position {
+            Some(i) if ack.reason_code.is_error() => {
+                // The client refused the message: the exchange ends here.
+                state.inflight.remove(i);
+                None
+            }
+            Some(i) => {
+                if let Some(f) = state.inflight.get_mut(i) {
+                    f.state = Awaiting::PubComp;
+                    f.sent_at = Some(Instant::now().into_std());
+                }
+                Some(ReasonCode::Success)
+            }
+            None => Some(ReasonCode::PacketIdentifierNotFound),
+        };
+        drop(state);
+        if let Some(code) = reply {
+            self.send(Packet::PubRel(self.ack(ack.packet_id, code)));
+        }
+    }
+
+    fn on_pubrel(&mut self, ack: &Ack) {
+        let known = self
+            .session
+            .state
+            .lock()
+            .inbound_qos2
+            .remove(&ack.packet_id.get());
+        let code = if known {
+            ReasonCode::Success
+        } else {
+            ReasonCode::PacketIdentifierNotFound
+        };
+        self.send(Packet::PubComp(self.ack(ack.packet_id, code)));
+    }
+
+    fn on_pubcomp(&mut self, ack: &Ack) {
+        let mut state = self.session.state.lock();
+        if let Some(i) = state
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == ack.packet_id && f.state == Awaiting::PubComp)
+        {
+            state.inflight.remove(i);
+        }
+    }
+
+    fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let now = Instant::now().into_std();
+        let id = subscribe.properties.subscription_identifier;
+        let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut retained = Vec::new();
+        for sub in subscribe.subscriptions {
+            let existed = self
+                .session
+                .state
+                .lock()
+                .subscriptions
+                .insert(sub.filter.clone(), (sub.options, id))
+                .is_some();
+            self.broker
+                .index_subscription(&self.session, &sub.filter, sub.options, id);
+            codes.push(match sub.options.qos {
+                QoS::AtMostOnce => ReasonCode::Success,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
+            let send_retained = sub.filter.shared().is_none()
+                && match sub.options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                for message in self.broker.retained_matching(&sub.filter, now) {
+                    retained.push(Delivery {
+                        qos: message.qos.min(sub.options.qos),
+                        message,
+                        retain: true,
+                        subscription_ids: id.into_iter().collect(),
+                    });
+                }
+            }
+        }
+        let mut suback = SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        };
+        if !self.version().is_v5() {
+            suback.properties = Default::default();
+        }
+        self.send(Packet::SubAck(suback));
+        for delivery in retained {
+            if self.session.enqueue(delivery, &self.broker.config).is_err() {
+                self.broker
+                    .metrics
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            let existed = self
+                .session
+                .state
+                .lock()
+                .subscriptions
+                .remove(filter)
+                .is_some();
+            self.broker.index.remove(filter, self.session.key);
+            codes.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        if !self.version().is_v5() {
+            codes.clear();
+        }
+        self.send(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        }));
+    }
+
+    fn on_disconnect(&mut self, disconnect: &Disconnect) -> Exit {
+        if let Some(interval) = disconnect.properties.session_expiry_interval {
+            let mut expiry = self.session.expiry.lock();
+            // A session that was to end with the connection cannot be extended now
+            // (MQTT 5 3.14.2.2.2).
+            if *expiry == SessionExpiry::Immediately && interval != 0 {
+                drop(expiry);
+                return self.protocol_error(ReasonCode::ProtocolError);
+            }
+            *expiry = SessionExpiry::from_interval(interval);
+        }
+        if disconnect.reason_code == ReasonCode::DisconnectWithWillMessage {
+            Exit::NormalWithWill
+        } else {
+            Exit::Normal
+        }
+    }
+
+    fn on_auth(&mut self, auth: Auth) -> Option<Exit> {
+        let method = self.param().authentication_method.clone();
+        let (Some(method), Some(hook)) = (method, self.broker.auth.clone()) else {
+            return Some(self.protocol_error(ReasonCode::ProtocolError));
+        };
+        if auth.properties.authentication_method.as_ref() != Some(&method) {
+            return Some(self.protocol_error(ReasonCode::ProtocolError));
+        }
+        let step = match (auth.reason_code, self.reauth_step) {
+            (ReasonCode::ReAuthenticate, None) => 0,
+            (ReasonCode::ContinueAuthentication, Some(step)) => step,
+            _ => return Some(self.protocol_error(ReasonCode::ProtocolError)),
+        };
+        let client_id = self.param().client_id.clone();
+        let mut reply = Auth::default();
+        reply.properties.authentication_method = Some(method);
+        match hook.step(
+            &client_id,
+            step,
+            auth.properties.authentication_data.as_ref(),
+        ) {
+            AuthStep::Success(data) => {
+                self.reauth_step = None;
+                reply.properties.authentication_data = data;
+            }
+            AuthStep::Continue(data) => {
+                self.reauth_step = Some(step + 1);
+                reply.reason_code = ReasonCode::ContinueAuthentication;
+                reply.properties.authentication_data = Some(data);
+            }
+            AuthStep::Fail(code) => return Some(Exit::Closed(code)),
+        }
+        self.send(Packet::Auth(reply));
+        None
+    }
+
+    /// Moves what the session has for the client onto the write buffer: first messages in
+    /// flight that this connection has not sent yet (after a reconnect: the same packet
+    /// identifiers, DUP set, in order), then queued messages, while the client's receive
+    /// maximum allows.
+    fn pump(&mut self) {
+        let now = Instant::now().into_std();
+        let window = usize::from(
+            self.broker
+                .config
+                .max_inflight
+                .min(self.param().receive_maximum)
+                .max(1),
+        );
+        let session = Arc::clone(&self.session);
+        let mut state = session.state.lock();
+        let expired = state.drop_expired(now);
+        if expired > 0 {
+            self.broker
+                .metrics
+                .dropped_expired
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
+        let mut in_window = state.sent_in_flight();
+        let mut sent = 0u64;
+        for i in 0..state.inflight.len() {
+            if in_window >= window || self.out.len() >= WRITE_BATCH {
+                break;
+            }
+            let Some(f) = state.inflight.get_mut(i) else {
+                break;
+            };
+            if f.sent_at.is_some() {
+                continue;
+            }
+            let packet = match f.state {
+                Awaiting::PubComp => Packet::PubRel(Ack::new(f.packet_id)),
+                Awaiting::PubAck | Awaiting::PubRec => {
+                    let qos = PublishQoS::with_packet_id(f.delivery.qos, f.packet_id);
+                    let dup = f.ever_sent;
+                    let delivery = f.delivery.clone();
+                    match self.outgoing_publish(&delivery, qos, dup, now) {
+                        Some(publish) => Packet::Publish(publish),
+                        None => {
+                            state.inflight.remove(i);
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(f) = state.inflight.get_mut(i) {
+                f.sent_at = Some(now);
+                f.ever_sent = true;
+            }
+            encode_into(&packet, self.version(), &mut self.out);
+            in_window += 1;
+            sent += 1;
+        }
+        while self.out.len() < WRITE_BATCH {
+            let Some(delivery) = state.pop() else {
+                break;
+            };
+            if delivery.qos != QoS::AtMostOnce && in_window >= window {
+                state.unpop(delivery);
+                break;
+            }
+            let packet_id = if delivery.qos == QoS::AtMostOnce {
+                None
+            } else {
+                match state.allocate_packet_id() {
+                    Some(id) => Some(id),
+                    None => {
+                        state.unpop(delivery);
+                        break;
+                    }
+                }
+            };
+            let qos = match packet_id {
+                Some(id) => PublishQoS::with_packet_id(delivery.qos, id),
+                None => PublishQoS::AtMostOnce,
+            };
+            let Some(publish) = self.outgoing_publish(&delivery, qos, false, now) else {
+                continue;
+            };
+            encode_into(&Packet::Publish(publish), self.version(), &mut self.out);
+            sent += 1;
+            if let Some(packet_id) = packet_id {
+                state.inflight.push_back(InFlight {
+                    packet_id,
+                    state: if delivery.qos == QoS::ExactlyOnce {
+                        Awaiting::PubRec
+                    } else {
+                        Awaiting::PubAck
+                    },
+                    delivery,
+                    sent_at: Some(now),
+                    ever_sent: true,
+                });
+                in_window += 1;
+            }
+        }
+        drop(state);
+        if sent > 0 {
+            self.broker
+                .metrics
+                .messages_sent
+                .fetch_add(sent, Ordering::Relaxed);
+        }
+    }
+
+    /// The PUBLISH for `delivery` under this connection's parameters, or `None` (counted)
+    /// if it is larger than the client accepts.
+    fn outgoing_publish(
+        &mut self,
+        delivery: &Delivery,
+        qos: PublishQoS,
+        dup: bool,
+        now: std::time::Instant,
+    ) -> Option<Publish> {
+        let message = &delivery.message;
+        let v5 = self.version().is_v5();
+        let properties = if v5 {
+            let mut p: PublishProperties = message.properties.clone();
+            p.subscription_identifiers = delivery.subscription_ids.clone();
+            p.message_expiry_interval = message.remaining_expiry(now);
+            p
+        } else {
+            PublishProperties::default()
+        };
+        let mut publish = Publish {
+            dup,
+            qos,
+            retain: delivery.retain,
+            topic: message.topic.clone(),
+            payload: message.payload.clone(),
+            properties,
+        };
+        let max = self.param().maximum_packet_size;
+        let fits = Packet::Publish(publish.clone())
+            .encoded_len(self.version())
+            .is_ok_and(|len| len <= max as usize);
+        if !fits {
+            // MQTT 5 3.1.2.11.4: discard it for this client, as if it had been delivered.
+            tracing::debug!(client = %self.param().client_id, topic = %message.topic, "message larger than the client's maximum packet size dropped");
+            self.broker
+                .metrics
+                .dropped_too_large
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if v5 {
+            self.apply_topic_alias(&mut publish);
+        }
+        Some(publish)
+    }
+
+    /// Replaces the topic with an alias the client already knows, or sets one up while the
+    /// client's (and our) alias maximum allows.
+    fn apply_topic_alias(&mut self, publish: &mut Publish) {
+        let limit = self
+            .param()
+            .topic_alias_maximum
+            .min(self.broker.config.max_topic_alias);
+        if limit == 0 {
+            return;
+        }
+        if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
+            publish.properties.topic_alias = Some(*alias);
+            publish.topic = TopicName::empty();
+        } else if self.outbound_aliases.len() < usize::from(limit) {
+            let next = self.outbound_aliases.len() as u16 + 1;
+            if let Some(alias) = NonZeroU16::new(next) {
+                self.outbound_aliases.insert(publish.topic.clone(), alias);
+                publish.properties.topic_alias = Some(alias);
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

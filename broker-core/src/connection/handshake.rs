@@ -1,0 +1,258 @@
+//! The handshake, run in the connection's own task: read CONNECT within the connect
+//! timeout, validate it into a [`ConnParam`], run the AUTH exchange if one is asked for,
+//! attach the session, answer CONNACK. The pipe (which owns the `ConnParam`) exists only
+//! once all of that has succeeded.
+
+use std::num::{NonZeroU16, NonZeroU32};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mqtt_codec::{
+    Auth, ByteString, ClientId, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
+};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::OwnedMutexGuard;
+
+use super::io::{PacketReader, ReadError, send};
+use crate::auth::AuthStep;
+use crate::pipe::StreamPipe;
+use crate::session::SessionShared;
+use crate::{Broker, ConnParam, TransportInfo};
+
+/// A connection that completed its handshake.
+pub(super) struct Established<S> {
+    pub(super) pipe: StreamPipe<S>,
+    pub(super) session: Arc<SessionShared>,
+    pub(super) attach_guard: OwnedMutexGuard<()>,
+    /// Bytes the client sent after CONNECT, and the decoder, now set to its version.
+    pub(super) reader: PacketReader,
+}
+
+/// Runs the handshake; `None` if the connection was refused or closed (already logged and
+/// answered as the protocol requires).
+pub(super) async fn establish<S>(
+    broker: &Arc<Broker>,
+    mut stream: S,
+    transport: TransportInfo,
+) -> Option<Established<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = &broker.config;
+    let mut reader = PacketReader::new(config.max_packet_size);
+    let peer = transport.peer;
+    let first = tokio::time::timeout(config.connect_timeout, reader.read(&mut stream)).await;
+    let connect = match first {
+        Err(_) => {
+            tracing::debug!(?peer, "no CONNECT within the connect timeout");
+            return None;
+        }
+        Ok(Ok(Packet::Connect(connect))) => *connect,
+        Ok(Ok(other)) => {
+            // The decoder accepts nothing but CONNECT before the version is known.
+            tracing::debug!(?peer, packet = %other.packet_type(), "first packet is not CONNECT");
+            return None;
+        }
+        Ok(Err(ReadError::Decode(e))) => {
+            refuse_unreadable(&mut stream, &e, peer).await;
+            broker
+                .metrics
+                .protocol_errors
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(?peer, error = ?e, "connection closed before CONNECT");
+            return None;
+        }
+    };
+    let version = connect.version;
+
+    let client_id = match choose_client_id(broker, &connect) {
+        Ok(id) => id,
+        Err(code) => {
+            refuse(&mut stream, version, code).await;
+            return None;
+        }
+    };
+    let auth_data = match authenticate(broker, &mut stream, &mut reader, &connect, &client_id).await
+    {
+        Ok(data) => data,
+        Err(code) => {
+            tracing::debug!(?peer, client = %client_id, %code, "authentication refused");
+            refuse(&mut stream, version, code).await;
+            return None;
+        }
+    };
+
+    let param = ConnParam::new(
+        connect,
+        client_id,
+        transport,
+        config.session_expiry_default,
+        config.server_keep_alive,
+    );
+    let (session, attach_guard, session_present) = broker
+        .attach(&param.client_id, param.clean_start, param.session_expiry)
+        .await;
+
+    let connack = connack(broker, &param, session_present, auth_data);
+    if let Err(e) = send(&mut stream, &Packet::ConnAck(Box::new(connack)), version).await {
+        tracing::debug!(?peer, error = %e, "cannot send CONNACK");
+        // The session stays as the protocol says it should after a lost connection.
+        broker.detach(&session, None);
+        return None;
+    }
+    Some(Established {
+        pipe: StreamPipe::new(stream, param),
+        session,
+        attach_guard,
+        reader,
+    })
+}
+
+/// The client identifier to use, or the reason to refuse it.
+fn choose_client_id(broker: &Broker, connect: &Connect) -> Result<ClientId, ReasonCode> {
+    if !connect.client_id.is_empty() {
+        return Ok(connect.client_id.clone());
+    }
+    // MQTT 3.1 requires an identifier; 3.1.1 allows an empty one only with a clean session.
+    match connect.version {
+        ProtocolVersion::V3_1 => return Err(ReasonCode::ClientIdentifierNotValid),
+        ProtocolVersion::V3_1_1 if !connect.clean_start => {
+            return Err(ReasonCode::ClientIdentifierNotValid);
+        }
+        _ => {}
+    }
+    broker
+        .assign_client_id()
+        .map_err(|_| ReasonCode::ClientIdentifierNotValid)
+}
+
+/// Runs the extended authentication exchange if CONNECT names a method. Returns the data
+/// for CONNACK, or the reason to refuse.
+async fn authenticate<S>(
+    broker: &Broker,
+    stream: &mut S,
+    reader: &mut PacketReader,
+    connect: &Connect,
+    client_id: &ClientId,
+) -> Result<Option<(ByteString, Option<Bytes>)>, ReasonCode>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let Some(method) = connect.properties.authentication_method.clone() else {
+        return Ok(None);
+    };
+    let auth = match &broker.auth {
+        Some(auth) if auth.method() == &*method => Arc::clone(auth),
+        _ => return Err(ReasonCode::BadAuthenticationMethod),
+    };
+    let mut data = connect.properties.authentication_data.clone();
+    for step in 0.. {
+        match auth.step(client_id, step, data.as_ref()) {
+            AuthStep::Success(out) => return Ok(Some((method, out))),
+            AuthStep::Fail(code) => return Err(code),
+            AuthStep::Continue(out) => {
+                let mut challenge = Auth {
+                    reason_code: ReasonCode::ContinueAuthentication,
+                    ..Auth::default()
+                };
+                challenge.properties.authentication_method = Some(method.clone());
+                challenge.properties.authentication_data = Some(out);
+                send(stream, &Packet::Auth(challenge), ProtocolVersion::V5)
+                    .await
+                    .map_err(|_| ReasonCode::UnspecifiedError)?;
+                let answer =
+                    tokio::time::timeout(broker.config.connect_timeout, reader.read(stream))
+                        .await
+                        .map_err(|_| ReasonCode::NotAuthorized)?;
+                match answer {
+                    Ok(Packet::Auth(a))
+                        if a.reason_code == ReasonCode::ContinueAuthentication
+                            && a.properties.authentication_method.as_ref() == Some(&method) =>
+                    {
+                        data = a.properties.authentication_data;
+                    }
+                    Ok(_) => return Err(ReasonCode::ProtocolError),
+                    Err(ReadError::Decode(e)) => return Err(e.reason_code()),
+                    Err(_) => return Err(ReasonCode::UnspecifiedError),
+                }
+            }
+        }
+    }
+    Err(ReasonCode::NotAuthorized)
+}
+
+fn connack(
+    broker: &Broker,
+    param: &ConnParam,
+    session_present: bool,
+    auth: Option<(ByteString, Option<Bytes>)>,
+) -> ConnAck {
+    let mut ack = ConnAck {
+        session_present,
+        ..ConnAck::default()
+    };
+    if !param.version.is_v5() {
+        return ack;
+    }
+    let config = &broker.config;
+    let p = &mut ack.properties;
+    p.receive_maximum = NonZeroU16::new(config.max_inflight.max(1));
+    p.maximum_packet_size = NonZeroU32::new(config.max_packet_size);
+    if config.max_topic_alias > 0 {
+        p.topic_alias_maximum = Some(config.max_topic_alias);
+    }
+    if param.assigned_client_id {
+        p.assigned_client_identifier = Some(param.client_id.as_byte_string().clone());
+    }
+    p.server_keep_alive = config.server_keep_alive;
+    if let Some((method, data)) = auth {
+        p.authentication_method = Some(method);
+        p.authentication_data = data;
+    }
+    ack
+}
+
+/// Answers a CONNECT the broker will not accept, then closes.
+async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, version: ProtocolVersion, code: ReasonCode) {
+    let code = if version.is_v5() {
+        code
+    } else {
+        // MQTT 3.1.1 has six return codes: map the rest onto the nearest one.
+        match code.to_v3_connack() {
+            Some(_) => code,
+            None if code == ReasonCode::BadAuthenticationMethod => ReasonCode::NotAuthorized,
+            None => ReasonCode::ServerUnavailable,
+        }
+    };
+    let ack = ConnAck {
+        reason_code: code,
+        ..ConnAck::default()
+    };
+    let _ = send(stream, &Packet::ConnAck(Box::new(ack)), version).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Answers a CONNECT that could not be decoded, where the protocol asks for an answer.
+async fn refuse_unreadable<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    error: &DecodeError,
+    peer: Option<std::net::SocketAddr>,
+) {
+    tracing::debug!(?peer, %error, "invalid CONNECT");
+    if let DecodeError::UnsupportedProtocol {
+        known_name: true, ..
+    } = error
+    {
+        // 3.1.1 requires return code 1 for a level it does not support; 5.0 clients
+        // understand the 3.1.1 form of that refusal too.
+        refuse(
+            stream,
+            ProtocolVersion::V3_1_1,
+            ReasonCode::UnsupportedProtocolVersion,
+        )
+        .await;
+    }
+}

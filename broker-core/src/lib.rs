@@ -1,0 +1,36 @@
+//! The broker's core, independent of any transport: sessions, subscriptions, retained
+//! messages, QoS 0/1/2 in both directions, wills, keep-alive, topic aliases, flow control.
+//!
+//! Transports hand each accepted byte stream to [`Broker::serve_connection`]. There, in the
+//! connection's own task, CONNECT is read and validated into a [`ConnParam`], and a [`Pipe`]
+//! is built that owns it: the parameters live exactly as long as the connection. A session
+//! (which outlives connections) keeps only what is its own; each connection that drives it
+//! supplies its own parameters, so a resumed session's queued messages go out under the new
+//! connection's receive maximum, packet size limit and protocol version.
+//!
+//! # Modules
+//! - `broker`: [`Broker`], the registry, routing, retained messages, wills, session expiry.
+//! - `connection`: the handshake and the per-connection driver.
+//! - `session`: a session's state (queue, in-flight window, packet identifiers).
+//! - `subscriptions`: the sharded topic tree that matches topics to subscribers.
+//! - `conn_param`, `pipe`: the connection's parameters and the pipe that owns them.
+//! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
+
+mod auth;
+mod broker;
+mod config;
+mod conn_param;
+mod connection;
+mod message;
+mod metrics;
+mod pipe;
+mod session;
+mod subscriptions;
+
+pub use auth::{AuthStep, EnhancedAuth};
+pub use broker::Broker;
+pub use config::{DropPolicy, MqttConfig, SharedStrategy};
+pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
+pub use message::Message;
+pub use metrics::MetricsSnapshot;
+pub use pipe::{Pipe, StreamPipe};

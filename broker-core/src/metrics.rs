@@ -1,0 +1,72 @@
+//! Counters the broker keeps about itself: relaxed atomics, read as a snapshot.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The live counters.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) connections: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) takeovers: AtomicU64,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) messages_sent: AtomicU64,
+    pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) dropped_offline_qos0: AtomicU64,
+    pub(crate) dropped_too_large: AtomicU64,
+    pub(crate) dropped_expired: AtomicU64,
+    pub(crate) sessions_expired: AtomicU64,
+    pub(crate) protocol_errors: AtomicU64,
+}
+
+/// A snapshot of the broker's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct MetricsSnapshot {
+    /// Connections open now (after CONNECT).
+    pub connections: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Connections closed because the same client id connected again.
+    pub takeovers: u64,
+    /// Sessions in the registry now.
+    pub sessions: u64,
+    /// Retained messages stored now.
+    pub retained_messages: u64,
+    /// Messages accepted from publishers (wills included).
+    pub messages_received: u64,
+    /// PUBLISH packets sent to subscribers.
+    pub messages_sent: u64,
+    /// Messages dropped because a session's queue was full.
+    pub dropped_queue_full: u64,
+    /// QoS 0 messages not queued for offline sessions.
+    pub dropped_offline_qos0: u64,
+    /// Messages dropped for a client because they exceed its Maximum Packet Size.
+    pub dropped_too_large: u64,
+    /// Queued messages dropped because they expired.
+    pub dropped_expired: u64,
+    /// Sessions that ended (expired, or replaced by a clean start).
+    pub sessions_expired: u64,
+    /// Connections closed for a malformed packet or a protocol error.
+    pub protocol_errors: u64,
+}
+
+impl Metrics {
+    pub(crate) fn snapshot(&self) -> MetricsSnapshot {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        MetricsSnapshot {
+            connections: get(&self.connections),
+            connections_total: get(&self.connections_total),
+            takeovers: get(&self.takeovers),
+            sessions: 0,
+            retained_messages: 0,
+            messages_received: get(&self.messages_received),
+            messages_sent: get(&self.messages_sent),
+            dropped_queue_full: get(&self.dropped_queue_full),
+            dropped_offline_qos0: get(&self.dropped_offline_qos0),
+            dropped_too_large: get(&self.dropped_too_large),
+            dropped_expired: get(&self.dropped_expired),
+            sessions_expired: get(&self.sessions_expired),
+            protocol_errors: get(&self.protocol_errors),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! A session: what outlives a connection. Its subscriptions, the messages queued for it, the
+//! QoS 1/2 messages in flight to it, the QoS 2 packet identifiers it has sent us and not yet
+//! released, and when it expires. Never a connection's parameters: the connection driving the
+//! session passes its own (receive maximum, packet size, version) into each call.
+//!
+//! The state machine is sans-IO: calls take `now` and return what to send.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mqtt_codec::{ClientId, PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, watch};
+
+use crate::config::{DropPolicy, MqttConfig};
+use crate::message::Message;
+
+/// A message on its way to one session: the shared message and what this session's
+/// subscription made of it.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) message: Arc<Message>,
+    /// The QoS to deliver with: the lower of the message's and the subscription's.
+    pub(crate) qos: QoS,
+    /// The retain flag to deliver with.
+    pub(crate) retain: bool,
+    /// The identifiers of the subscriptions that matched.
+    pub(crate) subscription_ids: Vec<SubscriptionId>,
+}
+
+/// Where a QoS 1/2 message sent to the client stands: what it awaits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(
+    clippy::enum_variant_names,
+    reason = "each variant is the packet awaited"
+)]
+pub(crate) enum Awaiting {
+    /// QoS 1 PUBLISH sent, waiting for PUBACK.
+    PubAck,
+    /// QoS 2 PUBLISH sent, waiting for PUBREC.
+    PubRec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    PubComp,
+}
+
+/// A message holding a packet identifier towards the client.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    pub(crate) packet_id: PacketId,
+    pub(crate) delivery: Delivery,
+    pub(crate) state: Awaiting,
+    /// When it was last sent on the current connection; `None` after a reconnect, until
+    /// it is resent.
+    pub(crate) sent_at: Option<Instant>,
+    /// Whether it was ever sent (a resend carries DUP).
+    pub(crate) ever_sent: bool,
+}
+
+/// Why a message did not reach a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dropped {
+    /// The queue was full (the new message, or the oldest one, was dropped).
+    QueueFull,
+    /// QoS 0 for an offline session that does not queue QoS 0.
+    OfflineQoS0,
+}
+
+/// What to tell a connection driving a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Keep going.
+    Run,
+    /// Close: another connection took the session over, or the broker is stopping.
+    Close(mqtt_codec::ReasonCode),
+}
+
+/// The mutable state of a session.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    pub(crate) subscriptions: HashMap<TopicFilter, (SubscriptionOptions, Option<SubscriptionId>)>,
+    pub(crate) queue: VecDeque<Delivery>,
+    queued_bytes: usize,
+    pub(crate) inflight: VecDeque<InFlight>,
+    /// QoS 2 packet identifiers received and not yet released by PUBREL.
+    pub(crate) inbound_qos2: HashSet<u16>,
+    next_packet_id: u16,
+    /// Messages dropped because the queue was full.
+    pub(crate) dropped: u64,
+}
+
+/// A session, shared by the registry, the subscription index and the connection driving it.
+#[derive(Debug)]
+pub(crate) struct SessionShared {
+    pub(crate) client_id: ClientId,
+    /// Unique for the broker's lifetime: a clean start makes a new session with a new key.
+    pub(crate) key: u64,
+    pub(crate) state: Mutex<SessionState>,
+    /// Wakes the connection driving the session when a message is queued.
+    pub(crate) wake: Notify,
+    online: AtomicBool,
+    /// Tells the connection driving the session to close.
+    pub(crate) control: watch::Sender<Control>,
+    /// Held by the connection driving the session; a new connection waits for it, so the
+    /// old one has finished with the session before the new one starts.
+    pub(crate) attach: Arc<tokio::sync::Mutex<()>>,
+    /// The pending end of the session (expiry timer), if its client is away.
+    pub(crate) expiry_task: Mutex<Option<tokio::task::AbortHandle>>,
+    /// The session expiry of the last connection, used when it closes.
+    pub(crate) expiry: Mutex<crate::SessionExpiry>,
+}
+
+impl SessionShared {
+    pub(crate) fn new(client_id: ClientId, key: u64) -> Self {
+        Self {
+            client_id,
+            key,
+            state: Mutex::new(SessionState {
+                subscriptions: HashMap::new(),
+                queue: VecDeque::new(),
+                queued_bytes: 0,
+                inflight: VecDeque::new(),
+                inbound_qos2: HashSet::new(),
+                next_packet_id: 1,
+                dropped: 0,
+            }),
+            wake: Notify::new(),
+            online: AtomicBool::new(false),
+            control: watch::Sender::new(Control::Run),
+            attach: Arc::new(tokio::sync::Mutex::new(())),
+            expiry_task: Mutex::new(None),
+            expiry: Mutex::new(crate::SessionExpiry::Immediately),
+        }
+    }
+
+    pub(crate) fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::Release);
+    }
+
+    /// Queues a delivery for the client and wakes its connection.
+    pub(crate) fn enqueue(&self, delivery: Delivery, config: &MqttConfig) -> Result<(), Dropped> {
+        if delivery.qos == QoS::AtMostOnce && !self.is_online() && !config.queue_qos0 {
+            return Err(Dropped::OfflineQoS0);
+        }
+        let result = self.state.lock().push(delivery, config);
+        self.wake.notify_one();
+        result
+    }
+}
+
+impl SessionState {
+    fn push(&mut self, delivery: Delivery, config: &MqttConfig) -> Result<(), Dropped> {
+        let size = delivery.message.payload.len();
+        let full = |s: &Self| {
+            s.queue.len() >= config.max_mqueue_len
+                || (s.queued_bytes + size > config.max_mqueue_bytes && !s.queue.is_empty())
+        };
+        let mut result = Ok(());
+        if full(self) {
+            match config.mqueue_drop {
+                DropPolicy::DropNewest => {
+                    self.dropped += 1;
+                    return Err(Dropped::QueueFull);
+                }
+                DropPolicy::DropOldest => {
+                    while full(self) {
+                        let Some(old) = self.queue.pop_front() else {
+                            break;
+                        };
+                        self.queued_bytes -= old.message.payload.len();
+                        self.dropped += 1;
+                        result = Err(Dropped::QueueFull);
+                    }
+                }
+            }
+        }
+        self.queued_bytes += size;
+        self.queue.push_back(delivery);
+        result
+    }
+
+    /// Takes the next queued delivery.
+    pub(crate) fn pop(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.message.payload.len();
+        Some(d)
+    }
+
+    /// Puts a delivery back at the front of the queue (the window closed before it went).
+    pub(crate) fn unpop(&mut self, d: Delivery) {
+        self.queued_bytes += d.message.payload.len();
+        self.queue.push_front(d);
+    }
+
+    /// How many messages count against the client's receive maximum.
+    pub(crate) fn sent_in_flight(&self) -> usize {
+        self.inflight.iter().filter(|f| f.sent_at.is_some()).count()
+    }
+
+    /// A packet identifier not used by any message in flight.
+    pub(crate) fn allocate_packet_id(&mut self) -> Option<PacketId> {
+        for _ in 0..u16::MAX {
+            let candidate = PacketId::new(self.next_packet_id)?;
+            self.next_packet_id = candidate.next().get();
+            if !self.inflight.iter().any(|f| f.packet_id == candidate) {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    /// Marks everything in flight as needing a resend: the connection it was sent on is gone.
+    pub(crate) fn connection_lost(&mut self) {
+        for f in &mut self.inflight {
+            f.sent_at = None;
+        }
+    }
+
+    /// Drops queued messages that expired by `now`; returns how many. Messages in flight
+    /// stay: once a PUBLISH has gone out, its exchange is completed.
+    pub(crate) fn drop_expired(&mut self, now: Instant) -> usize {
+        let before = self.queue.len();
+        let mut bytes = 0;
+        self.queue.retain(|d| {
+            let keep = !d.message.is_expired(now);
+            if !keep {
+                bytes += d.message.payload.len();
+            }
+            keep
+        });
+        self.queued_bytes -= bytes;
+        before - self.queue.len()
+    }
+
+    /// When the oldest unacknowledged message sent on this connection is due for a resend.
+    pub(crate) fn next_retry(&self, interval: Duration) -> Option<Instant> {
+        self.inflight
+            .iter()
+            .filter_map(|f| f.sent_at)
+            .min()
+            .map(|at| at + interval)
+    }
+}

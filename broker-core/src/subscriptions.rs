@@ -1,0 +1,294 @@
+//! The subscription index: which sessions want a topic. A tree of topic levels with `+` and
+//! `#` branches, split into shards by first level so that publishers on different topics do
+//! not meet on one lock, and subscribers never block a publisher for long.
+//!
+//! Filters whose first level is a wildcard live in a shard of their own that every lookup
+//! reads. Shared subscriptions (`$share/{group}/{filter}`) sit in the tree under their inner
+//! filter, as groups from which each message picks one member.
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mqtt_codec::{SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
+use parking_lot::RwLock;
+
+use crate::SharedStrategy;
+use crate::session::SessionShared;
+
+const SHARDS: usize = 16;
+
+/// One session's subscription to one filter.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    pub(crate) session: Arc<SessionShared>,
+    pub(crate) options: SubscriptionOptions,
+    pub(crate) id: Option<SubscriptionId>,
+}
+
+#[derive(Debug)]
+struct SharedGroup {
+    name: Box<str>,
+    members: Vec<Subscriber>,
+    next: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Subscribers {
+    direct: Vec<Subscriber>,
+    shared: Vec<SharedGroup>,
+}
+
+impl Subscribers {
+    fn is_empty(&self) -> bool {
+        self.direct.is_empty() && self.shared.is_empty()
+    }
+
+    fn insert(&mut self, group: Option<&str>, sub: Subscriber) {
+        let key = sub.session.key;
+        let list = match group {
+            None => &mut self.direct,
+            Some(name) => {
+                let index = match self.shared.iter().position(|g| &*g.name == name) {
+                    Some(i) => i,
+                    None => {
+                        self.shared.push(SharedGroup {
+                            name: name.into(),
+                            members: Vec::new(),
+                            next: AtomicUsize::new(0),
+                        });
+                        self.shared.len() - 1
+                    }
+                };
+                match self.shared.get_mut(index) {
+                    Some(g) => &mut g.members,
+                    None => return,
+                }
+            }
+        };
+        match list.iter_mut().find(|s| s.session.key == key) {
+            Some(existing) => *existing = sub,
+            None => list.push(sub),
+        }
+    }
+
+    fn remove(&mut self, group: Option<&str>, key: u64) -> bool {
+        match group {
+            None => remove_key(&mut self.direct, key),
+            Some(name) => {
+                let Some(i) = self.shared.iter().position(|g| &*g.name == name) else {
+                    return false;
+                };
+                let removed = self
+                    .shared
+                    .get_mut(i)
+                    .is_some_and(|g| remove_key(&mut g.members, key));
+                if self.shared.get(i).is_some_and(|g| g.members.is_empty()) {
+                    self.shared.swap_remove(i);
+                }
+                removed
+            }
+        }
+    }
+
+    fn collect(&self, out: &mut Matches, strategy: SharedStrategy) {
+        out.direct.extend(self.direct.iter().cloned());
+        for group in &self.shared {
+            if let Some(member) = pick(group, strategy) {
+                out.shared.push(member.clone());
+            }
+        }
+    }
+}
+
+fn remove_key(list: &mut Vec<Subscriber>, key: u64) -> bool {
+    let before = list.len();
+    list.retain(|s| s.session.key != key);
+    list.len() != before
+}
+
+/// Picks the member of a shared group that gets the next message: by the strategy, skipping
+/// members whose client is offline while any member is online.
+fn pick(group: &SharedGroup, strategy: SharedStrategy) -> Option<&Subscriber> {
+    let n = group.members.len();
+    if n == 0 {
+        return None;
+    }
+    let start = match strategy {
+        SharedStrategy::RoundRobin => group.next.fetch_add(1, Ordering::Relaxed),
+        SharedStrategy::Random => random_index(),
+    } % n;
+    (0..n)
+        .filter_map(|i| group.members.get((start + i) % n))
+        .find(|m| m.session.is_online())
+        .or_else(|| group.members.get(start))
+}
+
+/// A cheap, well-spread index: a counter scrambled by the standard hasher's random keys.
+fn random_index() -> usize {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    std::collections::hash_map::RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
+        as usize
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    plus: Option<Box<Node>>,
+    /// Filters that end at this node.
+    here: Subscribers,
+    /// Filters `<this node>/#`, which also match this node itself.
+    hash: Subscribers,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.here.is_empty()
+            && self.hash.is_empty()
+    }
+
+    fn subscribers_mut(&mut self, levels: &[&str]) -> &mut Subscribers {
+        match levels.split_first() {
+            None => &mut self.here,
+            Some((&"#", _)) => &mut self.hash,
+            Some((&"+", rest)) => self
+                .plus
+                .get_or_insert_with(Box::default)
+                .subscribers_mut(rest),
+            Some((&level, rest)) => self
+                .children
+                .entry(level.into())
+                .or_default()
+                .subscribers_mut(rest),
+        }
+    }
+
+    /// Removes a subscription and prunes the branches it leaves empty.
+    fn remove(&mut self, levels: &[&str], group: Option<&str>, key: u64) -> bool {
+        match levels.split_first() {
+            None => self.here.remove(group, key),
+            Some((&"#", _)) => self.hash.remove(group, key),
+            Some((&"+", rest)) => {
+                let Some(plus) = self.plus.as_mut() else {
+                    return false;
+                };
+                let removed = plus.remove(rest, group, key);
+                if plus.is_empty() {
+                    self.plus = None;
+                }
+                removed
+            }
+            Some((&level, rest)) => {
+                let Some(child) = self.children.get_mut(level) else {
+                    return false;
+                };
+                let removed = child.remove(rest, group, key);
+                if child.is_empty() {
+                    self.children.remove(level);
+                }
+                removed
+            }
+        }
+    }
+
+    /// Collects the subscribers whose filter matches the remaining `levels`. `system` is true
+    /// at the first level of a `$` topic, where wildcards do not match.
+    fn collect(&self, levels: &[&str], system: bool, out: &mut Matches, strategy: SharedStrategy) {
+        if !system {
+            self.hash.collect(out, strategy);
+        }
+        let Some((&level, rest)) = levels.split_first() else {
+            self.here.collect(out, strategy);
+            return;
+        };
+        if let Some(child) = self.children.get(level) {
+            child.collect(rest, false, out, strategy);
+        }
+        if let (Some(plus), false) = (&self.plus, system) {
+            plus.collect(rest, false, out, strategy);
+        }
+    }
+}
+
+/// The subscriptions matching one topic.
+#[derive(Debug, Default)]
+pub(crate) struct Matches {
+    /// Ordinary subscriptions, possibly several per session.
+    pub(crate) direct: Vec<Subscriber>,
+    /// One member per matching shared group.
+    pub(crate) shared: Vec<Subscriber>,
+}
+
+/// The index itself.
+#[derive(Debug)]
+pub(crate) struct SubscriptionIndex {
+    shards: Vec<RwLock<Node>>,
+    wildcard: RwLock<Node>,
+    hasher: std::collections::hash_map::RandomState,
+    strategy: SharedStrategy,
+}
+
+fn first_level(s: &str) -> &str {
+    s.split('/').next().unwrap_or(s)
+}
+
+impl SubscriptionIndex {
+    pub(crate) fn new(strategy: SharedStrategy) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            wildcard: RwLock::default(),
+            hasher: std::collections::hash_map::RandomState::new(),
+            strategy,
+        }
+    }
+
+    fn shard(&self, first: &str) -> &RwLock<Node> {
+        let index = self.hasher.hash_one(first) as usize % SHARDS;
+        self.shards.get(index).unwrap_or(&self.wildcard)
+    }
+
+    fn shard_for_filter(&self, filter: &str) -> &RwLock<Node> {
+        match first_level(filter) {
+            "+" | "#" => &self.wildcard,
+            first => self.shard(first),
+        }
+    }
+
+    /// Adds a subscription, replacing the session's earlier one for the same filter.
+    pub(crate) fn insert(&self, filter: &TopicFilter, sub: Subscriber) {
+        let group = filter.shared().map(|s| s.group);
+        let inner = filter.match_filter();
+        let levels: Vec<&str> = inner.split('/').collect();
+        self.shard_for_filter(inner)
+            .write()
+            .subscribers_mut(&levels)
+            .insert(group, sub);
+    }
+
+    /// Removes the subscription of session `key` to `filter`; whether there was one.
+    pub(crate) fn remove(&self, filter: &TopicFilter, key: u64) -> bool {
+        let group = filter.shared().map(|s| s.group);
+        let inner = filter.match_filter();
+        let levels: Vec<&str> = inner.split('/').collect();
+        self.shard_for_filter(inner)
+            .write()
+            .remove(&levels, group, key)
+    }
+
+    /// The subscriptions matching `topic`.
+    pub(crate) fn matches(&self, topic: &TopicName) -> Matches {
+        let mut out = Matches::default();
+        let levels: Vec<&str> = topic.split('/').collect();
+        let system = topic.is_system();
+        self.shard(first_level(topic))
+            .read()
+            .collect(&levels, system, &mut out, self.strategy);
+        self.wildcard
+            .read()
+            .collect(&levels, system, &mut out, self.strategy);
+        out
+    }
+}
