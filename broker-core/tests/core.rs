@@ -262,8 +262,10 @@ async fn will_delay_is_honoured_and_cancelled_by_a_return() {
     watcher.subscribe("w", QoS::AtMostOnce).await;
     let will_connect = || {
         let mut c = persistent(V5, "flaky", 3600);
-        let mut properties = WillProperties::default();
-        properties.will_delay_interval = Some(30);
+        let properties = WillProperties {
+            will_delay_interval: Some(30),
+            ..WillProperties::default()
+        };
         c.will = Some(LastWill {
             topic: topic("w"),
             payload: Bytes::from_static(b"flaky is gone"),

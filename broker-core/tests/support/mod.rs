@@ -140,8 +140,10 @@ impl Client {
         id: Option<u32>,
     ) -> SubAck {
         let packet_id = self.next_pid();
-        let mut properties = SubscribeProperties::default();
-        properties.subscription_identifier = id.and_then(SubscriptionId::new);
+        let properties = SubscribeProperties {
+            subscription_identifier: id.and_then(SubscriptionId::new),
+            ..SubscribeProperties::default()
+        };
         self.send(Packet::Subscribe(Subscribe {
             packet_id,
             subscriptions: vec![Subscription {
