@@ -116,13 +116,22 @@ fn pick(group: &SharedGroup, strategy: SharedStrategy) -> Option<&Subscriber> {
         return None;
     }
     let start = match strategy {
-        SharedStrategy::RoundRobin => group.next.fetch_add(1, Ordering::Relaxed),
+        SharedStrategy::RoundRobin => group.next.load(Ordering::Relaxed),
         SharedStrategy::Random => random_index(),
     } % n;
-    (0..n)
-        .filter_map(|i| group.members.get((start + i) % n))
-        .find(|m| m.session.is_online())
-        .or_else(|| group.members.get(start))
+    let online = (0..n).find(|i| {
+        group
+            .members
+            .get((start + i) % n)
+            .is_some_and(|m| m.session.is_online())
+    });
+    let chosen = (start + online.unwrap_or(0)) % n;
+    if strategy == SharedStrategy::RoundRobin {
+        // The turn passes to the member after the one chosen, so skipping offline members
+        // does not give the next online one two turns.
+        group.next.store(chosen + 1, Ordering::Relaxed);
+    }
+    group.members.get(chosen)
 }
 
 /// A cheap, well-spread index: a counter scrambled by the standard hasher's random keys.
@@ -290,5 +299,114 @@ impl SubscriptionIndex {
             .read()
             .collect(&levels, system, &mut out, self.strategy);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mqtt_codec::{ClientId, QoS};
+
+    use super::*;
+
+    fn session(key: u64) -> Arc<SessionShared> {
+        Arc::new(SessionShared::new(
+            ClientId::new(format!("c{key}")).unwrap(),
+            key,
+        ))
+    }
+
+    fn sub(session: &Arc<SessionShared>) -> Subscriber {
+        Subscriber {
+            session: Arc::clone(session),
+            options: SubscriptionOptions::new(QoS::AtLeastOnce),
+            id: None,
+        }
+    }
+
+    fn keys(index: &SubscriptionIndex, topic: &str) -> Vec<u64> {
+        let mut keys: Vec<u64> = index
+            .matches(&TopicName::new(topic).unwrap())
+            .direct
+            .iter()
+            .map(|s| s.session.key)
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    fn f(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    #[test]
+    fn filters_match_as_the_specification_says() {
+        let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+        let filters = [
+            "sport/#",
+            "sport/+/player1",
+            "#",
+            "+/+",
+            "sport",
+            "$SYS/#",
+            "+/tennis/#",
+        ];
+        let sessions: Vec<_> = (1..=filters.len() as u64).map(session).collect();
+        for (filter, s) in filters.iter().zip(&sessions) {
+            index.insert(&f(filter), sub(s));
+        }
+        assert_eq!(keys(&index, "sport"), vec![1, 3, 5]);
+        assert_eq!(keys(&index, "sport/tennis/player1"), vec![1, 2, 3, 7]);
+        assert_eq!(keys(&index, "sport/tennis"), vec![1, 3, 4, 7]);
+        assert_eq!(keys(&index, "$SYS/uptime"), vec![6]);
+        assert_eq!(keys(&index, "other"), vec![3]);
+    }
+
+    #[test]
+    fn removal_prunes_and_replaces() {
+        let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+        let s = session(1);
+        index.insert(&f("a/+/c"), sub(&s));
+        index.insert(&f("a/+/c"), sub(&s));
+        assert_eq!(
+            keys(&index, "a/b/c"),
+            vec![1],
+            "a second subscribe replaces"
+        );
+        assert!(index.remove(&f("a/+/c"), 1));
+        assert!(!index.remove(&f("a/+/c"), 1));
+        assert!(keys(&index, "a/b/c").is_empty());
+        for shard in index.shards.iter().chain([&index.wildcard]) {
+            assert!(shard.read().is_empty(), "empty branches are pruned");
+        }
+    }
+
+    #[test]
+    fn shared_groups_pick_online_members_in_turn() {
+        let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+        let (a, b, c) = (session(1), session(2), session(3));
+        for s in [&a, &b, &c] {
+            index.insert(&f("$share/g/t"), sub(s));
+        }
+        a.set_online(true);
+        c.set_online(true);
+        let picks: Vec<u64> = (0..6)
+            .map(|_| {
+                index.matches(&TopicName::new("t").unwrap()).shared[0]
+                    .session
+                    .key
+            })
+            .collect();
+        assert!(
+            picks.iter().all(|k| *k != 2),
+            "offline member picked: {picks:?}"
+        );
+        assert_eq!(picks.iter().filter(|k| **k == 1).count(), 3);
+        assert!(index.remove(&f("$share/g/t"), 2));
+        assert!(
+            index
+                .matches(&TopicName::new("t").unwrap())
+                .direct
+                .is_empty()
+        );
     }
 }
