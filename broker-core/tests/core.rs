@@ -790,3 +790,14 @@ async fn shutdown_sends_0x8b_to_v5_clients() {
     stopping.await.unwrap();
     assert_eq!(broker.metrics().connections, 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_does_not_wait_for_clients_that_never_connected() {
+    let broker = broker(MqttConfig::default());
+    let mut silent = Client::open(&broker, V3_1_1);
+    settle().await;
+    let start = tokio::time::Instant::now();
+    broker.shutdown().await;
+    assert!(start.elapsed() < Duration::from_secs(1), "shutdown took {:?}", start.elapsed());
+    assert_eq!(silent.recv().await, None);
+}

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 
 use bytes::{Bytes, BytesMut};
 use mqtt_codec::{
-    ClientId, Connect, Decoder, Packet, PacketId, ProtocolVersion, Publish, PublishQoS,
-    SubscriptionOptions, Subscribe, Subscription, QoS, TopicFilter, TopicName,
+    ClientId, Connect, Decoder, Packet, PacketId, ProtocolVersion, Publish, PublishQoS, QoS,
+    Subscribe, Subscription, SubscriptionOptions, TopicFilter, TopicName,
 };
 
 fn main() -> ExitCode {
@@ -40,7 +40,9 @@ fn main() -> ExitCode {
                 decoder.set_version(version);
             }
             other => {
-                eprintln!("unknown argument {other:?}; usage: decode_stream [--demo] [--version V]");
+                eprintln!(
+                    "unknown argument {other:?}; usage: decode_stream [--demo] [--version V]"
+                );
                 return ExitCode::from(2);
             }
         }

@@ -111,7 +111,10 @@ impl Decoder {
             return Ok(None);
         }
         let frame = buf.slice(..header.frame_len());
-        Ok(Some((self.decode_frame(&header, &frame)?, header.frame_len())))
+        Ok(Some((
+            self.decode_frame(&header, &frame)?,
+            header.frame_len(),
+        )))
     }
 
     fn decode_frame(&mut self, header: &FixedHeader, frame: &Bytes) -> Result<Packet, DecodeError> {

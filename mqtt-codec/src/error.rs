@@ -253,7 +253,10 @@ impl fmt::Display for EncodeError {
             }
             Self::InvalidValue(what) => write!(f, "invalid value: {what}"),
             Self::BufferTooSmall { needed, remaining } => {
-                write!(f, "packet needs {needed} bytes, buffer has room for {remaining}")
+                write!(
+                    f,
+                    "packet needs {needed} bytes, buffer has room for {remaining}"
+                )
             }
         }
     }

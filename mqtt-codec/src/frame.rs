@@ -62,7 +62,11 @@ impl PacketType {
             12 => Self::PingReq,
             13 => Self::PingResp,
             14 => Self::Disconnect,
-            15 if !matches!(version, Some(ProtocolVersion::V3_1 | ProtocolVersion::V3_1_1)) => {
+            15 if !matches!(
+                version,
+                Some(ProtocolVersion::V3_1 | ProtocolVersion::V3_1_1)
+            ) =>
+            {
                 Self::Auth
             }
             _ => return None,
@@ -152,7 +156,10 @@ impl FixedHeader {
         }
         match packet_type.required_flags() {
             Some(required) if required != flags => {
-                return Err(DecodeError::InvalidFixedHeaderFlags { packet: packet_type, flags });
+                return Err(DecodeError::InvalidFixedHeaderFlags {
+                    packet: packet_type,
+                    flags,
+                });
             }
             Some(_) => {}
             None => {

@@ -74,7 +74,9 @@ pub use qos::{QoS, RetainHandling, SubscriptionOptions};
 pub use reason::ReasonCode;
 #[cfg(feature = "tokio-codec")]
 pub use tokio_codec::{CodecError, MqttCodec};
-pub use topic::{ClientId, InvalidTopic, MAX_STRING_LEN, SHARED_PREFIX, SharedFilter, TopicFilter, TopicName};
+pub use topic::{
+    ClientId, InvalidTopic, MAX_STRING_LEN, SHARED_PREFIX, SharedFilter, TopicFilter, TopicName,
+};
 pub use version::ProtocolVersion;
 
 /// The README's examples, run as doctests so that they stay true.

@@ -14,8 +14,8 @@ use bytestring::ByteString;
 use nom::bytes::complete::take;
 
 use crate::parse::{
-    MAX_VARIABLE_INTEGER, PResult, binary, fail, put_varint, string, u8 as byte, u16, u32,
-    varint, varint_len,
+    MAX_VARIABLE_INTEGER, PResult, binary, fail, put_varint, string, u8 as byte, u16, u32, varint,
+    varint_len,
 };
 use crate::topic::MAX_STRING_LEN;
 use crate::{DecodeError, EncodeError, PacketType, QoS, TopicName};
@@ -279,7 +279,14 @@ impl PropertyValue for PayloadFormat {
 impl PropertyValue for QoS {
     fn parse<'a>(frame: &Bytes, i: &'a [u8], id: PropertyId) -> PResult<'a, Self> {
         let (i, one) = bool::parse(frame, i, id)?;
-        Ok((i, if one { QoS::AtLeastOnce } else { QoS::AtMostOnce }))
+        Ok((
+            i,
+            if one {
+                QoS::AtLeastOnce
+            } else {
+                QoS::AtMostOnce
+            },
+        ))
     }
     fn encoded_len(&self, _: PropertyId) -> Result<usize, EncodeError> {
         match self {

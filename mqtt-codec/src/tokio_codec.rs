@@ -113,7 +113,7 @@ mod tests {
     use tokio_util::codec::{Decoder as _, Encoder as _};
 
     use super::*;
-    use crate::{ClientId, Connect, ConnAck, Publish, ReasonCode, TopicName};
+    use crate::{ClientId, ConnAck, Connect, Publish, ReasonCode, TopicName};
 
     #[test]
     fn a_server_codec_learns_the_version_from_connect() {
@@ -129,9 +129,14 @@ mod tests {
         assert_eq!(server.decoder_mut().version(), Some(ProtocolVersion::V5));
 
         // The server now encodes MQTT 5: a CONNACK carries a properties length byte.
-        server.encode(Packet::ConnAck(Box::default()), &mut wire).unwrap();
+        server
+            .encode(Packet::ConnAck(Box::default()), &mut wire)
+            .unwrap();
         assert_eq!(&wire[..], &[0x20, 0x03, 0x00, 0x00, 0x00]);
-        assert_eq!(client.decode(&mut wire).unwrap(), Some(Packet::ConnAck(Box::default())));
+        assert_eq!(
+            client.decode(&mut wire).unwrap(),
+            Some(Packet::ConnAck(Box::default()))
+        );
     }
 
     #[test]
@@ -140,7 +145,9 @@ mod tests {
         let mut refusal = ConnAck::default();
         refusal.reason_code = ReasonCode::UnsupportedProtocolVersion;
         let mut wire = BytesMut::new();
-        server.encode(Packet::ConnAck(Box::new(refusal)), &mut wire).unwrap();
+        server
+            .encode(Packet::ConnAck(Box::new(refusal)), &mut wire)
+            .unwrap();
         assert_eq!(&wire[..], &[0x20, 0x02, 0x00, 0x01]);
     }
 

@@ -323,7 +323,16 @@ mod tests {
 
     #[test]
     fn filters_place_wildcards_per_level() {
-        for ok in ["#", "+", "a/#", "+/+", "a/+/b", "/+", "sport/tennis/#", "$SYS/#"] {
+        for ok in [
+            "#",
+            "+",
+            "a/#",
+            "+/+",
+            "a/+/b",
+            "/+",
+            "sport/tennis/#",
+            "$SYS/#",
+        ] {
             assert!(TopicFilter::new(ok).is_ok(), "{ok}");
         }
         for bad in ["a#", "a/#/b", "a+", "+a/b", "#/", "sport/tennis#"] {
@@ -346,7 +355,13 @@ mod tests {
                 filter: "a/+"
             })
         );
-        for bad in ["$share/", "$share/g", "$share//a", "$share/g+/a", "$share/g/"] {
+        for bad in [
+            "$share/",
+            "$share/g",
+            "$share//a",
+            "$share/g+/a",
+            "$share/g/",
+        ] {
             assert_eq!(
                 TopicFilter::new(bad),
                 Err(InvalidTopic::InvalidSharedSubscription),

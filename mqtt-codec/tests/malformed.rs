@@ -64,31 +64,64 @@ fn cases() -> Vec<Case> {
     let v5 = Some(V5);
     vec![
         // Fixed header.
-        case("packet type 0", v5, vec![0x00, 0x00], E::ReservedPacketType(0), R::MalformedPacket),
-        case("AUTH before MQTT 5", v3, vec![0xF0, 0x00], E::ReservedPacketType(15), R::MalformedPacket),
+        case(
+            "packet type 0",
+            v5,
+            vec![0x00, 0x00],
+            E::ReservedPacketType(0),
+            R::MalformedPacket,
+        ),
+        case(
+            "AUTH before MQTT 5",
+            v3,
+            vec![0xF0, 0x00],
+            E::ReservedPacketType(15),
+            R::MalformedPacket,
+        ),
         case(
             "PUBREL without its 0010 flags",
             v5,
             packet(0x60, &[0, 1]),
-            E::InvalidFixedHeaderFlags { packet: T::PubRel, flags: 0 },
+            E::InvalidFixedHeaderFlags {
+                packet: T::PubRel,
+                flags: 0,
+            },
             R::MalformedPacket,
         ),
         case(
             "SUBSCRIBE without its 0010 flags",
             v3,
             packet(0x80, &[0, 1, 0, 1, b'a', 0]),
-            E::InvalidFixedHeaderFlags { packet: T::Subscribe, flags: 0 },
+            E::InvalidFixedHeaderFlags {
+                packet: T::Subscribe,
+                flags: 0,
+            },
             R::MalformedPacket,
         ),
         case(
             "PINGREQ with a flag",
             v3,
             vec![0xC1, 0x00],
-            E::InvalidFixedHeaderFlags { packet: T::PingReq, flags: 1 },
+            E::InvalidFixedHeaderFlags {
+                packet: T::PingReq,
+                flags: 1,
+            },
             R::MalformedPacket,
         ),
-        case("PUBLISH QoS 3", v3, packet(0x36, &[0, 1, b't', 0, 1]), E::InvalidQoS, R::MalformedPacket),
-        case("DUP on QoS 0", v3, packet(0x38, &[0, 1, b't']), E::DupWithQoS0, R::MalformedPacket),
+        case(
+            "PUBLISH QoS 3",
+            v3,
+            packet(0x36, &[0, 1, b't', 0, 1]),
+            E::InvalidQoS,
+            R::MalformedPacket,
+        ),
+        case(
+            "DUP on QoS 0",
+            v3,
+            packet(0x38, &[0, 1, b't']),
+            E::DupWithQoS0,
+            R::MalformedPacket,
+        ),
         case(
             "remaining length of five bytes",
             v3,
@@ -122,21 +155,30 @@ fn cases() -> Vec<Case> {
             "unknown protocol name",
             None,
             connect(b"MQTX", 4, 0x02, &[0, 0]),
-            E::UnsupportedProtocol { level: 4, known_name: false },
+            E::UnsupportedProtocol {
+                level: 4,
+                known_name: false,
+            },
             R::UnsupportedProtocolVersion,
         ),
         case(
             "unknown protocol level",
             None,
             connect(b"MQTT", 6, 0x02, &[0, 0]),
-            E::UnsupportedProtocol { level: 6, known_name: true },
+            E::UnsupportedProtocol {
+                level: 6,
+                known_name: true,
+            },
             R::UnsupportedProtocolVersion,
         ),
         case(
             "MQIsdp with level 4",
             None,
             connect(b"MQIsdp", 4, 0x02, &[0, 0]),
-            E::UnsupportedProtocol { level: 4, known_name: true },
+            E::UnsupportedProtocol {
+                level: 4,
+                known_name: true,
+            },
             R::UnsupportedProtocolVersion,
         ),
         case(
@@ -241,14 +283,25 @@ fn cases() -> Vec<Case> {
             "CONNECT with a topic alias property",
             None,
             connect(b"MQTT", 5, 0x02, &[3, 0x23, 0, 1, 0, 0]),
-            E::PropertyNotAllowed { property: P::TopicAlias, packet: T::Connect },
+            E::PropertyNotAllowed {
+                property: P::TopicAlias,
+                packet: T::Connect,
+            },
             R::MalformedPacket,
         ),
         case(
             "will properties with a session expiry",
             None,
-            connect(b"MQTT", 5, 0x06, &[0, 0, 0, 5, 0x11, 0, 0, 0, 1, 0, 1, b'w', 0, 0]),
-            E::PropertyNotAllowed { property: P::SessionExpiryInterval, packet: T::Connect },
+            connect(
+                b"MQTT",
+                5,
+                0x06,
+                &[0, 0, 0, 5, 0x11, 0, 0, 0, 1, 0, 1, b'w', 0, 0],
+            ),
+            E::PropertyNotAllowed {
+                property: P::SessionExpiryInterval,
+                packet: T::Connect,
+            },
             R::MalformedPacket,
         ),
         case(
@@ -312,7 +365,10 @@ fn cases() -> Vec<Case> {
             "session expiry in PUBLISH",
             v5,
             publish_v5_props(&[0x11, 0, 0, 0, 1]),
-            E::PropertyNotAllowed { property: P::SessionExpiryInterval, packet: T::Publish },
+            E::PropertyNotAllowed {
+                property: P::SessionExpiryInterval,
+                packet: T::Publish,
+            },
             R::MalformedPacket,
         ),
         case(
@@ -383,14 +439,20 @@ fn cases() -> Vec<Case> {
             "PUBACK with a PUBREL reason code",
             v5,
             packet(0x40, &[0, 1, 0x92]),
-            E::InvalidReasonCode { packet: T::PubAck, code: 0x92 },
+            E::InvalidReasonCode {
+                packet: T::PubAck,
+                code: 0x92,
+            },
             R::MalformedPacket,
         ),
         case(
             "PUBCOMP with an undefined reason code",
             v5,
             packet(0x70, &[0, 1, 0x03]),
-            E::InvalidReasonCode { packet: T::PubComp, code: 0x03 },
+            E::InvalidReasonCode {
+                packet: T::PubComp,
+                code: 0x03,
+            },
             R::MalformedPacket,
         ),
         case(
@@ -405,7 +467,10 @@ fn cases() -> Vec<Case> {
             "3.1.1 CONNACK return code 6",
             v3,
             packet(0x20, &[0, 6]),
-            E::InvalidReasonCode { packet: T::ConnAck, code: 6 },
+            E::InvalidReasonCode {
+                packet: T::ConnAck,
+                code: 6,
+            },
             R::MalformedPacket,
         ),
         case(
@@ -433,7 +498,10 @@ fn cases() -> Vec<Case> {
             "CONNACK with a reason code of SUBACK",
             v5,
             packet(0x20, &[0, 0x01, 0]),
-            E::InvalidReasonCode { packet: T::ConnAck, code: 0x01 },
+            E::InvalidReasonCode {
+                packet: T::ConnAck,
+                code: 0x01,
+            },
             R::MalformedPacket,
         ),
         // SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK.
@@ -489,14 +557,25 @@ fn cases() -> Vec<Case> {
         case(
             "shared subscription without a filter",
             v5,
-            packet(0x82, &[0, 1, 0, 0, 9, b'$', b's', b'h', b'a', b'r', b'e', b'/', b'g', b'/', 0]),
+            packet(
+                0x82,
+                &[
+                    0, 1, 0, 0, 9, b'$', b's', b'h', b'a', b'r', b'e', b'/', b'g', b'/', 0,
+                ],
+            ),
             E::InvalidTopicFilter(InvalidTopic::InvalidSharedSubscription),
             R::TopicFilterInvalid,
         ),
         case(
             "no local on a shared subscription",
             v5,
-            packet(0x82, &[0, 1, 0, 0, 10, b'$', b's', b'h', b'a', b'r', b'e', b'/', b'g', b'/', b'a', 0x04]),
+            packet(
+                0x82,
+                &[
+                    0, 1, 0, 0, 10, b'$', b's', b'h', b'a', b'r', b'e', b'/', b'g', b'/', b'a',
+                    0x04,
+                ],
+            ),
             E::NoLocalOnSharedSubscription,
             R::ProtocolError,
         ),
@@ -539,7 +618,10 @@ fn cases() -> Vec<Case> {
             "3.1.1 SUBACK return code 3",
             v3,
             packet(0x90, &[0, 1, 3]),
-            E::InvalidReasonCode { packet: T::SubAck, code: 3 },
+            E::InvalidReasonCode {
+                packet: T::SubAck,
+                code: 3,
+            },
             R::MalformedPacket,
         ),
         case(
@@ -561,21 +643,30 @@ fn cases() -> Vec<Case> {
             "DISCONNECT with a SUBACK reason code",
             v5,
             packet(0xE0, &[0x01]),
-            E::InvalidReasonCode { packet: T::Disconnect, code: 0x01 },
+            E::InvalidReasonCode {
+                packet: T::Disconnect,
+                code: 0x01,
+            },
             R::MalformedPacket,
         ),
         case(
             "DISCONNECT with an assigned client identifier",
             v5,
             packet(0xE0, &[0, 4, 0x12, 0, 1, b'x']),
-            E::PropertyNotAllowed { property: P::AssignedClientIdentifier, packet: T::Disconnect },
+            E::PropertyNotAllowed {
+                property: P::AssignedClientIdentifier,
+                packet: T::Disconnect,
+            },
             R::MalformedPacket,
         ),
         case(
             "AUTH with a DISCONNECT reason code",
             v5,
             packet(0xF0, &[0x04]),
-            E::InvalidReasonCode { packet: T::Auth, code: 0x04 },
+            E::InvalidReasonCode {
+                packet: T::Auth,
+                code: 0x04,
+            },
             R::MalformedPacket,
         ),
     ]
@@ -615,7 +706,13 @@ fn oversize_packets_are_refused_from_the_fixed_header() {
     // Only the fixed header has arrived: the body never needs to be buffered.
     let mut buf = BytesMut::from(&[0x30, 0xFF, 0x01][..]);
     let err = decoder.decode(&mut buf).unwrap_err();
-    assert_eq!(err, E::PacketTooLarge { size: 258, max: 100 });
+    assert_eq!(
+        err,
+        E::PacketTooLarge {
+            size: 258,
+            max: 100
+        }
+    );
     assert_eq!(err.reason_code(), R::PacketTooLarge);
     // Exactly at the limit is fine.
     let mut at_limit = vec![0x30, 98, 0, 1, b't'];

@@ -35,24 +35,19 @@ fn topic() -> impl Strategy<Value = TopicName> {
 
 fn filter() -> impl Strategy<Value = TopicFilter> {
     let level = prop_oneof!["[a-z0-9]{0,5}", Just("+".to_string())];
-    (
-        vec(level, 1..4),
-        any::<bool>(),
-        of("[a-z0-9]{1,5}"),
-    )
-        .prop_map(|(levels, hash, share)| {
-            let mut filter = levels.join("/");
-            if filter.is_empty() {
-                filter.push('x');
-            }
-            if hash {
-                filter.push_str("/#");
-            }
-            if let Some(group) = share {
-                filter = format!("$share/{group}/{filter}");
-            }
-            TopicFilter::new(filter).unwrap()
-        })
+    (vec(level, 1..4), any::<bool>(), of("[a-z0-9]{1,5}")).prop_map(|(levels, hash, share)| {
+        let mut filter = levels.join("/");
+        if filter.is_empty() {
+            filter.push('x');
+        }
+        if hash {
+            filter.push_str("/#");
+        }
+        if let Some(group) = share {
+            filter = format!("$share/{group}/{filter}");
+        }
+        TopicFilter::new(filter).unwrap()
+    })
 }
 
 fn qos() -> impl Strategy<Value = QoS> {
@@ -93,7 +88,12 @@ fn reason(allowed: &'static [u8]) -> impl Strategy<Value = ReasonCode> {
 fn connect_properties() -> impl Strategy<Value = ConnectProperties> {
     (
         (of(any::<u32>()), of(nz16()), of(nz32()), of(any::<u16>())),
-        (of(any::<bool>()), of(any::<bool>()), of(text()), of(binary())),
+        (
+            of(any::<bool>()),
+            of(any::<bool>()),
+            of(text()),
+            of(binary()),
+        ),
         user_properties(),
     )
         .prop_map(|((a, b, c, d), (e, f, g, h), user)| {
@@ -149,61 +149,85 @@ fn connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         of(binary()),
         connect_properties(),
     )
-        .prop_map(move |(clean, keep_alive, id, will, user, password, props)| {
-            let mut c = Connect::new(v, ClientId::new(id).unwrap());
-            c.clean_start = clean;
-            c.keep_alive = keep_alive;
-            c.will = will;
-            // 3.1 and 3.1.1 forbid a password without a user name.
-            c.username = if v.is_v5() || password.is_some() {
-                user.or_else(|| Some(ByteString::from("u")))
-            } else {
-                user
-            };
-            c.password = password;
-            if v.is_v5() {
-                c.properties = props;
-            }
-            Packet::Connect(Box::new(c))
-        })
+        .prop_map(
+            move |(clean, keep_alive, id, will, user, password, props)| {
+                let mut c = Connect::new(v, ClientId::new(id).unwrap());
+                c.clean_start = clean;
+                c.keep_alive = keep_alive;
+                c.will = will;
+                // 3.1 and 3.1.1 forbid a password without a user name.
+                c.username = if v.is_v5() || password.is_some() {
+                    user.or_else(|| Some(ByteString::from("u")))
+                } else {
+                    user
+                };
+                c.password = password;
+                if v.is_v5() {
+                    c.properties = props;
+                }
+                Packet::Connect(Box::new(c))
+            },
+        )
 }
 
 const CONNACK_CODES: &[u8] = &[
-    0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95,
-    0x97, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
+    0x00, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8C, 0x90, 0x95, 0x97,
+    0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9F,
 ];
 const V3_CONNACK_CODES: &[u8] = &[0x00, 0x84, 0x85, 0x88, 0x86, 0x87];
 
 fn connack(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
     let props = (
-        (of(any::<u32>()), of(nz16()), of(any::<bool>()), of(any::<bool>())),
+        (
+            of(any::<u32>()),
+            of(nz16()),
+            of(any::<bool>()),
+            of(any::<bool>()),
+        ),
         (of(nz32()), of(text()), of(any::<u16>()), of(text())),
-        (of(any::<bool>()), of(any::<bool>()), of(any::<bool>()), of(any::<u16>())),
+        (
+            of(any::<bool>()),
+            of(any::<bool>()),
+            of(any::<bool>()),
+            of(any::<u16>()),
+        ),
         (of(text()), of(text()), of(text()), of(binary())),
         user_properties(),
     )
-        .prop_map(|((a, b, c, d), (e, f, g, h), (i, j, k, l), (m, n, o, p), user)| {
-            let mut x = ConnAckProperties::default();
-            x.session_expiry_interval = a;
-            x.receive_maximum = b;
-            x.maximum_qos = c.map(|one| if one { QoS::AtLeastOnce } else { QoS::AtMostOnce });
-            x.retain_available = d;
-            x.maximum_packet_size = e;
-            x.assigned_client_identifier = f;
-            x.topic_alias_maximum = g;
-            x.reason_string = h;
-            x.wildcard_subscription_available = i;
-            x.subscription_identifiers_available = j;
-            x.shared_subscription_available = k;
-            x.server_keep_alive = l;
-            x.response_information = m;
-            x.server_reference = n;
-            x.authentication_method = o;
-            x.authentication_data = p;
-            x.user_properties = user;
-            x
-        });
-    let codes = if v.is_v5() { CONNACK_CODES } else { V3_CONNACK_CODES };
+        .prop_map(
+            |((a, b, c, d), (e, f, g, h), (i, j, k, l), (m, n, o, p), user)| {
+                let mut x = ConnAckProperties::default();
+                x.session_expiry_interval = a;
+                x.receive_maximum = b;
+                x.maximum_qos = c.map(|one| {
+                    if one {
+                        QoS::AtLeastOnce
+                    } else {
+                        QoS::AtMostOnce
+                    }
+                });
+                x.retain_available = d;
+                x.maximum_packet_size = e;
+                x.assigned_client_identifier = f;
+                x.topic_alias_maximum = g;
+                x.reason_string = h;
+                x.wildcard_subscription_available = i;
+                x.subscription_identifiers_available = j;
+                x.shared_subscription_available = k;
+                x.server_keep_alive = l;
+                x.response_information = m;
+                x.server_reference = n;
+                x.authentication_method = o;
+                x.authentication_data = p;
+                x.user_properties = user;
+                x
+            },
+        );
+    let codes = if v.is_v5() {
+        CONNACK_CODES
+    } else {
+        V3_CONNACK_CODES
+    };
     (any::<bool>(), reason(codes), props).prop_map(move |(present, code, props)| {
         Packet::ConnAck(Box::new(ConnAck {
             session_present: present && code == ReasonCode::Success,
@@ -215,7 +239,12 @@ fn connack(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
 
 fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
     let props = (
-        (of(payload_format()), of(any::<u32>()), of(nz16()), of(topic())),
+        (
+            of(payload_format()),
+            of(any::<u32>()),
+            of(nz16()),
+            of(topic()),
+        ),
         (of(binary()), vec(sub_id(), 0..3), of(text())),
         user_properties(),
     )
@@ -269,40 +298,48 @@ fn ack(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         of(text()),
         user_properties(),
     )
-        .prop_map(move |(kind, id, puback_code, pubrel_code, reason_string, user)| {
-            let mut ack = Ack::new(id);
-            if v.is_v5() {
-                ack.reason_code = if kind < 2 { puback_code } else { pubrel_code };
-                ack.properties.reason_string = reason_string;
-                ack.properties.user_properties = user;
-            }
-            match kind {
-                0 => Packet::PubAck(ack),
-                1 => Packet::PubRec(ack),
-                2 => Packet::PubRel(ack),
-                _ => Packet::PubComp(ack),
-            }
-        })
+        .prop_map(
+            move |(kind, id, puback_code, pubrel_code, reason_string, user)| {
+                let mut ack = Ack::new(id);
+                if v.is_v5() {
+                    ack.reason_code = if kind < 2 { puback_code } else { pubrel_code };
+                    ack.properties.reason_string = reason_string;
+                    ack.properties.user_properties = user;
+                }
+                match kind {
+                    0 => Packet::PubAck(ack),
+                    1 => Packet::PubRec(ack),
+                    2 => Packet::PubRel(ack),
+                    _ => Packet::PubComp(ack),
+                }
+            },
+        )
 }
 
 fn subscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    let options = (qos(), any::<bool>(), any::<bool>(), 0u8..3).prop_map(move |(q, nl, rap, rh)| {
-        let mut o = SubscriptionOptions::new(q);
-        if v.is_v5() {
-            o.no_local = nl;
-            o.retain_as_published = rap;
-            o.retain_handling = RetainHandling::from_u8(rh).unwrap();
-        }
-        o
-    });
+    let options =
+        (qos(), any::<bool>(), any::<bool>(), 0u8..3).prop_map(move |(q, nl, rap, rh)| {
+            let mut o = SubscriptionOptions::new(q);
+            if v.is_v5() {
+                o.no_local = nl;
+                o.retain_as_published = rap;
+                o.retain_handling = RetainHandling::from_u8(rh).unwrap();
+            }
+            o
+        });
     let subscription = (filter(), options).prop_map(|(filter, mut options)| {
         if filter.shared().is_some() {
             options.no_local = false;
         }
         Subscription { filter, options }
     });
-    (packet_id(), vec(subscription, 1..5), of(sub_id()), user_properties()).prop_map(
-        move |(id, subscriptions, sub_id, user)| {
+    (
+        packet_id(),
+        vec(subscription, 1..5),
+        of(sub_id()),
+        user_properties(),
+    )
+        .prop_map(move |(id, subscriptions, sub_id, user)| {
             let mut properties = SubscribeProperties::default();
             if v.is_v5() {
                 properties.subscription_identifier = sub_id;
@@ -313,8 +350,7 @@ fn subscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 subscriptions,
                 properties,
             })
-        },
-    )
+        })
 }
 
 const SUBACK_CODES: &[u8] = &[
@@ -335,7 +371,11 @@ fn ack_properties(v: ProtocolVersion) -> impl Strategy<Value = AckProperties> {
 }
 
 fn suback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    let codes = if v.is_v5() { SUBACK_CODES } else { V3_SUBACK_CODES };
+    let codes = if v.is_v5() {
+        SUBACK_CODES
+    } else {
+        V3_SUBACK_CODES
+    };
     (packet_id(), vec(reason(codes), 1..5), ack_properties(v)).prop_map(
         |(packet_id, reason_codes, properties)| {
             Packet::SubAck(SubAck {
@@ -362,20 +402,23 @@ fn unsubscribe(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
 }
 
 fn unsuback(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
-    (packet_id(), vec(reason(UNSUBACK_CODES), 1..5), ack_properties(v)).prop_map(
-        move |(packet_id, codes, properties)| {
+    (
+        packet_id(),
+        vec(reason(UNSUBACK_CODES), 1..5),
+        ack_properties(v),
+    )
+        .prop_map(move |(packet_id, codes, properties)| {
             Packet::UnsubAck(UnsubAck {
                 packet_id,
                 reason_codes: if v.is_v5() { codes } else { Vec::new() },
                 properties,
             })
-        },
-    )
+        })
 }
 
 const DISCONNECT_CODES: &[u8] = &[
-    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94,
-    0x95, 0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
+    0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x87, 0x89, 0x8B, 0x8D, 0x8E, 0x8F, 0x90, 0x93, 0x94, 0x95,
+    0x96, 0x97, 0x98, 0x99, 0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2,
 ];
 
 fn disconnect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {

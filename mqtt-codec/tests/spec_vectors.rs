@@ -25,7 +25,11 @@ fn check(version: ProtocolVersion, bytes: &[u8], expected: Packet) {
     assert_eq!(decoded, expected);
     let mut out = BytesMut::new();
     expected.encode(version, &mut out).unwrap();
-    assert_eq!(&out[..], bytes, "encoding differs from the specification's bytes");
+    assert_eq!(
+        &out[..],
+        bytes,
+        "encoding differs from the specification's bytes"
+    );
 }
 
 fn id(n: u16) -> PacketId {
@@ -66,7 +70,11 @@ fn connect_v3_1_1_figure_3_6() {
         0x00, 0x01, b'w', 0x00, 0x01, b'x', // will topic, will payload
         0x00, 0x01, b'u', 0x00, 0x01, b'p', // user name, password
     ];
-    check(V3_1_1, &bytes, Packet::Connect(Box::new(example_connect(V3_1_1))));
+    check(
+        V3_1_1,
+        &bytes,
+        Packet::Connect(Box::new(example_connect(V3_1_1))),
+    );
 }
 
 #[test]
@@ -88,8 +96,8 @@ fn connect_v5_figure_3_7_with_session_expiry_10() {
 #[test]
 fn connect_v3_1_uses_mqisdp() {
     let bytes = [
-        0x10, 0x10, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3C,
-        0x00, 0x02, b'c', b'1',
+        0x10, 0x10, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3C, 0x00,
+        0x02, b'c', b'1',
     ];
     let c = Connect::new(V3_1, ClientId::new("c1").unwrap());
     check(V3_1, &bytes, Packet::Connect(Box::new(c)));
@@ -97,13 +105,25 @@ fn connect_v3_1_uses_mqisdp() {
 
 #[test]
 fn connack_v3_1_1_accepted_and_refused() {
-    check(V3_1_1, &[0x20, 0x02, 0x00, 0x00], Packet::ConnAck(Box::default()));
+    check(
+        V3_1_1,
+        &[0x20, 0x02, 0x00, 0x00],
+        Packet::ConnAck(Box::default()),
+    );
     let mut present = ConnAck::default();
     present.session_present = true;
-    check(V3_1_1, &[0x20, 0x02, 0x01, 0x00], Packet::ConnAck(Box::new(present)));
+    check(
+        V3_1_1,
+        &[0x20, 0x02, 0x01, 0x00],
+        Packet::ConnAck(Box::new(present)),
+    );
     let mut refused = ConnAck::default();
     refused.reason_code = ReasonCode::BadUserNameOrPassword;
-    check(V3_1_1, &[0x20, 0x02, 0x00, 0x04], Packet::ConnAck(Box::new(refused)));
+    check(
+        V3_1_1,
+        &[0x20, 0x02, 0x00, 0x04],
+        Packet::ConnAck(Box::new(refused)),
+    );
 }
 
 #[test]
@@ -162,16 +182,36 @@ fn publish_v5_with_alias_and_no_topic() {
 
 #[test]
 fn acknowledgements_v3_1_1() {
-    check(V3_1_1, &[0x40, 0x02, 0x00, 0x0A], Packet::PubAck(Ack::new(id(10))));
-    check(V3_1_1, &[0x50, 0x02, 0x00, 0x0A], Packet::PubRec(Ack::new(id(10))));
-    check(V3_1_1, &[0x62, 0x02, 0x00, 0x0A], Packet::PubRel(Ack::new(id(10))));
-    check(V3_1_1, &[0x70, 0x02, 0x00, 0x0A], Packet::PubComp(Ack::new(id(10))));
+    check(
+        V3_1_1,
+        &[0x40, 0x02, 0x00, 0x0A],
+        Packet::PubAck(Ack::new(id(10))),
+    );
+    check(
+        V3_1_1,
+        &[0x50, 0x02, 0x00, 0x0A],
+        Packet::PubRec(Ack::new(id(10))),
+    );
+    check(
+        V3_1_1,
+        &[0x62, 0x02, 0x00, 0x0A],
+        Packet::PubRel(Ack::new(id(10))),
+    );
+    check(
+        V3_1_1,
+        &[0x70, 0x02, 0x00, 0x0A],
+        Packet::PubComp(Ack::new(id(10))),
+    );
 }
 
 #[test]
 fn acknowledgements_v5_short_forms_and_reason_codes() {
     // Remaining length 2: success without properties (3.4.2.1).
-    check(V5, &[0x40, 0x02, 0x00, 0x0A], Packet::PubAck(Ack::new(id(10))));
+    check(
+        V5,
+        &[0x40, 0x02, 0x00, 0x0A],
+        Packet::PubAck(Ack::new(id(10))),
+    );
     let mut ack = Ack::new(id(10));
     ack.reason_code = ReasonCode::NoMatchingSubscribers;
     check(V5, &[0x40, 0x03, 0x00, 0x0A, 0x10], Packet::PubAck(ack));
@@ -180,7 +220,9 @@ fn acknowledgements_v5_short_forms_and_reason_codes() {
     rel.properties.reason_string = Some(ByteString::from("gone"));
     check(
         V5,
-        &[0x62, 0x0B, 0x00, 0x01, 0x92, 0x07, 0x1F, 0x00, 0x04, b'g', b'o', b'n', b'e'],
+        &[
+            0x62, 0x0B, 0x00, 0x01, 0x92, 0x07, 0x1F, 0x00, 0x04, b'g', b'o', b'n', b'e',
+        ],
         Packet::PubRel(rel),
     );
     // An explicit success code with zero-length properties decodes to the same packet.
@@ -259,7 +301,11 @@ fn suback_v3_1_1_figure_3_26() {
         ],
         properties: AckProperties::default(),
     };
-    check(V3_1_1, &[0x90, 0x05, 0x00, 0x0A, 0x00, 0x02, 0x80], Packet::SubAck(ack));
+    check(
+        V3_1_1,
+        &[0x90, 0x05, 0x00, 0x0A, 0x00, 0x02, 0x80],
+        Packet::SubAck(ack),
+    );
 }
 
 #[test]
@@ -289,7 +335,11 @@ fn unsubscribe_and_unsuback() {
         reason_codes: vec![ReasonCode::Success, ReasonCode::NoSubscriptionExisted],
         properties: AckProperties::default(),
     };
-    check(V5, &[0xB0, 0x05, 0x00, 0x0A, 0x00, 0x00, 0x11], Packet::UnsubAck(v5_ack));
+    check(
+        V5,
+        &[0xB0, 0x05, 0x00, 0x0A, 0x00, 0x00, 0x11],
+        Packet::UnsubAck(v5_ack),
+    );
 }
 
 #[test]
@@ -348,7 +398,10 @@ fn user_properties_keep_order_and_repeats() {
     assert_eq!(decoded, Packet::Publish(p.clone()));
     let mut out = BytesMut::new();
     decoded.encode(V5, &mut out).unwrap();
-    assert_eq!(Decoder::with_version(V5).decode(&mut out).unwrap(), Some(Packet::Publish(p)));
+    assert_eq!(
+        Decoder::with_version(V5).decode(&mut out).unwrap(),
+        Some(Packet::Publish(p))
+    );
 }
 
 #[test]

@@ -69,6 +69,8 @@ pub(super) struct Driver<'a, P: Pipe> {
     outbound_aliases: HashMap<TopicName, NonZeroU16>,
     /// Re-authentication in progress: the next step number.
     reauth_step: Option<u32>,
+    /// Why the broker is closing the connection, for the DISCONNECT's Reason String.
+    close_reason: Option<String>,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -88,6 +90,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             inbound_aliases: HashMap::new(),
             outbound_aliases: HashMap::new(),
             reauth_step: None,
+            close_reason: None,
         }
     }
 
@@ -108,7 +111,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
             _ => None,
         };
         if let (Some(reason), true) = (reason, self.version().is_v5()) {
-            let disconnect = Packet::Disconnect(Disconnect::new(reason));
+            let mut disconnect = Disconnect::new(reason);
+            // The client may ask not to get reason strings (Request Problem Information 0).
+            if self.param().request_problem_information {
+                disconnect.properties.reason_string = self.close_reason.take().map(Into::into);
+            }
+            let disconnect = Packet::Disconnect(disconnect);
             encode_into(&disconnect, ProtocolVersion::V5, &mut self.out);
         }
         let stream = self.pipe.stream();
@@ -192,6 +200,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             ReadError::Decode(e) => {
                 tracing::debug!(client = %self.param().client_id, error = %e, "invalid packet");
+                self.close_reason = Some(e.to_string());
                 self.protocol_error(e.reason_code())
             }
         }

@@ -41,7 +41,12 @@ where
     let config = &broker.config;
     let mut reader = PacketReader::new(config.max_packet_size);
     let peer = transport.peer;
-    let first = tokio::time::timeout(config.connect_timeout, reader.read(&mut stream)).await;
+    let mut stopping = broker.stopping.subscribe();
+    let first = tokio::select! {
+        first = tokio::time::timeout(config.connect_timeout, reader.read(&mut stream)) => first,
+        // A broker shutting down does not wait for clients that have not connected yet.
+        _ = stopping.wait_for(|stopping| *stopping) => return None,
+    };
     let connect = match first {
         Err(_) => {
             tracing::debug!(?peer, "no CONNECT within the connect timeout");

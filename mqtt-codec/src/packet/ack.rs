@@ -7,7 +7,9 @@ use super::{
     check_reason, reason_and_properties, reason_and_properties_len, write_reason_and_properties,
 };
 use crate::parse::{end, packet_id};
-use crate::{AckProperties, DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, ReasonCode};
+use crate::{
+    AckProperties, DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, ReasonCode,
+};
 
 /// The body of PUBACK, PUBREC, PUBREL and PUBCOMP; [`crate::Packet`] says which it is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -38,12 +38,11 @@ impl ConnAck {
             (i, code, props)
         } else {
             let (i, code) = byte(i)?;
-            let reason = ReasonCode::from_v3_connack(code).ok_or(
-                DecodeError::InvalidReasonCode {
+            let reason =
+                ReasonCode::from_v3_connack(code).ok_or(DecodeError::InvalidReasonCode {
                     packet: PacketType::ConnAck,
                     code,
-                },
-            )?;
+                })?;
             (i, reason, ConnAckProperties::default())
         };
         end(i)?;

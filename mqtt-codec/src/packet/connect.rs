@@ -119,7 +119,8 @@ impl Connect {
                 (i, WillProperties::default())
             };
             let (i, topic) = string(frame, i)?;
-            let topic = TopicName::new(topic).or_else(|e| fail(DecodeError::InvalidTopicName(e)))?;
+            let topic =
+                TopicName::new(topic).or_else(|e| fail(DecodeError::InvalidTopicName(e)))?;
             let (i, payload) = binary(frame, i)?;
             let will = LastWill {
                 topic,

@@ -6,7 +6,9 @@ use super::{
     check_reason, reason_and_properties, reason_and_properties_len, write_reason_and_properties,
 };
 use crate::parse::end;
-use crate::{DecodeError, DisconnectProperties, EncodeError, PacketType, ProtocolVersion, ReasonCode};
+use crate::{
+    DecodeError, DisconnectProperties, EncodeError, PacketType, ProtocolVersion, ReasonCode,
+};
 
 /// DISCONNECT.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

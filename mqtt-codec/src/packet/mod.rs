@@ -113,9 +113,7 @@ impl Packet {
             PacketType::PubAck => Self::PubAck(Ack::decode(frame, body, PacketType::PubAck, v)?),
             PacketType::PubRec => Self::PubRec(Ack::decode(frame, body, PacketType::PubRec, v)?),
             PacketType::PubRel => Self::PubRel(Ack::decode(frame, body, PacketType::PubRel, v)?),
-            PacketType::PubComp => {
-                Self::PubComp(Ack::decode(frame, body, PacketType::PubComp, v)?)
-            }
+            PacketType::PubComp => Self::PubComp(Ack::decode(frame, body, PacketType::PubComp, v)?),
             PacketType::Subscribe => Self::Subscribe(Subscribe::decode(frame, body, v)?),
             PacketType::SubAck => Self::SubAck(SubAck::decode(frame, body, v)?),
             PacketType::Unsubscribe => Self::Unsubscribe(Unsubscribe::decode(frame, body, v)?),
@@ -344,6 +342,8 @@ pub(crate) fn check_reason(code: ReasonCode, packet: PacketType) -> Result<(), E
     if code.is_valid_for(packet) {
         Ok(())
     } else {
-        Err(EncodeError::InvalidValue("reason code not valid for this packet type"))
+        Err(EncodeError::InvalidValue(
+            "reason code not valid for this packet type",
+        ))
     }
 }

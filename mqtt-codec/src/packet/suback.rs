@@ -5,7 +5,9 @@ use bytes::{BufMut, Bytes};
 use super::{check_reason, no_properties_before_v5, reason_code};
 use crate::parse::{end, u8 as byte};
 use crate::properties::PropertyBlock;
-use crate::{AckProperties, DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, ReasonCode};
+use crate::{
+    AckProperties, DecodeError, EncodeError, PacketId, PacketType, ProtocolVersion, ReasonCode,
+};
 
 /// SUBACK.
 ///

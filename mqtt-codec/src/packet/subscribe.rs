@@ -34,7 +34,11 @@ const V3_RESERVED: u8 = 0b1111_1100;
 const V5_RESERVED: u8 = 0b1100_0000;
 
 fn options(byte: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
-    let reserved = if version.is_v5() { V5_RESERVED } else { V3_RESERVED };
+    let reserved = if version.is_v5() {
+        V5_RESERVED
+    } else {
+        V3_RESERVED
+    };
     if byte & reserved != 0 {
         return Err(DecodeError::InvalidSubscriptionOptions(byte));
     }
@@ -88,7 +92,9 @@ impl Subscribe {
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         no_properties_before_v5(&self.properties, version)?;
         if self.subscriptions.is_empty() {
-            return Err(EncodeError::InvalidValue("SUBSCRIBE without a topic filter"));
+            return Err(EncodeError::InvalidValue(
+                "SUBSCRIBE without a topic filter",
+            ));
         }
         let mut len = 2;
         if version.is_v5() {
@@ -102,7 +108,9 @@ impl Subscribe {
                 });
             }
             if sub.options.no_local && sub.filter.shared().is_some() {
-                return Err(EncodeError::InvalidValue("no-local on a shared subscription"));
+                return Err(EncodeError::InvalidValue(
+                    "no-local on a shared subscription",
+                ));
             }
             len += field_len(sub.filter.len(), "topic filter")? + 1;
         }

@@ -57,7 +57,9 @@ impl Unsubscribe {
     pub(crate) fn body_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
         no_properties_before_v5(&self.properties, version)?;
         if self.filters.is_empty() {
-            return Err(EncodeError::InvalidValue("UNSUBSCRIBE without a topic filter"));
+            return Err(EncodeError::InvalidValue(
+                "UNSUBSCRIBE without a topic filter",
+            ));
         }
         let mut len = 2;
         if version.is_v5() {

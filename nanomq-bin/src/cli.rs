@@ -1,0 +1,96 @@
+//! The command line: `nanomq start [--conf FILE]`. Later subcommands (client tools, `bench`)
+//! are further variants of [`Command`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// What `nanomq start --help` adds after the options: the configuration at a glance.
+const START_HELP: &str = "\
+CONFIGURATION (TOML; an absent key takes its default, an unknown key is an error):
+  [listeners.tcp]  bind = \"0.0.0.0:1883\"      (required; IP:PORT; port 0: a free port)
+  [mqtt]           max_packet_size = \"1MB\"     max_mqueue_len = 2048
+                   max_mqueue_bytes = \"64MB\"   mqueue_drop = \"drop_oldest\" | \"drop_newest\"
+                   queue_qos0 = false          max_inflight = 32
+                   retry_interval = \"10s\"      keepalive_multiplier = 1.5
+                   session_expiry_default = \"2h\" | \"never\"
+                   max_topic_alias = 64        server_keep_alive = 0 (0: not imposed)
+                   connect_timeout = \"10s\"     shared_strategy = \"round_robin\" | \"random\"
+  [log]            level = \"info\"              to = \"console\" | \"file\"
+                   dir = \"logs\"                file = \"nanomq.log\"
+                   rotation = \"never\" | \"daily\"
+
+  A listener whose table is absent is off; at least one must be on. The example file
+  etc/nanomq.toml (in the nanomq-bin crate) documents every key; it is also the embedded
+  default. The RUST_LOG environment variable, when set, overrides log.level.
+
+  A bad configuration is reported with the key it is about, and the broker does not start.
+  The address of each listener is logged once bound: `listening on tcp://IP:PORT`.
+  SIGINT or SIGTERM stops the broker gracefully: it stops accepting connections, disconnects
+  every client (MQTT 5 clients with reason 0x8B, server shutting down), and exits with 0.";
+
+/// nanomq: an MQTT 3.1, 3.1.1 and 5.0 broker for the edge and the cloud.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nanomq",
+    version,
+    after_help = "Examples:\n  \
+                  nanomq start                      MQTT over TCP on 0.0.0.0:1883\n  \
+                  nanomq start --conf nanomq.toml   on a configuration file\n\n\
+                  Run `nanomq start --help` for the configuration keys."
+)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Start the broker, and run until SIGINT or SIGTERM.
+    ///
+    /// Without --conf, the broker runs on its embedded default configuration: MQTT over TCP on
+    /// 0.0.0.0:1883, logging at info level to standard error.
+    #[command(after_help = START_HELP)]
+    Start(StartArgs),
+}
+
+/// The options of `nanomq start`.
+#[derive(Debug, Args)]
+pub(crate) struct StartArgs {
+    /// The configuration file (TOML) to run on, instead of the embedded default.
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub(crate) conf: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn start_takes_an_optional_file() {
+        let cli = Cli::try_parse_from(["nanomq", "start"]).unwrap();
+        let Command::Start(args) = cli.command;
+        assert_eq!(args.conf, None);
+        let cli = Cli::try_parse_from(["nanomq", "start", "--conf", "/etc/nanomq.toml"]).unwrap();
+        let Command::Start(args) = cli.command;
+        assert_eq!(args.conf, Some(PathBuf::from("/etc/nanomq.toml")));
+        let cli = Cli::try_parse_from(["nanomq", "start", "-c", "x.toml"]).unwrap();
+        let Command::Start(args) = cli.command;
+        assert_eq!(args.conf, Some(PathBuf::from("x.toml")));
+    }
+
+    #[test]
+    fn a_subcommand_is_required() {
+        assert!(Cli::try_parse_from(["nanomq"]).is_err());
+        assert!(Cli::try_parse_from(["nanomq", "stop"]).is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! `nanomq`: the MQTT broker binary.
+//!
+//! `nanomq start [--conf FILE]` reads and validates the configuration ([`config`]), starts
+//! logging ([`logging`]), binds every listener ([`listeners`]) and only then serves; SIGINT or
+//! SIGTERM ([`signals`]) stops it gracefully. Any failure before serving exits non-zero with
+//! the reason on standard error, so the broker never runs half-configured.
+//!
+//! Modules:
+//! - [`cli`]: the command line (clap).
+//! - [`config`]: the TOML configuration file, validated into broker-core's `MqttConfig`.
+//! - [`units`]: sizes and durations as the configuration file writes them.
+//! - [`logging`]: the tracing subscriber (console or file).
+//! - [`listeners`]: bind all, then serve each, per transport feature.
+//! - [`signals`]: SIGINT and SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use broker_core::Broker;
+use clap::Parser;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cli::{Cli, Command, StartArgs};
+use crate::config::{Config, LogTarget};
+use crate::signals::Signals;
+
+mod cli;
+mod config;
+mod listeners;
+mod logging;
+mod signals;
+mod units;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Start(args) => start(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` puts the whole chain of causes on one line; a configuration error's
+            // problems follow it, one per line.
+            eprintln!("nanomq: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `nanomq start`: load the configuration, start logging, run until a signal.
+fn start(args: &StartArgs) -> Result<()> {
+    let config = load_config(args.conf.as_deref())?;
+    let _log_guard = logging::init(&config.log)?;
+    let log_to_file = matches!(config.log.target, LogTarget::File { .. });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("nanomq-worker")
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(run(config));
+    // Everything that matters has finished inside `run`; do not wait on stragglers.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    if let Err(error) = &result {
+        if log_to_file {
+            // The console gets it from `main`; the log file should say why the broker stopped.
+            tracing::error!("{error:#}");
+        }
+    }
+    result
+}
+
+/// Reads and validates the configuration: `path`, or the embedded default.
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    match path {
+        None => config::parse(config::DEFAULT_CONFIG).map_err(|e| {
+            anyhow!(
+                "the embedded default configuration is invalid:\n{}",
+                indent(&e)
+            )
+        }),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            config::parse(&text).map_err(|e| {
+                anyhow!(
+                    "invalid configuration file {}:\n{}",
+                    path.display(),
+                    indent(&e)
+                )
+            })
+        }
+    }
+}
+
+/// `lines`, each indented by two spaces.
+fn indent(lines: &impl std::fmt::Display) -> String {
+    let lines = lines.to_string();
+    let mut indented = String::with_capacity(lines.len() + 16);
+    for (i, line) in lines.lines().enumerate() {
+        if i > 0 {
+            indented.push('\n');
+        }
+        indented.push_str("  ");
+        indented.push_str(line);
+    }
+    indented
+}
+
+/// Binds every listener, serves until SIGINT or SIGTERM, then shuts down gracefully: stop
+/// accepting, disconnect every client, and return.
+async fn run(config: Config) -> Result<()> {
+    // Catch the signals first: one that arrives while starting must stop us gracefully too,
+    // not kill the process.
+    let mut signals = Signals::install().context("cannot install the signal handlers")?;
+    let bound = listeners::bind_all(&config.listeners).await?;
+    let broker = Broker::new(config.mqtt);
+
+    let (stop, stopped) = watch::channel(false);
+    let mut serving = JoinSet::new();
+    for listener in bound {
+        tracing::info!("listening on {}", listener.url());
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            // An error means the sender is gone, which also means stop.
+            let _ = stopped.wait_for(|&stop| stop).await;
+        };
+        serving.spawn(listener.serve(Arc::clone(&broker), shutdown));
+    }
+
+    let outcome = tokio::select! {
+        signal = signals.recv() => {
+            tracing::info!(signal, "shutting down");
+            Ok(())
+        }
+        Some(ended) = serving.join_next() => {
+            // A listener only ends when told to; this one failed.
+            let why = match ended {
+                Ok(()) => anyhow!("a listener stopped unexpectedly"),
+                Err(e) => anyhow!("a listener failed: {e}"),
+            };
+            tracing::error!("{why:#}; shutting down");
+            Err(why)
+        }
+    };
+
+    // Stop accepting, then disconnect every client and let their tasks finish.
+    stop.send_replace(true);
+    let graceful = async {
+        while serving.join_next().await.is_some() {}
+        broker.shutdown().await;
+    };
+    tokio::select! {
+        () = graceful => {}
+        signal = signals.recv() => {
+            tracing::warn!(signal, "second signal: exiting without finishing the shutdown");
+            return Err(anyhow!("stopped by a second {signal} before the shutdown finished"));
+        }
+    }
+    tracing::info!("stopped");
+    outcome
+}
