@@ -798,6 +798,38 @@ async fn shutdown_does_not_wait_for_clients_that_never_connected() {
     settle().await;
     let start = tokio::time::Instant::now();
     broker.shutdown().await;
-    assert!(start.elapsed() < Duration::from_secs(1), "shutdown took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
     assert_eq!(silent.recv().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn unacknowledged_messages_too_large_for_the_new_connection_are_dropped_in_place() {
+    let broker = broker(MqttConfig::default());
+    let (mut sub, _) = Client::connect_with(&broker, persistent(V5, "sub", 3600)).await;
+    sub.subscribe("t", QoS::AtLeastOnce).await;
+    let mut publisher = Client::connect(&broker, V5, "pub").await;
+    for (i, len) in [(1u8, 20), (2, 400), (3, 20)] {
+        publisher
+            .publish("t", &vec![i; len], QoS::AtLeastOnce, false)
+            .await;
+    }
+    for _ in 0..3 {
+        sub.expect_publish().await; // never acknowledged
+    }
+    sub.drop_abruptly();
+    let mut c = persistent(V5, "sub", 3600);
+    c.properties.maximum_packet_size = NonZeroU32::new(256);
+    let (mut sub, _) = Client::connect_with(&broker, c).await;
+    for i in [1u8, 3] {
+        let p = sub.expect_publish().await;
+        assert!(p.dup);
+        assert_eq!(p.payload[0], i);
+        sub.ack(&p).await;
+    }
+    assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());
+    assert_eq!(broker.metrics().dropped_too_large, 1);
 }

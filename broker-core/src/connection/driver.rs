@@ -614,14 +614,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
         }
         let mut in_window = state.sent_in_flight();
         let mut sent = 0u64;
-        for i in 0..state.inflight.len() {
-            if in_window >= window || self.out.len() >= WRITE_BATCH {
-                break;
-            }
-            let Some(f) = state.inflight.get_mut(i) else {
+        let mut i = 0;
+        while i < state.inflight.len() && in_window < window && self.out.len() < WRITE_BATCH {
+            let Some(f) = state.inflight.get(i) else {
                 break;
             };
             if f.sent_at.is_some() {
+                i += 1;
                 continue;
             }
             let packet = match f.state {
@@ -633,6 +632,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     match self.outgoing_publish(&delivery, qos, dup, now) {
                         Some(publish) => Packet::Publish(publish),
                         None => {
+                            // Too large for this connection: dropped, its identifier freed.
                             state.inflight.remove(i);
                             continue;
                         }
@@ -646,6 +646,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             encode_into(&packet, self.version(), &mut self.out);
             in_window += 1;
             sent += 1;
+            i += 1;
         }
         while self.out.len() < WRITE_BATCH {
             let Some(delivery) = state.pop() else {
