@@ -490,6 +490,9 @@ fn encode(v: ProtocolVersion, p: &Packet) -> BytesMut {
     let written = p.encode(v, &mut buf).unwrap();
     assert_eq!(written, buf.len());
     assert_eq!(p.encoded_len(v).unwrap(), buf.len());
+    if let Packet::Publish(publish) = p {
+        assert_eq!(publish.encoded_len(v).unwrap(), buf.len());
+    }
     buf
 }
 

@@ -728,7 +728,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             properties,
         };
         let max = self.param().maximum_packet_size;
-        let fits = Packet::Publish(publish.clone())
+        let fits = publish
             .encoded_len(self.version())
             .is_ok_and(|len| len <= max as usize);
         if !fits {

@@ -198,6 +198,12 @@ impl Publish {
         buf.put_slice(&self.payload);
     }
 
+    /// The size of this PUBLISH encoded for `version`, computed without encoding it (the
+    /// same as [`crate::Packet::encoded_len`] of `Packet::Publish`, without building one).
+    pub fn encoded_len(&self, version: ProtocolVersion) -> Result<usize, EncodeError> {
+        checked_total(self.body_len(version)?, u32::MAX, usize::MAX)
+    }
+
     /// Writes everything but the payload, so that a caller can send the payload straight
     /// from [`Publish::payload`] (with vectored I/O, or by chaining buffers) without copying
     /// it. Returns the size of the whole packet; nothing is written on error.
