@@ -214,6 +214,18 @@ impl SessionState {
         None
     }
 
+    /// Ends the exchange of `packet_id` if it awaits `awaited` (PUBACK or PUBCOMP); an
+    /// acknowledgement of anything else is ignored.
+    pub(crate) fn complete(&mut self, packet_id: PacketId, awaited: Awaiting) {
+        if let Some(i) = self
+            .inflight
+            .iter()
+            .position(|f| f.packet_id == packet_id && f.state == awaited)
+        {
+            self.inflight.remove(i);
+        }
+    }
+
     /// Marks everything in flight as needing a resend: the connection it was sent on is gone.
     pub(crate) fn connection_lost(&mut self) {
         for f in &mut self.inflight {

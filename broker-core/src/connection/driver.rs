@@ -271,10 +271,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
     fn handle(&mut self, packet: Packet) -> Option<Exit> {
         match packet {
             Packet::Publish(publish) => return self.on_publish(publish),
-            Packet::PubAck(ack) => self.on_puback(&ack),
+            Packet::PubAck(ack) => self
+                .session
+                .state
+                .lock()
+                .complete(ack.packet_id, Awaiting::PubAck),
             Packet::PubRec(ack) => self.on_pubrec(&ack),
             Packet::PubRel(ack) => self.on_pubrel(&ack),
-            Packet::PubComp(ack) => self.on_pubcomp(&ack),
+            Packet::PubComp(ack) => {
+                self.session
+                    .state
+                    .lock()
+                    .complete(ack.packet_id, Awaiting::PubComp);
+            }
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
             Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
             Packet::PingReq => self.send(Packet::PingResp),
@@ -390,17 +399,6 @@ impl<'a, P: Pipe> Driver<'a, P> {
         self.broker.publish(message)
     }
 
-    fn on_puback(&mut self, ack: &Ack) {
-        let mut state = self.session.state.lock();
-        if let Some(i) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == ack.packet_id && f.state == Awaiting::PubAck)
-        {
-            state.inflight.remove(i);
-        }
-    }
-
     fn on_pubrec(&mut self, ack: &Ack) {
         let mut state = self.session.state.lock();
         let position = state.inflight.iter().position(|f| {
@@ -440,17 +438,6 @@ impl<'a, P: Pipe> Driver<'a, P> {
             ReasonCode::PacketIdentifierNotFound
         };
         self.send(Packet::PubComp(self.ack(ack.packet_id, code)));
-    }
-
-    fn on_pubcomp(&mut self, ack: &Ack) {
-        let mut state = self.session.state.lock();
-        if let Some(i) = state
-            .inflight
-            .iter()
-            .position(|f| f.packet_id == ack.packet_id && f.state == Awaiting::PubComp)
-        {
-            state.inflight.remove(i);
-        }
     }
 
     fn on_subscribe(&mut self, subscribe: Subscribe) {
