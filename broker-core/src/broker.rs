@@ -455,7 +455,7 @@ impl Message {
             payload: will.payload.clone(),
             qos: will.qos,
             retain: will.retain,
-            properties,
+            properties: Some(Box::new(properties)).filter(|p| !p.is_empty()),
             expires_at: None,
             publisher: Some(publisher),
         }

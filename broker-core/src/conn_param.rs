@@ -35,6 +35,10 @@ pub struct TransportInfo {
     pub tls_subject: Option<String>,
     /// The common name of the verified TLS client certificate.
     pub tls_common_name: Option<String>,
+    /// Mosquitto's `use_identity_as_username`: the username is the verified client
+    /// certificate's common name, whatever CONNECT says (none without a certificate), so that
+    /// authentication and ACLs see an identity the client cannot choose.
+    pub identity_as_username: bool,
 }
 
 impl TransportInfo {
@@ -45,6 +49,7 @@ impl TransportInfo {
             peer,
             tls_subject: None,
             tls_common_name: None,
+            identity_as_username: false,
         }
     }
 }
@@ -143,7 +148,11 @@ impl ConnParam {
             assigned_client_id,
             clean_start: connect.clean_start,
             keep_alive,
-            username: connect.username,
+            username: if transport.identity_as_username {
+                transport.tls_common_name.as_deref().map(ByteString::from)
+            } else {
+                connect.username
+            },
             password: connect.password,
             will: connect.will,
             session_expiry,
@@ -158,5 +167,44 @@ impl ConnParam {
             authentication_method: props.authentication_method,
             transport,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use mqtt_codec::{ClientId, Connect, ProtocolVersion};
+
+    use super::*;
+
+    fn param(username: Option<&str>, transport: TransportInfo) -> ConnParam {
+        let client_id = ClientId::new("c").unwrap();
+        let mut connect = Connect::new(ProtocolVersion::V5, client_id.clone());
+        connect.username = username.map(ByteString::from);
+        ConnParam::new(connect, client_id, transport, None, None)
+    }
+
+    fn tls(common_name: Option<&str>, identity_as_username: bool) -> TransportInfo {
+        TransportInfo {
+            tls_subject: common_name.map(|cn| format!("CN={cn}")),
+            tls_common_name: common_name.map(str::to_owned),
+            identity_as_username,
+            ..TransportInfo::new(TransportKind::Tls, None)
+        }
+    }
+
+    #[test]
+    fn the_username_is_the_clients_unless_the_identity_replaces_it() {
+        let p = param(Some("claimed"), tls(Some("device-7"), false));
+        assert_eq!(p.username.as_deref(), Some("claimed"));
+        assert_eq!(p.transport.tls_common_name.as_deref(), Some("device-7"));
+
+        let p = param(Some("claimed"), tls(Some("device-7"), true));
+        assert_eq!(p.username.as_deref(), Some("device-7"));
+
+        // Without a certificate the client's claim is not taken instead.
+        let p = param(Some("claimed"), tls(None, true));
+        assert_eq!(p.username, None);
     }
 }

@@ -19,8 +19,8 @@ pub struct Message {
     pub retain: bool,
     /// Properties passed through to subscribers (payload format, content type, response
     /// topic, correlation data, user properties). Topic alias, subscription identifiers and
-    /// message expiry are per delivery and not kept here.
-    pub properties: PublishProperties,
+    /// message expiry are per delivery and not kept here. `None` when there are none.
+    pub properties: Option<Box<PublishProperties>>,
     /// When the message expires, if the publisher gave it an expiry interval.
     pub expires_at: Option<Instant>,
     /// The session that published it, for no-local subscriptions.

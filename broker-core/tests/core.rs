@@ -69,7 +69,7 @@ async fn overlapping_subscriptions_deliver_once_at_the_highest_qos_with_every_id
     let p = sub.expect_publish().await;
     assert_eq!(p.qos.qos(), QoS::AtLeastOnce);
     let mut ids: Vec<u32> = p
-        .properties
+        .properties()
         .subscription_identifiers
         .iter()
         .map(|i| i.get())
@@ -170,14 +170,14 @@ async fn retained_messages_honour_message_expiry() {
     let mut publisher = Client::connect(&broker, V5, "pub").await;
     let mut p = Publish::new(topic("e"), Bytes::from_static(b"x"));
     p.retain = true;
-    p.properties.message_expiry_interval = Some(10);
+    p.properties_mut().message_expiry_interval = Some(10);
     publisher.publish_packet(p).await;
     tokio::time::sleep(Duration::from_secs(4)).await;
     let mut sub = Client::connect(&broker, V5, "sub").await;
     sub.subscribe("e", QoS::AtMostOnce).await;
     let got = sub.expect_publish().await;
     assert_eq!(
-        got.properties.message_expiry_interval,
+        got.properties().message_expiry_interval,
         Some(6),
         "remaining interval forwarded"
     );
@@ -587,24 +587,24 @@ async fn topic_aliases_work_both_ways() {
 
     // Inbound: set alias 1, then use it with an empty topic.
     let mut p = Publish::new(topic("long/topic/name"), Bytes::from_static(b"1"));
-    p.properties.topic_alias = NonZeroU16::new(1);
+    p.properties_mut().topic_alias = NonZeroU16::new(1);
     publisher.send(Packet::Publish(p)).await;
     let mut p = Publish::new(TopicName::empty(), Bytes::from_static(b"2"));
-    p.properties.topic_alias = NonZeroU16::new(1);
+    p.properties_mut().topic_alias = NonZeroU16::new(1);
     publisher.send(Packet::Publish(p)).await;
 
     // Outbound: the first delivery names the topic and an alias, the second only the alias.
     let first = sub.expect_publish().await;
     assert_eq!(&*first.topic, "long/topic/name");
-    let alias = first.properties.topic_alias.expect("alias set up");
+    let alias = first.properties().topic_alias.expect("alias set up");
     let second = sub.expect_publish().await;
     assert!(second.topic.is_empty());
-    assert_eq!(second.properties.topic_alias, Some(alias));
+    assert_eq!(second.properties().topic_alias, Some(alias));
     assert_eq!(second.payload.as_ref(), b"2");
 
     // An alias never set up is a protocol error.
     let mut p = Publish::new(TopicName::empty(), Bytes::new());
-    p.properties.topic_alias = NonZeroU16::new(2);
+    p.properties_mut().topic_alias = NonZeroU16::new(2);
     publisher.send(Packet::Publish(p)).await;
     assert_eq!(
         publisher.expect_close().await.unwrap().reason_code,
@@ -648,14 +648,14 @@ async fn message_expiry_drops_queued_messages_and_forwards_the_remaining_interva
     for (payload, expiry) in [(b"short", 5), (b"long_", 100)] {
         let mut p = Publish::new(topic("t"), Bytes::from_static(payload));
         p.qos = PublishQoS::AtLeastOnce(publisher.next_pid());
-        p.properties.message_expiry_interval = Some(expiry);
+        p.properties_mut().message_expiry_interval = Some(expiry);
         publisher.publish_packet(p).await;
     }
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (mut sub, _) = Client::connect_with(&broker, persistent(V5, "sub", 3600)).await;
     let p = sub.expect_publish().await;
     assert_eq!(p.payload.as_ref(), b"long_");
-    assert_eq!(p.properties.message_expiry_interval, Some(90));
+    assert_eq!(p.properties().message_expiry_interval, Some(90));
     sub.ack(&p).await;
     assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());
 }
@@ -667,11 +667,11 @@ async fn properties_pass_through_in_order() {
     sub.subscribe("rpc", QoS::AtMostOnce).await;
     let mut publisher = Client::connect(&broker, V5, "pub").await;
     let mut p = Publish::new(topic("rpc"), Bytes::from_static(b"{}"));
-    p.properties.payload_format_indicator = Some(PayloadFormat::Utf8);
-    p.properties.content_type = Some(ByteString::from("application/json"));
-    p.properties.response_topic = Some(topic("rpc/reply"));
-    p.properties.correlation_data = Some(Bytes::from_static(b"42"));
-    p.properties.user_properties = vec![
+    p.properties_mut().payload_format_indicator = Some(PayloadFormat::Utf8);
+    p.properties_mut().content_type = Some(ByteString::from("application/json"));
+    p.properties_mut().response_topic = Some(topic("rpc/reply"));
+    p.properties_mut().correlation_data = Some(Bytes::from_static(b"42"));
+    p.properties_mut().user_properties = vec![
         UserProperty::new("b", "1"),
         UserProperty::new("a", "2"),
         UserProperty::new("b", "3"),
@@ -679,16 +679,16 @@ async fn properties_pass_through_in_order() {
     publisher.send(Packet::Publish(p.clone())).await;
     let got = sub.expect_publish().await;
     assert_eq!(
-        got.properties.payload_format_indicator,
-        p.properties.payload_format_indicator
+        got.properties().payload_format_indicator,
+        p.properties().payload_format_indicator
     );
-    assert_eq!(got.properties.content_type, p.properties.content_type);
-    assert_eq!(got.properties.response_topic, p.properties.response_topic);
+    assert_eq!(got.properties().content_type, p.properties().content_type);
+    assert_eq!(got.properties().response_topic, p.properties().response_topic);
     assert_eq!(
-        got.properties.correlation_data,
-        p.properties.correlation_data
+        got.properties().correlation_data,
+        p.properties().correlation_data
     );
-    assert_eq!(got.properties.user_properties, p.properties.user_properties);
+    assert_eq!(got.properties().user_properties, p.properties().user_properties);
 }
 
 #[tokio::test(start_paused = true)]

@@ -313,7 +313,7 @@ fn publish(v5: bool, qos: QoS) -> Packet {
     publish.dup = qos == QoS::ExactlyOnce;
     publish.retain = qos == QoS::AtMostOnce;
     if v5 {
-        publish.properties = PublishProperties {
+        *publish.properties_mut() = PublishProperties {
             payload_format_indicator: Some(PayloadFormat::Utf8),
             message_expiry_interval: Some(300),
             topic_alias: NonZeroU16::new(3),

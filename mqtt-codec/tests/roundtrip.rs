@@ -280,7 +280,7 @@ fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 if props.topic_alias.is_some() && dup {
                     p.topic = TopicName::empty();
                 }
-                p.properties = props;
+                *p.properties_mut() = props;
             }
             Packet::Publish(p)
         })

@@ -176,7 +176,7 @@ fn utf8_example_a_with_cjk_supplementary_character() {
 fn publish_v5_with_alias_and_no_topic() {
     let bytes = [0x30, 0x06, 0x00, 0x00, 0x03, 0x23, 0x00, 0x07];
     let mut p = Publish::new(TopicName::empty(), Bytes::new());
-    p.properties.topic_alias = NonZeroU16::new(7);
+    p.properties_mut().topic_alias = NonZeroU16::new(7);
     check(V5, &bytes, Packet::Publish(p));
 }
 
@@ -389,8 +389,8 @@ fn user_properties_keep_order_and_repeats() {
         0x0B, 0x01, // subscription id 1
     ];
     let mut p = Publish::new(topic("t"), Bytes::new());
-    p.properties.user_properties = vec![UserProperty::new("k", "1"), UserProperty::new("k", "2")];
-    p.properties.subscription_identifiers = vec![SubscriptionId::new(1).unwrap()];
+    p.properties_mut().user_properties = vec![UserProperty::new("k", "1"), UserProperty::new("k", "2")];
+    p.properties_mut().subscription_identifiers = vec![SubscriptionId::new(1).unwrap()];
     // Encoding writes declared properties before user properties, so compare the decode
     // only, then round-trip.
     let mut buf = BytesMut::from(&bytes[..]);

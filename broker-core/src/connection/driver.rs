@@ -307,7 +307,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
 
     fn on_publish(&mut self, mut publish: Publish) -> Option<Exit> {
         let v5 = self.version().is_v5();
-        if let Some(alias) = publish.properties.topic_alias {
+        if let Some(alias) = publish.properties().topic_alias {
             if alias.get() > self.broker.config.max_topic_alias {
                 return Some(self.protocol_error(ReasonCode::TopicAliasInvalid));
             }
@@ -321,7 +321,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     .insert(alias.get(), publish.topic.clone());
             }
         }
-        if !publish.properties.subscription_identifiers.is_empty() {
+        if !publish.properties().subscription_identifiers.is_empty() {
             // A client may not send subscription identifiers (MQTT 5 3.3.4).
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         }
@@ -383,9 +383,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
 
     /// Routes a client's PUBLISH; returns how many sessions it was queued for.
     fn route(&self, publish: Publish, now: std::time::Instant) -> usize {
+        // Alias and expiry belong to this hop; what is left passes through to subscribers.
         let mut properties = publish.properties;
-        let expiry = properties.message_expiry_interval.take();
-        properties.topic_alias = None;
+        let expiry = properties.as_mut().and_then(|p| {
+            p.topic_alias = None;
+            p.message_expiry_interval.take()
+        });
+        let properties = properties.filter(|p| !p.is_empty());
         let message = Message {
             topic: publish.topic,
             payload: publish.payload,
@@ -698,13 +702,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
     ) -> Option<Publish> {
         let message = &delivery.message;
         let v5 = self.version().is_v5();
-        let properties = if v5 {
-            let mut p: PublishProperties = message.properties.clone();
-            p.subscription_identifiers = delivery.subscription_ids.clone();
-            p.message_expiry_interval = message.remaining_expiry(now);
-            p
+        let expiry = message.remaining_expiry(now);
+        let ids = &delivery.subscription_ids;
+        let properties = if v5 && (message.properties.is_some() || !ids.is_empty() || expiry.is_some()) {
+            let mut p = message.properties.as_deref().cloned().unwrap_or_default();
+            p.subscription_identifiers.clone_from(ids);
+            p.message_expiry_interval = expiry;
+            Some(Box::new(p))
         } else {
-            PublishProperties::default()
+            None
         };
         let mut publish = Publish {
             dup,
@@ -744,13 +750,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
             return;
         }
         if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
-            publish.properties.topic_alias = Some(*alias);
+            publish.properties_mut().topic_alias = Some(*alias);
             publish.topic = TopicName::empty();
         } else if self.outbound_aliases.len() < usize::from(limit) {
             let next = self.outbound_aliases.len() as u16 + 1;
             if let Some(alias) = NonZeroU16::new(next) {
                 self.outbound_aliases.insert(publish.topic.clone(), alias);
-                publish.properties.topic_alias = Some(alias);
+                publish.properties_mut().topic_alias = Some(alias);
             }
         }
     }

@@ -67,7 +67,7 @@ impl PublishQoS {
 /// let decoded = Decoder::with_version(ProtocolVersion::V3_1_1).decode(&mut buf).unwrap();
 /// assert_eq!(decoded, Some(Packet::Publish(publish)));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Eq)]
 pub struct Publish {
     /// Whether this is a re-delivery of an earlier attempt.
     pub dup: bool,
@@ -79,8 +79,34 @@ pub struct Publish {
     pub topic: TopicName,
     /// The payload: a slice of the received frame when decoded.
     pub payload: Bytes,
-    /// MQTT 5 properties.
-    pub properties: PublishProperties,
+    /// MQTT 5 properties, boxed and `None` when there are none: most messages carry none,
+    /// and a small `Publish` is cheaper to decode and move. Read them with
+    /// [`Publish::properties`], change them with [`Publish::properties_mut`].
+    pub properties: Option<Box<PublishProperties>>,
+}
+
+/// The properties of a PUBLISH that has none.
+static NO_PROPERTIES: PublishProperties = PublishProperties {
+    payload_format_indicator: None,
+    message_expiry_interval: None,
+    topic_alias: None,
+    response_topic: None,
+    correlation_data: None,
+    subscription_identifiers: Vec::new(),
+    content_type: None,
+    user_properties: Vec::new(),
+};
+
+/// Equal when every field is, whether "no properties" is `None` or an empty box.
+impl PartialEq for Publish {
+    fn eq(&self, other: &Self) -> bool {
+        self.dup == other.dup
+            && self.qos == other.qos
+            && self.retain == other.retain
+            && self.topic == other.topic
+            && self.payload == other.payload
+            && self.properties() == other.properties()
+    }
 }
 
 const DUP: u8 = 0b1000;
@@ -95,8 +121,18 @@ impl Publish {
             retain: false,
             topic,
             payload,
-            properties: PublishProperties::default(),
+            properties: None,
         }
+    }
+
+    /// The MQTT 5 properties (all unset when there are none).
+    pub fn properties(&self) -> &PublishProperties {
+        self.properties.as_deref().unwrap_or(&NO_PROPERTIES)
+    }
+
+    /// The MQTT 5 properties, to change; allocates them on first use.
+    pub fn properties_mut(&mut self) -> &mut PublishProperties {
+        self.properties.get_or_insert_with(Box::default)
     }
 
     pub(crate) fn flags(&self) -> u8 {
@@ -134,16 +170,20 @@ impl Publish {
             }
             None => return Err(DecodeError::InvalidQoS),
         };
-        let (i, properties) = if version.is_v5() {
-            PublishProperties::parse(frame, i, PacketType::Publish)?
-        } else {
-            (i, PublishProperties::default())
+        let (i, properties) = match (version.is_v5(), i.split_first()) {
+            // The common case, a zero property length, takes neither a parse nor a box.
+            (true, Some((0, rest))) => (rest, None),
+            (true, _) => {
+                let (i, props) = PublishProperties::parse(frame, i, PacketType::Publish)?;
+                (i, (!props.is_empty()).then(|| Box::new(props)))
+            }
+            (false, _) => (i, None),
         };
         if topic.is_empty() {
             if !version.is_v5() {
                 return Err(DecodeError::InvalidTopicName(crate::InvalidTopic::Empty));
             }
-            if properties.topic_alias.is_none() {
+            if properties.as_ref().is_none_or(|p| p.topic_alias.is_none()) {
                 return Err(DecodeError::EmptyTopicWithoutAlias);
             }
         }
@@ -162,7 +202,7 @@ impl Publish {
         if self.dup && self.qos == PublishQoS::AtMostOnce {
             return Err(EncodeError::InvalidValue("DUP set on a QoS 0 PUBLISH"));
         }
-        if self.topic.is_empty() && self.properties.topic_alias.is_none() {
+        if self.topic.is_empty() && self.properties().topic_alias.is_none() {
             return Err(EncodeError::InvalidValue(
                 "empty topic name without a topic alias",
             ));
@@ -172,9 +212,9 @@ impl Publish {
             len += 2;
         }
         if version.is_v5() {
-            len += self.properties.block_len()?;
+            len += self.properties().block_len()?;
         } else {
-            no_properties_before_v5(&self.properties, version)?;
+            no_properties_before_v5(self.properties(), version)?;
         }
         Ok(len)
     }
@@ -189,7 +229,7 @@ impl Publish {
             buf.put_u16(id.get());
         }
         if version.is_v5() {
-            self.properties.write_block(buf);
+            self.properties().write_block(buf);
         }
     }
 
