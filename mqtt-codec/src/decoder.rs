@@ -98,7 +98,7 @@ impl Decoder {
             return Ok(None);
         }
         let frame = buf.split_to(header.frame_len()).freeze();
-        self.decode_frame(&header, &frame).map(Some)
+        self.decode_frame(&header, frame).map(Some)
     }
 
     /// Decodes the packet at the front of `buf` without consuming anything; returns the
@@ -112,12 +112,12 @@ impl Decoder {
         }
         let frame = buf.slice(..header.frame_len());
         Ok(Some((
-            self.decode_frame(&header, &frame)?,
+            self.decode_frame(&header, frame)?,
             header.frame_len(),
         )))
     }
 
-    fn decode_frame(&mut self, header: &FixedHeader, frame: &Bytes) -> Result<Packet, DecodeError> {
+    fn decode_frame(&mut self, header: &FixedHeader, frame: Bytes) -> Result<Packet, DecodeError> {
         // Before CONNECT the fixed header check lets only CONNECT through, and CONNECT
         // carries its own version, so the fallback is never used to read a body.
         let version = self.version.unwrap_or(ProtocolVersion::V5);

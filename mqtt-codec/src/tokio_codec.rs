@@ -142,8 +142,10 @@ mod tests {
     #[test]
     fn before_connect_packets_are_encoded_as_3_1_1() {
         let mut server = MqttCodec::new(Decoder::new());
-        let mut refusal = ConnAck::default();
-        refusal.reason_code = ReasonCode::UnsupportedProtocolVersion;
+        let refusal = ConnAck {
+            reason_code: ReasonCode::UnsupportedProtocolVersion,
+            ..ConnAck::default()
+        };
         let mut wire = BytesMut::new();
         server
             .encode(Packet::ConnAck(Box::new(refusal)), &mut wire)

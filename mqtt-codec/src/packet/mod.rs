@@ -91,25 +91,53 @@ impl Packet {
         }
     }
 
-    /// Decodes one complete packet: `frame` holds exactly the fixed header `header` describes,
-    /// followed by the body. [`crate::Decoder`] does the framing and calls this.
+    /// Decodes one complete packet: `frame` starts with the fixed header `header` describes,
+    /// followed by the body (bytes past the packet's end are ignored). [`crate::Decoder`]
+    /// does the framing and calls this.
     ///
     /// `version` is the connection's version; CONNECT carries its own and ignores it. Topics,
     /// strings and payloads in the result are slices of `frame`.
     pub fn decode(
         header: &FixedHeader,
-        frame: &Bytes,
+        mut frame: Bytes,
         version: ProtocolVersion,
     ) -> Result<Self, DecodeError> {
-        let body = frame
-            .get(header.header_len..header.frame_len())
-            .ok_or(DecodeError::UnexpectedEnd)?;
+        if frame.len() < header.frame_len() {
+            return Err(DecodeError::UnexpectedEnd);
+        }
+        frame.truncate(header.frame_len());
         let v = version;
         let flags = header.flags;
+        if header.packet_type == PacketType::Publish {
+            return Ok(Self::Publish(Publish::decode(
+                frame,
+                header.header_len,
+                flags,
+                v,
+            )?));
+        }
+        Self::decode_other(header, &frame, v)
+    }
+
+    /// Every packet type but PUBLISH: kept out of line so the hot path stays small.
+    #[inline(never)]
+    fn decode_other(
+        header: &FixedHeader,
+        frame: &Bytes,
+        v: ProtocolVersion,
+    ) -> Result<Self, DecodeError> {
+        let body = frame
+            .get(header.header_len..)
+            .ok_or(DecodeError::UnexpectedEnd)?;
         Ok(match header.packet_type {
             PacketType::Connect => Self::Connect(Box::new(Connect::decode(frame, body)?)),
             PacketType::ConnAck => Self::ConnAck(Box::new(ConnAck::decode(frame, body, v)?)),
-            PacketType::Publish => Self::Publish(Publish::decode(frame, body, flags, v)?),
+            PacketType::Publish => Self::Publish(Publish::decode(
+                frame.clone(),
+                header.header_len,
+                header.flags,
+                v,
+            )?),
             PacketType::PubAck => Self::PubAck(Ack::decode(frame, body, PacketType::PubAck, v)?),
             PacketType::PubRec => Self::PubRec(Ack::decode(frame, body, PacketType::PubRec, v)?),
             PacketType::PubRel => Self::PubRel(Ack::decode(frame, body, PacketType::PubRel, v)?),
