@@ -389,7 +389,8 @@ fn user_properties_keep_order_and_repeats() {
         0x0B, 0x01, // subscription id 1
     ];
     let mut p = Publish::new(topic("t"), Bytes::new());
-    p.properties_mut().user_properties = vec![UserProperty::new("k", "1"), UserProperty::new("k", "2")];
+    p.properties_mut().user_properties =
+        vec![UserProperty::new("k", "1"), UserProperty::new("k", "2")];
     p.properties_mut().subscription_identifiers = vec![SubscriptionId::new(1).unwrap()];
     // Encoding writes declared properties before user properties, so compare the decode
     // only, then round-trip.
