@@ -207,6 +207,11 @@ impl TopicFilter {
     pub fn new(filter: impl Into<ByteString>) -> Result<Self, InvalidTopic> {
         let filter = filter.into();
         check_mqtt_string(&filter)?;
+        Self::from_mqtt_string(filter)
+    }
+
+    /// Validates a filter already known to be an MQTT string (decoded by `parse::string`).
+    pub(crate) fn from_mqtt_string(filter: ByteString) -> Result<Self, InvalidTopic> {
         match filter.strip_prefix(SHARED_PREFIX) {
             Some(rest) => {
                 let (group, inner) = rest
@@ -267,23 +272,27 @@ impl TopicFilter {
 }
 
 fn check_filter_levels(filter: &str) -> Result<(), InvalidTopic> {
-    if filter.is_empty() {
+    let bytes = filter.as_bytes();
+    if bytes.is_empty() {
         return Err(InvalidTopic::Empty);
     }
-    if memchr::memchr2(b'+', b'#', filter.as_bytes()).is_none() {
-        return Ok(());
-    }
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let last = levels.peek().is_none();
-        let misplaced = match level {
-            "#" => !last,
-            "+" => false,
-            other => other.contains(['+', '#']),
+    // One pass over the bytes: a wildcard must fill its level (a `/` or an end on each
+    // side), and `#` must also be the last byte.
+    let mut at = 0;
+    while let Some(offset) = memchr::memchr2(b'+', b'#', bytes.get(at..).unwrap_or_default()) {
+        let i = at + offset;
+        let starts_level = i == 0 || bytes.get(i - 1) == Some(&b'/');
+        let next = bytes.get(i + 1);
+        let ends_level = next.is_none() || next == Some(&b'/');
+        let last = next.is_none();
+        let fits = match bytes.get(i) {
+            Some(b'#') => starts_level && last,
+            _ => starts_level && ends_level,
         };
-        if misplaced {
+        if !fits {
             return Err(InvalidTopic::MisplacedWildcard);
         }
+        at = i + 1;
     }
     Ok(())
 }

@@ -68,11 +68,11 @@ impl Subscribe {
         let mut subscriptions = Vec::new();
         while !i.is_empty() {
             let (rest, filter) = string(frame, i)?;
-            let filter =
-                TopicFilter::new(filter).or_else(|e| fail(DecodeError::InvalidTopicFilter(e)))?;
+            let filter = TopicFilter::from_mqtt_string(filter)
+                .or_else(|e| fail(DecodeError::InvalidTopicFilter(e)))?;
             let (rest, options_byte) = byte(rest)?;
             let options = options(options_byte, version)?;
-            if options.no_local && filter.shared().is_some() {
+            if options.no_local && filter.starts_with(crate::SHARED_PREFIX) {
                 return Err(DecodeError::NoLocalOnSharedSubscription);
             }
             subscriptions.push(Subscription { filter, options });

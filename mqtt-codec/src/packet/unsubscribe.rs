@@ -39,7 +39,8 @@ impl Unsubscribe {
         while !i.is_empty() {
             let (rest, filter) = string(frame, i)?;
             filters.push(
-                TopicFilter::new(filter).or_else(|e| fail(DecodeError::InvalidTopicFilter(e)))?,
+                TopicFilter::from_mqtt_string(filter)
+                    .or_else(|e| fail(DecodeError::InvalidTopicFilter(e)))?,
             );
             i = rest;
         }
