@@ -683,12 +683,18 @@ async fn properties_pass_through_in_order() {
         p.properties().payload_format_indicator
     );
     assert_eq!(got.properties().content_type, p.properties().content_type);
-    assert_eq!(got.properties().response_topic, p.properties().response_topic);
+    assert_eq!(
+        got.properties().response_topic,
+        p.properties().response_topic
+    );
     assert_eq!(
         got.properties().correlation_data,
         p.properties().correlation_data
     );
-    assert_eq!(got.properties().user_properties, p.properties().user_properties);
+    assert_eq!(
+        got.properties().user_properties,
+        p.properties().user_properties
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -85,7 +85,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
             pipe,
             session,
             reader,
-            out: BytesMut::with_capacity(4096),
+            // Allocated on the first write: an idle connection costs no write buffer.
+            out: BytesMut::new(),
             last_received: Instant::now(),
             inbound_aliases: HashMap::new(),
             outbound_aliases: HashMap::new(),
@@ -162,7 +163,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
                 self.out.clear();
                 if self.out.capacity() > 4 * WRITE_BATCH {
-                    self.out = BytesMut::with_capacity(4096);
+                    self.out = BytesMut::new();
                 }
             }
             let deadline = self.next_deadline();
@@ -704,14 +705,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let v5 = self.version().is_v5();
         let expiry = message.remaining_expiry(now);
         let ids = &delivery.subscription_ids;
-        let properties = if v5 && (message.properties.is_some() || !ids.is_empty() || expiry.is_some()) {
-            let mut p = message.properties.as_deref().cloned().unwrap_or_default();
-            p.subscription_identifiers.clone_from(ids);
-            p.message_expiry_interval = expiry;
-            Some(Box::new(p))
-        } else {
-            None
-        };
+        let properties =
+            if v5 && (message.properties.is_some() || !ids.is_empty() || expiry.is_some()) {
+                let mut p = message.properties.as_deref().cloned().unwrap_or_default();
+                p.subscription_identifiers.clone_from(ids);
+                p.message_expiry_interval = expiry;
+                Some(Box::new(p))
+            } else {
+                None
+            };
         let mut publish = Publish {
             dup,
             qos,

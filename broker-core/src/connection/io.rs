@@ -25,7 +25,9 @@ pub(crate) struct PacketReader {
 impl PacketReader {
     pub(crate) fn new(max_packet_size: u32) -> Self {
         Self {
-            buf: BytesMut::with_capacity(4096),
+            // Small to start: most connections are idle most of the time, and CONNECT's
+            // strings keep this first allocation alive for the connection's lifetime.
+            buf: BytesMut::with_capacity(512),
             decoder: Decoder::new().with_max_packet_size(max_packet_size),
         }
     }
@@ -55,7 +57,7 @@ impl PacketReader {
         &mut self,
         stream: &mut S,
     ) -> Result<(), ReadError> {
-        if self.buf.capacity() - self.buf.len() < 1024 {
+        if self.buf.capacity() - self.buf.len() < 256 {
             self.buf.reserve(4096);
         }
         match stream.read_buf(&mut self.buf).await {
