@@ -839,3 +839,25 @@ async fn unacknowledged_messages_too_large_for_the_new_connection_are_dropped_in
     assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());
     assert_eq!(broker.metrics().dropped_too_large, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_subscriber_gets_everything_queued_beyond_one_write_batch() {
+    let broker = broker(MqttConfig::default());
+    let mut sub = Client::connect(&broker, V5, "slow").await;
+    sub.subscribe("big", QoS::AtMostOnce).await;
+    let mut publisher = Client::connect(&broker, V5, "pub").await;
+    let payload = vec![7u8; 16 * 1024];
+    for _ in 0..400 {
+        publisher
+            .publish("big", &payload, QoS::AtMostOnce, false)
+            .await;
+    }
+    // Only now does the subscriber read: several write batches are waiting for it.
+    for i in 0..400 {
+        let p = sub.try_recv(Duration::from_secs(5)).await;
+        assert!(
+            matches!(p, Some(Packet::Publish(_))),
+            "message {i} of 400 missing"
+        );
+    }
+}

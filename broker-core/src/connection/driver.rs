@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use mqtt_codec::{
-    Ack, Auth, Disconnect, Packet, PacketId, ProtocolVersion, Publish, PublishProperties,
-    PublishQoS, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, TopicName, UnsubAck,
-    Unsubscribe,
+    Ack, Auth, Disconnect, Packet, PacketId, ProtocolVersion, Publish, PublishQoS, QoS, ReasonCode,
+    RetainHandling, SubAck, Subscribe, TopicName, UnsubAck, Unsubscribe,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
@@ -124,6 +123,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let goodbye = async {
             if !self.out.is_empty() {
                 stream.write_all(&self.out).await?;
+                stream.flush().await?;
             }
             stream.shutdown().await
         };
@@ -154,10 +154,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Err(e) => return self.read_failed(e),
                 }
             }
-            self.pump();
+            let more = self.pump();
             if !self.out.is_empty() {
                 let stream = self.pipe.stream();
-                if let Err(e) = stream.write_all(&self.out).await {
+                // Streams that buffer (TLS, WebSocket) send only on flush.
+                let written = match stream.write_all(&self.out).await {
+                    Ok(()) => stream.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = written {
                     tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
                     return Exit::Lost;
                 }
@@ -165,6 +170,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 if self.out.capacity() > 4 * WRITE_BATCH {
                     self.out = BytesMut::new();
                 }
+            }
+            if more {
+                // The batch filled up with more to send: come straight back for the rest
+                // (after looking at what the client sent meanwhile).
+                session.wake.notify_one();
             }
             let deadline = self.next_deadline();
             let woken = session.wake.notified();
@@ -585,8 +595,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// Moves what the session has for the client onto the write buffer: first messages in
     /// flight that this connection has not sent yet (after a reconnect: the same packet
     /// identifiers, DUP set, in order), then queued messages, while the client's receive
-    /// maximum allows.
-    fn pump(&mut self) {
+    /// maximum allows. Returns whether it stopped at the batch size with more to send.
+    fn pump(&mut self) -> bool {
         let now = Instant::now().into_std();
         let window = usize::from(
             self.broker
@@ -683,6 +693,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 in_window += 1;
             }
         }
+        let more = self.out.len() >= WRITE_BATCH
+            && (!state.queue.is_empty() || state.inflight.iter().any(|f| f.sent_at.is_none()));
         drop(state);
         if sent > 0 {
             self.broker
@@ -690,6 +702,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 .messages_sent
                 .fetch_add(sent, Ordering::Relaxed);
         }
+        more
     }
 
     /// The PUBLISH for `delivery` under this connection's parameters, or `None` (counted)
