@@ -217,6 +217,7 @@ impl Broker {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             registry.remove(&session.client_id);
+            shrink_if_sparse(&mut registry);
         }
         drop(registry);
         if let Some(task) = session.expiry_task.lock().take() {
@@ -286,7 +287,10 @@ impl Broker {
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
                 if let Some(broker) = broker.upgrade() {
-                    broker.wills.lock().remove(&id);
+                    let mut wills = broker.wills.lock();
+                    wills.remove(&id);
+                    shrink_if_sparse(&mut wills);
+                    drop(wills);
                     broker.publish(will.with_expiry_interval(
                         expiry_interval,
                         tokio::time::Instant::now().into_std(),
@@ -299,8 +303,10 @@ impl Broker {
     }
 
     fn cancel_will(&self, client_id: &ClientId) {
-        if let Some(task) = self.wills.lock().remove(client_id) {
+        let mut wills = self.wills.lock();
+        if let Some(task) = wills.remove(client_id) {
             task.abort();
+            shrink_if_sparse(&mut wills);
         }
     }
 
@@ -380,6 +386,7 @@ impl Broker {
         let mut retained = self.retained.write();
         if message.payload.is_empty() {
             retained.remove(&message.topic);
+            shrink_if_sparse(&mut retained);
         } else {
             retained.insert(message.topic.clone(), Arc::clone(message));
         }
@@ -459,5 +466,15 @@ impl Message {
             expires_at: None,
             publisher: Some(publisher),
         }
+    }
+}
+
+/// Gives back a map's memory once it holds less than a quarter of what it has room for:
+/// after a burst of clients has come and gone, the broker returns to its idle footprint.
+pub(crate) fn shrink_if_sparse<K: std::hash::Hash + Eq, V, S: std::hash::BuildHasher>(
+    map: &mut HashMap<K, V, S>,
+) {
+    if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
     }
 }

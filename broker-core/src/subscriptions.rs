@@ -197,6 +197,7 @@ impl Node {
                 let removed = child.remove(rest, group, key);
                 if child.is_empty() {
                     self.children.remove(level);
+                    crate::broker::shrink_if_sparse(&mut self.children);
                 }
                 removed
             }
