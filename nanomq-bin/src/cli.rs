@@ -1,14 +1,25 @@
-//! The command line: `nanomq start [--conf FILE]`. Later subcommands (client tools, `bench`)
-//! are further variants of [`Command`].
+//! The command line: `nanomq start [--conf FILE]`, and the client tools `nanomq pub`,
+//! `nanomq sub` and `nanomq bench` (whose options live with them, in `client` and `bench`).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::BenchArgs;
+use crate::client::error::EXIT_CODES_HELP;
+use crate::client::publish::PubArgs;
+use crate::client::subscribe::SubArgs;
+
 /// What `nanomq start --help` adds after the options: the configuration at a glance.
 const START_HELP: &str = "\
 CONFIGURATION (TOML; an absent key takes its default, an unknown key is an error):
   [listeners.tcp]  bind = \"0.0.0.0:1883\"      (required; IP:PORT; port 0: a free port)
+  [listeners.ws]   bind = \"0.0.0.0:8083\"      path = \"/mqtt\"
+  [listeners.ssl]  bind = \"0.0.0.0:8883\"      certfile, keyfile (PEM; required)
+                   cacertfile (PEM)            verify_peer = false
+                   fail_if_no_peer_cert = false  use_identity_as_username = false
+  [listeners.wss]  bind = \"0.0.0.0:8086\"      path = \"/mqtt\"  (TLS keys as [listeners.ssl],
+                                               taken from it when absent)
   [mqtt]           max_packet_size = \"1MB\"     max_mqueue_len = 2048
                    max_mqueue_bytes = \"64MB\"   mqueue_drop = \"drop_oldest\" | \"drop_newest\"
                    queue_qos0 = false          max_inflight = 32
@@ -20,12 +31,16 @@ CONFIGURATION (TOML; an absent key takes its default, an unknown key is an error
                    dir = \"logs\"                file = \"nanomq.log\"
                    rotation = \"never\" | \"daily\"
 
-  A listener whose table is absent is off; at least one must be on. The example file
-  etc/nanomq.toml (in the nanomq-bin crate) documents every key; it is also the embedded
-  default. The RUST_LOG environment variable, when set, overrides log.level.
+  A listener whose table is absent is off; at least one must be on. Each kind is a cargo
+  feature (tcp, ws, tls; wss needs ws and tls); a build without one refuses its table. The
+  example file etc/nanomq.toml (in the nanomq-bin crate) documents every key; it is also the
+  embedded default (TCP on 1883 and WebSocket on 8083/mqtt). The RUST_LOG environment
+  variable, when set, overrides log.level.
 
   A bad configuration is reported with the key it is about, and the broker does not start.
-  The address of each listener is logged once bound: `listening on tcp://IP:PORT`.
+  The address of each listener is logged once bound: `listening on tcp://IP:PORT`,
+  `ssl://IP:PORT`, `ws://IP:PORT/mqtt` or `wss://IP:PORT/mqtt`. A TLS certificate or key
+  file that cannot be used stops the start-up, naming the file and the problem.
   SIGINT or SIGTERM stops the broker gracefully: it stops accepting connections, disconnects
   every client (MQTT 5 clients with reason 0x8B, server shutting down), and exits with 0.";
 
@@ -35,7 +50,7 @@ CONFIGURATION (TOML; an absent key takes its default, an unknown key is an error
     name = "nanomq",
     version,
     after_help = "Examples:\n  \
-                  nanomq start                      MQTT over TCP on 0.0.0.0:1883\n  \
+                  nanomq start                      MQTT over TCP on :1883, WebSocket on :8083/mqtt\n  \
                   nanomq start --conf nanomq.toml   on a configuration file\n\n\
                   Run `nanomq start --help` for the configuration keys."
 )]
@@ -51,9 +66,28 @@ pub(crate) enum Command {
     /// Start the broker, and run until SIGINT or SIGTERM.
     ///
     /// Without --conf, the broker runs on its embedded default configuration: MQTT over TCP on
-    /// 0.0.0.0:1883, logging at info level to standard error.
+    /// 0.0.0.0:1883 and over WebSocket on 0.0.0.0:8083/mqtt, logging at info level to
+    /// standard error.
     #[command(after_help = START_HELP)]
     Start(StartArgs),
+
+    /// Publish a message (flags as mosquitto_pub; -h is the host, help is --help).
+    #[command(
+        disable_help_flag = true,
+        after_help = format!("{}\n\n{}", crate::client::publish::EXAMPLES, EXIT_CODES_HELP)
+    )]
+    Pub(PubArgs),
+
+    /// Subscribe and print messages (flags as mosquitto_sub; -h is the host, help is --help).
+    #[command(
+        disable_help_flag = true,
+        after_help = format!("{}\n\n{}", crate::client::subscribe::EXAMPLES, EXIT_CODES_HELP)
+    )]
+    Sub(SubArgs),
+
+    /// Generate load and measure: throughput, losses, latency, connections, memory.
+    #[command(disable_help_flag = true, after_help = crate::bench::AFTER_HELP)]
+    Bench(BenchArgs),
 }
 
 /// The options of `nanomq start`.
@@ -77,15 +111,19 @@ mod tests {
 
     #[test]
     fn start_takes_an_optional_file() {
-        let cli = Cli::try_parse_from(["nanomq", "start"]).unwrap();
-        let Command::Start(args) = cli.command;
-        assert_eq!(args.conf, None);
-        let cli = Cli::try_parse_from(["nanomq", "start", "--conf", "/etc/nanomq.toml"]).unwrap();
-        let Command::Start(args) = cli.command;
-        assert_eq!(args.conf, Some(PathBuf::from("/etc/nanomq.toml")));
-        let cli = Cli::try_parse_from(["nanomq", "start", "-c", "x.toml"]).unwrap();
-        let Command::Start(args) = cli.command;
-        assert_eq!(args.conf, Some(PathBuf::from("x.toml")));
+        let conf = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Start(args) => args.conf,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(conf(&["nanomq", "start"]), None);
+        assert_eq!(
+            conf(&["nanomq", "start", "--conf", "/etc/nanomq.toml"]),
+            Some(PathBuf::from("/etc/nanomq.toml"))
+        );
+        assert_eq!(
+            conf(&["nanomq", "start", "-c", "x.toml"]),
+            Some(PathBuf::from("x.toml"))
+        );
     }
 
     #[test]

@@ -45,6 +45,12 @@ pub(crate) struct Config {
 pub(crate) enum ListenerKind {
     /// MQTT over plain TCP (`[listeners.tcp]`, feature `tcp`).
     Tcp,
+    /// MQTT over TLS (`[listeners.ssl]`, feature `tls`).
+    Tls,
+    /// MQTT over WebSocket (`[listeners.ws]`, feature `ws`).
+    Ws,
+    /// MQTT over WebSocket over TLS (`[listeners.wss]`, features `ws` and `tls`).
+    Wss,
 }
 
 impl ListenerKind {
@@ -52,13 +58,19 @@ impl ListenerKind {
     pub(crate) fn scheme(self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
+            Self::Tls => "ssl",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
         }
     }
 
-    /// The cargo feature that compiles this listener in.
+    /// The cargo features that compile this listener in, as `--features` takes them.
     fn feature(self) -> &'static str {
         match self {
             Self::Tcp => "tcp",
+            Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Wss => "ws,tls",
         }
     }
 
@@ -66,6 +78,9 @@ impl ListenerKind {
     pub(crate) fn compiled_in(self) -> bool {
         match self {
             Self::Tcp => cfg!(feature = "tcp"),
+            Self::Tls => cfg!(feature = "tls"),
+            Self::Ws => cfg!(feature = "ws"),
+            Self::Wss => cfg!(all(feature = "ws", feature = "tls")),
         }
     }
 }
@@ -77,6 +92,50 @@ pub(crate) struct ListenerConfig {
     pub(crate) kind: ListenerKind,
     /// Where it listens (port 0: a free port, logged once bound).
     pub(crate) bind: SocketAddr,
+    /// WebSocket settings (`ws`, `wss`).
+    pub(crate) ws: Option<WsConfig>,
+    /// TLS settings (`ssl`, `wss`).
+    pub(crate) tls: Option<TlsConfig>,
+}
+
+#[cfg(test)]
+impl ListenerConfig {
+    /// A listener of `kind` on `bind` with no WebSocket or TLS settings (`tcp`).
+    #[allow(dead_code, reason = "used by the tests of the listeners compiled in")]
+    pub(crate) fn plain(kind: ListenerKind, bind: SocketAddr) -> Self {
+        Self {
+            kind,
+            bind,
+            ws: None,
+            tls: None,
+        }
+    }
+}
+
+/// The WebSocket settings of a `ws` or `wss` listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WsConfig {
+    /// The path MQTT is served on (`/mqtt`); other paths get 404.
+    pub(crate) path: String,
+    /// The largest WebSocket message accepted: `mqtt.max_packet_size`.
+    pub(crate) max_message_size: usize,
+}
+
+/// The TLS settings of an `ssl` or `wss` listener (files are read when it is bound).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TlsConfig {
+    /// The server's certificate chain (PEM).
+    pub(crate) certfile: PathBuf,
+    /// The server's private key (PEM).
+    pub(crate) keyfile: PathBuf,
+    /// The CA certificates client certificates are verified against (PEM).
+    pub(crate) cacertfile: Option<PathBuf>,
+    /// Ask for and verify client certificates.
+    pub(crate) verify_peer: bool,
+    /// Refuse clients without a certificate.
+    pub(crate) fail_if_no_peer_cert: bool,
+    /// The verified certificate's common name is the client's username.
+    pub(crate) use_identity_as_username: bool,
 }
 
 /// The least severe level that is logged.
@@ -193,15 +252,40 @@ impl std::error::Error for ConfigError {}
 
 /// Parses and validates a configuration file's text.
 pub(crate) fn parse(text: &str) -> Result<Config, ConfigError> {
+    read(text)?.validate()
+}
+
+/// The embedded default configuration ([`DEFAULT_CONFIG`]), less the listeners this build
+/// lacks: a broker built with `--no-default-features --features tcp` starts on TCP alone
+/// instead of refusing its own default.
+pub(crate) fn parse_default() -> Result<Config, ConfigError> {
+    let mut raw = read(DEFAULT_CONFIG)?;
+    let listeners = &mut raw.listeners;
+    if !ListenerKind::Tcp.compiled_in() {
+        listeners.tcp = None;
+    }
+    if !ListenerKind::Tls.compiled_in() {
+        listeners.ssl = None;
+    }
+    if !ListenerKind::Ws.compiled_in() {
+        listeners.ws = None;
+    }
+    if !ListenerKind::Wss.compiled_in() {
+        listeners.wss = None;
+    }
+    raw.validate()
+}
+
+/// Reads the text into the file's structure, without validating values.
+fn read(text: &str) -> Result<RawConfig, ConfigError> {
     let deserializer = toml::Deserializer::parse(text)
         .map_err(|e| ConfigError::one(None, format!("invalid TOML: {}", describe(&e, text))))?;
-    let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let key = e.path().to_string();
         // The path of an error at the top level is ".".
         let key = (key != ".").then_some(key);
         ConfigError::one(key, describe(e.inner(), text))
-    })?;
-    raw.validate()
+    })
 }
 
 /// A toml error's message and, when it has one, its position in `text`.
@@ -244,6 +328,12 @@ struct RawConfig {
 struct RawListeners {
     /// `[listeners.tcp]`.
     tcp: Option<RawListener>,
+    /// `[listeners.ssl]`.
+    ssl: Option<RawSslListener>,
+    /// `[listeners.ws]`.
+    ws: Option<RawWsListener>,
+    /// `[listeners.wss]`.
+    wss: Option<RawWssListener>,
 }
 
 /// The keys of a listener table.
@@ -253,6 +343,99 @@ struct RawListener {
     /// `bind = "IP:PORT"`; required.
     #[serde(deserialize_with = "socket_addr")]
     bind: SocketAddr,
+}
+
+/// `[listeners.ws]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a listener table")]
+struct RawWsListener {
+    /// `bind = "IP:PORT"`; required.
+    #[serde(deserialize_with = "socket_addr")]
+    bind: SocketAddr,
+    /// `path = "/mqtt"`.
+    #[serde(default = "default_ws_path")]
+    path: String,
+}
+
+/// The TLS keys of `[listeners.ssl]` and `[listeners.wss]`, each optional here: `ssl`
+/// requires `certfile` and `keyfile`, `wss` takes what it lacks from `ssl`.
+#[derive(Debug, Default, Clone)]
+struct RawTlsKeys {
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    cacertfile: Option<PathBuf>,
+    verify_peer: Option<bool>,
+    fail_if_no_peer_cert: Option<bool>,
+    use_identity_as_username: Option<bool>,
+}
+
+/// `[listeners.ssl]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a listener table")]
+struct RawSslListener {
+    /// `bind = "IP:PORT"`; required.
+    #[serde(deserialize_with = "socket_addr")]
+    bind: SocketAddr,
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    cacertfile: Option<PathBuf>,
+    verify_peer: Option<bool>,
+    fail_if_no_peer_cert: Option<bool>,
+    use_identity_as_username: Option<bool>,
+}
+
+impl RawSslListener {
+    /// Its TLS keys.
+    fn tls_keys(&self) -> RawTlsKeys {
+        RawTlsKeys {
+            certfile: self.certfile.clone(),
+            keyfile: self.keyfile.clone(),
+            cacertfile: self.cacertfile.clone(),
+            verify_peer: self.verify_peer,
+            fail_if_no_peer_cert: self.fail_if_no_peer_cert,
+            use_identity_as_username: self.use_identity_as_username,
+        }
+    }
+}
+
+/// `[listeners.wss]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a listener table")]
+struct RawWssListener {
+    /// `bind = "IP:PORT"`; required.
+    #[serde(deserialize_with = "socket_addr")]
+    bind: SocketAddr,
+    /// `path = "/mqtt"`.
+    #[serde(default = "default_ws_path")]
+    path: String,
+    certfile: Option<PathBuf>,
+    keyfile: Option<PathBuf>,
+    cacertfile: Option<PathBuf>,
+    verify_peer: Option<bool>,
+    fail_if_no_peer_cert: Option<bool>,
+    use_identity_as_username: Option<bool>,
+}
+
+impl RawWssListener {
+    /// Its TLS keys, each taken from `ssl` when this table lacks it.
+    fn tls_keys(&self, ssl: Option<&RawTlsKeys>) -> RawTlsKeys {
+        let ssl = ssl.cloned().unwrap_or_default();
+        RawTlsKeys {
+            certfile: self.certfile.clone().or(ssl.certfile),
+            keyfile: self.keyfile.clone().or(ssl.keyfile),
+            cacertfile: self.cacertfile.clone().or(ssl.cacertfile),
+            verify_peer: self.verify_peer.or(ssl.verify_peer),
+            fail_if_no_peer_cert: self.fail_if_no_peer_cert.or(ssl.fail_if_no_peer_cert),
+            use_identity_as_username: self
+                .use_identity_as_username
+                .or(ssl.use_identity_as_username),
+        }
+    }
+}
+
+/// The default WebSocket path.
+fn default_ws_path() -> String {
+    "/mqtt".to_owned()
 }
 
 /// `[mqtt]`. Integers are read as TOML's `i64` and range-checked in `validate`, so that every
@@ -440,8 +623,12 @@ impl RawConfig {
     /// problem at once.
     fn validate(self) -> Result<Config, ConfigError> {
         let mut problems = Problems::default();
-        let listeners = self.listeners.validate(&mut problems);
+        let mut listeners = self.listeners.validate(&mut problems);
         let mqtt = self.mqtt.validate(&mut problems);
+        // A WebSocket message may be as large as the largest packet.
+        for ws in listeners.iter_mut().filter_map(|l| l.ws.as_mut()) {
+            ws.max_message_size = usize::try_from(mqtt.max_packet_size).unwrap_or(usize::MAX);
+        }
         let log = self.log.validate(&mut problems);
         if problems.0.is_empty() {
             Ok(Config {
@@ -460,31 +647,64 @@ impl RawConfig {
 impl RawListeners {
     /// The listeners that are on; a problem if there are none or one is compiled out.
     fn validate(self, problems: &mut Problems) -> Vec<ListenerConfig> {
-        let requested = [(ListenerKind::Tcp, self.tcp)];
-        let listeners: Vec<ListenerConfig> = requested
-            .into_iter()
-            .filter_map(|(kind, raw)| raw.map(|raw| (kind, raw)))
-            .filter_map(|(kind, raw)| {
-                if kind.compiled_in() {
-                    Some(ListenerConfig {
-                        kind,
-                        bind: raw.bind,
-                    })
-                } else {
+        let ssl_keys = self.ssl.as_ref().map(RawSslListener::tls_keys);
+        let mut requested = Vec::new();
+        if let Some(raw) = self.tcp {
+            requested.push((ListenerKind::Tcp, raw.bind, None, None));
+        }
+        if let Some(raw) = &self.ssl {
+            requested.push((ListenerKind::Tls, raw.bind, None, ssl_keys.clone()));
+        }
+        if let Some(raw) = self.ws {
+            requested.push((ListenerKind::Ws, raw.bind, Some(raw.path), None));
+        }
+        if let Some(raw) = &self.wss {
+            let keys = raw.tls_keys(ssl_keys.as_ref());
+            requested.push((
+                ListenerKind::Wss,
+                raw.bind,
+                Some(raw.path.clone()),
+                Some(keys),
+            ));
+        }
+        let mut listeners = Vec::new();
+        for (kind, bind, path, tls) in requested {
+            let table = format!("listeners.{}", kind.scheme());
+            if !kind.compiled_in() {
+                let features = kind.feature();
+                problems.add(
+                    &table,
+                    format!(
+                        "this nanomq was built without {} listeners (cargo feature{} `{}`); \
+                         remove the table or rebuild with `--features {}`",
+                        kind.scheme(),
+                        if features.contains(',') { "s" } else { "" },
+                        features,
+                        features
+                    ),
+                );
+                continue;
+            }
+            let ws = path.map(|path| {
+                if !path.starts_with('/') {
                     problems.add(
-                        &format!("listeners.{}", kind.scheme()),
-                        format!(
-                            "this nanomq was built without {} listeners (cargo feature `{}`); \
-                             remove the table or rebuild with `--features {}`",
-                            kind.scheme(),
-                            kind.feature(),
-                            kind.feature()
-                        ),
+                        &format!("{table}.path"),
+                        format!("must start with \"/\", such as \"/mqtt\", got \"{path}\""),
                     );
-                    None
                 }
-            })
-            .collect();
+                WsConfig {
+                    path,
+                    max_message_size: 0,
+                }
+            });
+            let tls = tls.and_then(|keys| keys.validate(&table, kind, problems));
+            listeners.push(ListenerConfig {
+                kind,
+                bind,
+                ws,
+                tls,
+            });
+        }
         if listeners.is_empty() && problems.0.is_empty() {
             problems.add(
                 "listeners",
@@ -493,6 +713,66 @@ impl RawListeners {
             );
         }
         listeners
+    }
+}
+
+impl RawTlsKeys {
+    /// The TLS settings of the listener `table` (`listeners.ssl`); problems for a missing
+    /// file or contradictory switches. The files themselves are read when it is bound.
+    fn validate(
+        self,
+        table: &str,
+        kind: ListenerKind,
+        problems: &mut Problems,
+    ) -> Option<TlsConfig> {
+        let elsewhere = if kind == ListenerKind::Wss {
+            " (here or in [listeners.ssl])"
+        } else {
+            ""
+        };
+        if self.certfile.is_none() {
+            problems.add(
+                &format!("{table}.certfile"),
+                format!("required{elsewhere}: the server's certificate chain (PEM file)"),
+            );
+        }
+        if self.keyfile.is_none() {
+            problems.add(
+                &format!("{table}.keyfile"),
+                format!("required{elsewhere}: the server's private key (PEM file)"),
+            );
+        }
+        let verify_peer = self.verify_peer.unwrap_or(false);
+        let fail_if_no_peer_cert = self.fail_if_no_peer_cert.unwrap_or(false);
+        let use_identity_as_username = self.use_identity_as_username.unwrap_or(false);
+        if verify_peer && self.cacertfile.is_none() {
+            problems.add(
+                &format!("{table}.cacertfile"),
+                format!(
+                    "required{elsewhere} with verify_peer = true: the CA certificates (PEM \
+                     file) client certificates are verified against"
+                ),
+            );
+        }
+        for (key, on) in [
+            ("fail_if_no_peer_cert", fail_if_no_peer_cert),
+            ("use_identity_as_username", use_identity_as_username),
+        ] {
+            if on && !verify_peer {
+                problems.add(
+                    &format!("{table}.{key}"),
+                    "needs verify_peer = true (client certificates are not asked for)",
+                );
+            }
+        }
+        Some(TlsConfig {
+            certfile: self.certfile?,
+            keyfile: self.keyfile?,
+            cacertfile: self.cacertfile,
+            verify_peer,
+            fail_if_no_peer_cert,
+            use_identity_as_username,
+        })
     }
 }
 
@@ -651,16 +931,25 @@ mod tests {
         format!("[listeners.tcp]\nbind = \"127.0.0.1:0\"\n{extra}")
     }
 
-    #[cfg(feature = "tcp")]
+    #[cfg(all(feature = "tcp", feature = "ws"))]
     #[test]
     fn the_example_file_is_the_default_and_parses() {
         let config = parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parse_default().unwrap().listeners, config.listeners);
         assert_eq!(
             config.listeners,
-            [ListenerConfig {
-                kind: ListenerKind::Tcp,
-                bind: "0.0.0.0:1883".parse().unwrap(),
-            }]
+            [
+                ListenerConfig::plain(ListenerKind::Tcp, "0.0.0.0:1883".parse().unwrap()),
+                ListenerConfig {
+                    kind: ListenerKind::Ws,
+                    bind: "0.0.0.0:8083".parse().unwrap(),
+                    ws: Some(WsConfig {
+                        path: "/mqtt".to_owned(),
+                        max_message_size: 1024 * 1024,
+                    }),
+                    tls: None,
+                },
+            ]
         );
         // The example documents the defaults, so it must say what broker-core defaults to.
         assert_eq!(config.mqtt, MqttConfig::default());
@@ -670,6 +959,20 @@ mod tests {
                 level: LogLevel::Info,
                 target: LogTarget::Console,
             }
+        );
+    }
+
+    #[cfg(all(feature = "tcp", not(feature = "ws")))]
+    #[test]
+    fn without_websocket_the_default_listens_on_tcp_alone() {
+        // The example file asks for a ws listener, which this build cannot open.
+        assert!(parse(DEFAULT_CONFIG).is_err());
+        assert_eq!(
+            parse_default().unwrap().listeners,
+            [ListenerConfig::plain(
+                ListenerKind::Tcp,
+                "0.0.0.0:1883".parse().unwrap()
+            )]
         );
     }
 
@@ -684,6 +987,16 @@ mod tests {
         for key in [
             "[listeners.tcp]",
             "bind =",
+            "[listeners.ws]",
+            "path =",
+            "[listeners.ssl]",
+            "certfile =",
+            "keyfile =",
+            "cacertfile =",
+            "verify_peer =",
+            "fail_if_no_peer_cert =",
+            "use_identity_as_username =",
+            "[listeners.wss]",
             "[mqtt]",
             "max_packet_size =",
             "max_mqueue_len =",
@@ -757,10 +1070,10 @@ mod tests {
         .unwrap();
         assert_eq!(
             config.listeners,
-            [ListenerConfig {
-                kind: ListenerKind::Tcp,
-                bind: "[::1]:2883".parse().unwrap(),
-            }]
+            [ListenerConfig::plain(
+                ListenerKind::Tcp,
+                "[::1]:2883".parse().unwrap()
+            )]
         );
         assert_eq!(
             config.mqtt,
@@ -1060,6 +1373,202 @@ mod tests {
         assert_eq!(ListenerKind::Tcp.scheme(), "tcp");
         assert_eq!(ListenerKind::Tcp.feature(), "tcp");
         assert_eq!(ListenerKind::Tcp.compiled_in(), cfg!(feature = "tcp"));
+        assert_eq!(ListenerKind::Tls.scheme(), "ssl");
+        assert_eq!(ListenerKind::Tls.feature(), "tls");
+        assert_eq!(ListenerKind::Tls.compiled_in(), cfg!(feature = "tls"));
+        assert_eq!(ListenerKind::Ws.scheme(), "ws");
+        assert_eq!(ListenerKind::Ws.feature(), "ws");
+        assert_eq!(ListenerKind::Ws.compiled_in(), cfg!(feature = "ws"));
+        assert_eq!(ListenerKind::Wss.scheme(), "wss");
+        assert_eq!(ListenerKind::Wss.feature(), "ws,tls");
+        assert_eq!(
+            ListenerKind::Wss.compiled_in(),
+            cfg!(all(feature = "ws", feature = "tls"))
+        );
+    }
+
+    /// The TLS settings with `certfile` and `keyfile` and nothing else.
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    fn tls(certfile: &str, keyfile: &str) -> TlsConfig {
+        TlsConfig {
+            certfile: PathBuf::from(certfile),
+            keyfile: PathBuf::from(keyfile),
+            cacertfile: None,
+            verify_peer: false,
+            fail_if_no_peer_cert: false,
+            use_identity_as_username: false,
+        }
+    }
+
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    #[test]
+    fn websocket_and_tls_listeners_are_read() {
+        let config = parse(
+            r#"
+            [listeners.ssl]
+            bind = "0.0.0.0:8883"
+            certfile = "/etc/nanomq/cert.pem"
+            keyfile = "/etc/nanomq/key.pem"
+            cacertfile = "/etc/nanomq/ca.pem"
+            verify_peer = true
+            fail_if_no_peer_cert = true
+            use_identity_as_username = true
+
+            [listeners.ws]
+            bind = "127.0.0.1:8083"
+
+            [listeners.wss]
+            bind = "0.0.0.0:8086"
+            path = "/ws"
+            keyfile = "/etc/nanomq/wss-key.pem"
+            fail_if_no_peer_cert = false
+
+            [mqtt]
+            max_packet_size = "64KB"
+            "#,
+        )
+        .unwrap();
+        let ssl = TlsConfig {
+            cacertfile: Some(PathBuf::from("/etc/nanomq/ca.pem")),
+            verify_peer: true,
+            fail_if_no_peer_cert: true,
+            use_identity_as_username: true,
+            ..tls("/etc/nanomq/cert.pem", "/etc/nanomq/key.pem")
+        };
+        assert_eq!(
+            config.listeners,
+            [
+                ListenerConfig {
+                    tls: Some(ssl.clone()),
+                    ..ListenerConfig::plain(ListenerKind::Tls, "0.0.0.0:8883".parse().unwrap())
+                },
+                ListenerConfig {
+                    ws: Some(WsConfig {
+                        path: "/mqtt".to_owned(),
+                        max_message_size: 64 * 1024,
+                    }),
+                    ..ListenerConfig::plain(ListenerKind::Ws, "127.0.0.1:8083".parse().unwrap())
+                },
+                // What [listeners.wss] does not say, it takes from [listeners.ssl].
+                ListenerConfig {
+                    ws: Some(WsConfig {
+                        path: "/ws".to_owned(),
+                        max_message_size: 64 * 1024,
+                    }),
+                    tls: Some(TlsConfig {
+                        keyfile: PathBuf::from("/etc/nanomq/wss-key.pem"),
+                        fail_if_no_peer_cert: false,
+                        ..ssl
+                    }),
+                    ..ListenerConfig::plain(ListenerKind::Wss, "0.0.0.0:8086".parse().unwrap())
+                },
+            ]
+        );
+
+        // A wss listener on its own.
+        let config = parse(
+            "[listeners.wss]\nbind = \"127.0.0.1:0\"\ncertfile = \"c.pem\"\nkeyfile = \"k.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.listeners.len(), 1);
+        assert_eq!(config.listeners[0].tls, Some(tls("c.pem", "k.pem")));
+        assert_eq!(config.listeners[0].ws.as_ref().unwrap().path, "/mqtt");
+    }
+
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    #[test]
+    fn incomplete_tls_settings_are_refused() {
+        assert_refused(
+            "[listeners.ssl]\nbind = \"127.0.0.1:0\"\nkeyfile = \"k.pem\"\n",
+            "listeners.ssl.certfile",
+            "required: the server's certificate chain",
+        );
+        assert_refused(
+            "[listeners.ssl]\nbind = \"127.0.0.1:0\"\ncertfile = \"c.pem\"\n",
+            "listeners.ssl.keyfile",
+            "required",
+        );
+        assert_refused(
+            "[listeners.wss]\nbind = \"127.0.0.1:0\"\n",
+            "listeners.wss.certfile",
+            "required (here or in [listeners.ssl])",
+        );
+        let files = "certfile = \"c.pem\"\nkeyfile = \"k.pem\"\n";
+        assert_refused(
+            &format!("[listeners.ssl]\nbind = \"127.0.0.1:0\"\n{files}verify_peer = true\n"),
+            "listeners.ssl.cacertfile",
+            "required with verify_peer = true",
+        );
+        assert_refused(
+            &format!(
+                "[listeners.ssl]\nbind = \"127.0.0.1:0\"\n{files}fail_if_no_peer_cert = true\n"
+            ),
+            "listeners.ssl.fail_if_no_peer_cert",
+            "needs verify_peer = true",
+        );
+        assert_refused(
+            &format!(
+                "[listeners.wss]\nbind = \"127.0.0.1:0\"\n{files}\
+                 use_identity_as_username = true\n"
+            ),
+            "listeners.wss.use_identity_as_username",
+            "needs verify_peer = true",
+        );
+        assert_refused(
+            &format!("[listeners.ssl]\nbind = \"127.0.0.1:0\"\n{files}path = \"/mqtt\"\n"),
+            "listeners.ssl.path",
+            "unknown field",
+        );
+        assert_refused(
+            &format!("[listeners.ssl]\nbind = \"127.0.0.1:0\"\n{files}verify_peer = \"yes\"\n"),
+            "listeners.ssl.verify_peer",
+            "invalid type",
+        );
+    }
+
+    #[cfg(feature = "ws")]
+    #[test]
+    fn a_websocket_path_must_be_absolute() {
+        assert_refused(
+            "[listeners.ws]\nbind = \"127.0.0.1:0\"\npath = \"mqtt\"\n",
+            "listeners.ws.path",
+            "must start with \"/\"",
+        );
+        assert_refused(
+            "[listeners.ws]\nbind = \"127.0.0.1:0\"\nversion = 1\n",
+            "listeners.ws.version",
+            "unknown field",
+        );
+    }
+
+    #[cfg(not(feature = "ws"))]
+    #[test]
+    fn a_compiled_out_websocket_listener_is_refused() {
+        assert_refused(
+            "[listeners.ws]\nbind = \"127.0.0.1:0\"\n",
+            "listeners.ws",
+            "built without ws listeners (cargo feature `ws`)",
+        );
+        assert_refused(
+            "[listeners.wss]\nbind = \"127.0.0.1:0\"\n",
+            "listeners.wss",
+            "rebuild with `--features ws,tls`",
+        );
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn a_compiled_out_tls_listener_is_refused() {
+        assert_refused(
+            "[listeners.ssl]\nbind = \"127.0.0.1:0\"\n",
+            "listeners.ssl",
+            "built without ssl listeners (cargo feature `tls`)",
+        );
+        assert_refused(
+            "[listeners.wss]\nbind = \"127.0.0.1:0\"\n",
+            "listeners.wss",
+            "built without wss listeners (cargo features `ws,tls`)",
+        );
     }
 
     #[cfg(not(feature = "tcp"))]

@@ -5,6 +5,9 @@
 //! SIGTERM ([`signals`]) stops it gracefully. Any failure before serving exits non-zero with
 //! the reason on standard error, so the broker never runs half-configured.
 //!
+//! `nanomq pub`, `nanomq sub` and `nanomq bench` are MQTT clients ([`client`], [`bench`]),
+//! built on mqtt-codec; they exit with their own codes (listed in their `--help`).
+//!
 //! Modules:
 //! - [`cli`]: the command line (clap).
 //! - [`config`]: the TOML configuration file, validated into broker-core's `MqttConfig`.
@@ -12,6 +15,10 @@
 //! - [`logging`]: the tracing subscriber (console or file).
 //! - [`listeners`]: bind all, then serve each, per transport feature.
 //! - [`signals`]: SIGINT and SIGTERM.
+//! - [`client`]: `nanomq pub` and `nanomq sub`, and the client connection layer.
+//! - [`bench`]: `nanomq bench`, the load generator.
+//! - [`client`]: `nanomq pub` and `nanomq sub`, an MQTT client built on mqtt-codec.
+//! - [`bench`]: `nanomq bench`, the load generator.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,17 +35,27 @@ use crate::cli::{Cli, Command, StartArgs};
 use crate::config::{Config, LogTarget};
 use crate::signals::Signals;
 
+mod bench;
 mod cli;
+mod client;
 mod config;
 mod listeners;
 mod logging;
 mod signals;
 mod units;
 
+/// See the `tikv-jemallocator` dependency in Cargo.toml for why.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Start(args) => start(&args),
+        // The client tools report their own outcome through their exit code.
+        Command::Pub(args) => return client::publish::main(args),
+        Command::Sub(args) => return client::subscribe::main(args),
+        Command::Bench(args) => return bench::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,7 +93,7 @@ fn start(args: &StartArgs) -> Result<()> {
 /// Reads and validates the configuration: `path`, or the embedded default.
 fn load_config(path: Option<&Path>) -> Result<Config> {
     match path {
-        None => config::parse(config::DEFAULT_CONFIG).map_err(|e| {
+        None => config::parse_default().map_err(|e| {
             anyhow!(
                 "the embedded default configuration is invalid:\n{}",
                 indent(&e)

@@ -1,27 +1,40 @@
-//! `cargo xtask bench`: runs the project's benchmark suites. Today there is one, the criterion
-//! micro-benchmarks of the library crates (`--micro`); end-to-end scenarios against the broker
-//! become a second [`Suite`] with its own flag.
+//! `cargo xtask bench`: runs the project's benchmark suites: the end-to-end scenarios against
+//! the release broker, compared with Mosquitto (`--e2e`, the default; see [`crate::e2e_bench`]),
+//! and the criterion micro-benchmarks of the library crates (`--micro`).
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 
 use crate::cmd::Cmd;
+use crate::e2e_bench;
 
 pub(crate) const HELP: &str = "\
 cargo xtask bench: run the benchmarks
 
 USAGE:
-    cargo xtask bench [--micro] [FILTER...] [-- CRITERION-ARGS...]
+    cargo xtask bench [--e2e] [--micro] [E2E-OPTIONS] [FILTER...] [-- CRITERION-ARGS...]
 
 SUITES:
+    --e2e       end to end: the release nanomq broker and, if Debian's `mosquitto` is
+                installed, Mosquitto with an equivalent configuration, on ephemeral loopback
+                ports, driven by `nanomq bench` through the same scenarios (QoS 0 and 1 fan-in,
+                fan-out 1->50, 50 pairs, latency at a fixed rate, 10,000 idle connections with
+                the broker's memory per connection), alternating brokers. Prints a Markdown
+                table with the ratio nanomq/mosquitto and writes target/bench/e2e.{md,svg,json}.
+                A few minutes.
     --micro     the criterion micro-benchmarks (cargo bench -p mqtt-codec --bench '*')
 
-With no suite flag every suite runs. Today the only suite is --micro: no end-to-end
-scenarios exist yet.
+With no suite flag, --e2e runs. Give both flags for both.
+
+E2E-OPTIONS:
+    --seconds N        seconds of publishing per throughput scenario (default 5)
+    --clients N        clients of fan-in, fan-out and pairs (default 50)
+    --connections N    idle connections (default 10000)
+    --no-mosquitto     nanomq alone
 
 Other words (a criterion filter such as `decode`) and everything after `--` (such as
-`--save-baseline main`) are passed to the benchmark binaries.
+`--save-baseline main`) are passed to the criterion benchmark binaries.
 
 OPTIONS:
     -h, --help  print this help";
@@ -32,46 +45,47 @@ const MICRO_CRATES: &[&str] = &["mqtt-codec"];
 /// A benchmark suite `cargo xtask bench` can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Suite {
+    /// The end-to-end scenarios, nanomq against Mosquitto.
+    E2e,
     /// The criterion micro-benchmarks of [`MICRO_CRATES`].
     Micro,
 }
 
 impl Suite {
-    /// Every suite, in the order a plain `cargo xtask bench` runs them.
-    const ALL: &[Self] = &[Self::Micro];
+    /// The suites a plain `cargo xtask bench` runs.
+    const DEFAULT: &[Self] = &[Self::E2e];
 
     fn name(self) -> &'static str {
         match self {
+            Self::E2e => "end to end (nanomq vs mosquitto)",
             Self::Micro => "micro (criterion)",
         }
     }
 
-    /// The command that runs this suite, passing `extra` to the benchmark binaries.
-    fn command(self, root: &Path, extra: &[String]) -> Cmd {
-        match self {
-            Self::Micro => {
-                let mut cmd = Cmd::cargo().arg("bench");
-                for krate in MICRO_CRATES {
-                    cmd = cmd.args(["-p", krate]);
-                }
-                // Only the criterion targets: the libtest harness of lib/unit tests would reject
-                // criterion's arguments.
-                cmd.args(["--bench", "*"])
-                    .arg("--")
-                    .args(extra)
-                    .current_dir(root)
-            }
+    /// The command that runs the micro-benchmarks, passing `extra` to the benchmark binaries.
+    fn micro_command(root: &Path, extra: &[String]) -> Cmd {
+        let mut cmd = Cmd::cargo().arg("bench");
+        for krate in MICRO_CRATES {
+            cmd = cmd.args(["-p", krate]);
         }
+        // Only the criterion targets: the libtest harness of lib/unit tests would reject
+        // criterion's arguments.
+        cmd.args(["--bench", "*"])
+            .arg("--")
+            .args(extra)
+            .current_dir(root)
     }
 }
 
 /// What the command line asked for.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct Options {
-    /// The suites named by flags; empty means every suite.
+    /// The suites named by flags; empty means [`Suite::DEFAULT`].
     suites: Vec<Suite>,
     /// Arguments for the benchmark binaries.
     extra: Vec<String>,
+    /// The end-to-end suite's options.
+    e2e: e2e_bench::Options,
 }
 
 impl Options {
@@ -81,9 +95,30 @@ impl Options {
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--micro" => {
-                    if !options.suites.contains(&Suite::Micro) {
-                        options.suites.push(Suite::Micro);
+                "--micro" | "--e2e" => {
+                    let suite = if arg == "--micro" {
+                        Suite::Micro
+                    } else {
+                        Suite::E2e
+                    };
+                    if !options.suites.contains(&suite) {
+                        options.suites.push(suite);
+                    }
+                }
+                "--no-mosquitto" => options.e2e.mosquitto = false,
+                "--seconds" | "--clients" | "--connections" => {
+                    let value = args
+                        .next()
+                        .with_context(|| format!("{arg} needs a number"))?;
+                    let n: u64 =
+                        value.parse().ok().filter(|n| *n > 0).with_context(|| {
+                            format!("{arg} {value}: expected a positive number")
+                        })?;
+                    let sizes = &mut options.e2e.sizes;
+                    match arg.as_str() {
+                        "--seconds" => sizes.seconds = n,
+                        "--clients" => sizes.clients = usize::try_from(n)?,
+                        _ => sizes.connections = usize::try_from(n)?,
                     }
                 }
                 "-h" | "--help" => return Ok(None),
@@ -100,10 +135,10 @@ impl Options {
         Ok(Some(options))
     }
 
-    /// The suites to run: those named, or all of them.
+    /// The suites to run: those named, or the default.
     fn selected(&self) -> &[Suite] {
         if self.suites.is_empty() {
-            Suite::ALL
+            Suite::DEFAULT
         } else {
             &self.suites
         }
@@ -117,16 +152,15 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     };
     if options.suites.is_empty() {
-        let names: Vec<&str> = Suite::ALL.iter().map(|suite| suite.name()).collect();
-        println!(
-            "no suite flag given: running every suite: {} (no end-to-end scenarios exist yet)",
-            names.join(", ")
-        );
+        println!("no suite flag given: running the end-to-end suite (--micro for criterion)");
     }
     let root = crate::project_root();
     for suite in options.selected() {
         println!("\n==> xtask bench: {}", suite.name());
-        suite.command(&root, &options.extra).run()?;
+        match suite {
+            Suite::E2e => e2e_bench::run(&root, options.e2e)?,
+            Suite::Micro => Suite::micro_command(&root, &options.extra).run()?,
+        }
     }
     Ok(())
 }
@@ -141,10 +175,12 @@ mod tests {
     }
 
     #[test]
-    fn no_flag_selects_every_suite() {
+    fn no_flag_selects_the_end_to_end_suite() {
         let options = parse(&[]).unwrap_or_default();
-        assert_eq!(options.selected(), Suite::ALL);
+        assert_eq!(options.selected(), [Suite::E2e]);
         assert!(options.extra.is_empty());
+        let both = parse(&["--micro", "--e2e"]).unwrap_or_default();
+        assert_eq!(both.selected(), [Suite::Micro, Suite::E2e]);
     }
 
     #[test]
@@ -155,22 +191,34 @@ mod tests {
             Some(Options {
                 suites: vec![Suite::Micro],
                 extra: vec!["decode".into(), "--save-baseline".into(), "main".into()],
+                e2e: e2e_bench::Options::default(),
             })
         );
     }
 
     #[test]
+    fn e2e_options_size_the_scenarios() {
+        let options = parse(&["--seconds", "2", "--clients", "5", "--connections", "100"]);
+        let e2e = options.unwrap_or_default().e2e;
+        assert_eq!(
+            (e2e.sizes.seconds, e2e.sizes.clients, e2e.sizes.connections),
+            (2, 5, 100)
+        );
+        assert!(parse(&["--no-mosquitto"]).is_some_and(|o| !o.e2e.mosquitto));
+        assert!(Options::parse(&["--seconds".to_owned()]).is_err());
+        assert!(Options::parse(&["--seconds".to_owned(), "0".to_owned()]).is_err());
+    }
+
+    #[test]
     fn unknown_flags_before_the_separator_are_rejected() {
-        let args = vec!["--e2e".to_owned()];
+        let args = vec!["--e3e".to_owned()];
         assert!(Options::parse(&args).is_err());
         assert!(matches!(Options::parse(&["-h".to_owned()]), Ok(None)));
     }
 
     #[test]
     fn micro_runs_cargo_bench_on_the_criterion_targets() {
-        let cmd = Suite::Micro
-            .command(Path::new("/r"), &["decode".to_owned()])
-            .to_string();
+        let cmd = Suite::micro_command(Path::new("/r"), &["decode".to_owned()]).to_string();
         assert!(
             cmd.ends_with(" bench -p mqtt-codec --bench '*' -- decode"),
             "{cmd}"

@@ -3,7 +3,7 @@
 //! rustup components, `cargo install`).
 //!
 //! The lists are data: to make `cargo xtask test` install something, add a [`Prerequisite`] to
-//! [`TEST`]. For example, the Python MQTT client used by end-to-end tests would be
+//! [`TEST`]. For example, the Python MQTT client the end-to-end tests use is
 //!
 //! ```text
 //! Prerequisite {
@@ -13,7 +13,8 @@
 //! },
 //! ```
 //!
-//! and a Debian package `Check::OnPath("mosquitto_pub")` with `Install::Apt("mosquitto-clients")`.
+//! and the mosquitto command-line clients are the Debian package `Check::OnPath("mosquitto_pub")`
+//! with `Install::Apt("mosquitto-clients")`.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -42,10 +43,54 @@ pub(crate) const LINT: &[Prerequisite] = &[
     },
 ];
 
-/// What `cargo test --workspace` needs beyond the Rust toolchain. Empty while the workspace is
-/// the codec alone; end-to-end tests add their clients here (mosquitto-clients, paho-mqtt,
-/// chromium, MQTT.js, ...).
-pub(crate) const TEST: &[Prerequisite] = &[];
+/// What `cargo test --workspace` needs beyond the Rust toolchain: the real clients that
+/// nanomq-bin's end-to-end tests drive the broker with. (rumqttc is a dev-dependency, built by
+/// cargo.)
+pub(crate) const TEST: &[Prerequisite] = &[
+    Prerequisite {
+        name: "mosquitto clients (mosquitto_pub, mosquitto_sub)",
+        check: Check::OnPath("mosquitto_pub"),
+        install: Install::Apt("mosquitto-clients"),
+    },
+    // The Mosquitto broker: the client tools' tests (nanomq-bin/tests/client_tools.rs) run
+    // against it as well as against nanomq; `cargo xtask bench` compares with it.
+    Prerequisite {
+        name: "mosquitto (the broker)",
+        check: Check::OnPath("mosquitto"),
+        install: Install::Apt("mosquitto"),
+    },
+    Prerequisite {
+        name: "paho-mqtt (Python)",
+        check: Check::PythonImport("paho.mqtt.client"),
+        install: Install::Pip("paho-mqtt==2.1.0"),
+    },
+    // MQTT.js in a headless browser (nanomq-bin/tests/e2e_browser.rs).
+    Prerequisite {
+        name: "chromium",
+        check: Check::OnPath("chromium"),
+        install: Install::Apt("chromium"),
+    },
+    Prerequisite {
+        name: "npm",
+        check: Check::OnPath("npm"),
+        install: Install::Apt("npm"),
+    },
+    Prerequisite {
+        name: "MQTT.js (npm package mqtt)",
+        check: Check::NodePackage {
+            dir: BROWSER_TEST_DIR,
+            package: "mqtt",
+        },
+        install: Install::Npm {
+            dir: BROWSER_TEST_DIR,
+            package: "mqtt@5.16.0",
+        },
+    },
+];
+
+/// Where the browser test's npm packages go (its `node_modules`), relative to the workspace
+/// root: next to the page that loads them.
+const BROWSER_TEST_DIR: &str = "nanomq-bin/tests/browser";
 
 /// What `cargo xtask fuzz` needs.
 pub(crate) const FUZZ: &[Prerequisite] = &[Prerequisite {
@@ -67,13 +112,6 @@ pub(crate) struct Prerequisite {
 
 /// How to tell a prerequisite is present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "some kinds are used only once end-to-end tests list their tools"
-    )
-)]
 pub(crate) enum Check {
     /// An executable of this name is on `PATH` (what `command -v NAME` tells).
     OnPath(&'static str),
@@ -92,13 +130,6 @@ pub(crate) enum Check {
 
 /// How to install a missing prerequisite. Installs of one kind are batched into one command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "some kinds are used only once end-to-end tests list their tools"
-    )
-)]
 pub(crate) enum Install {
     /// A Debian package, installed with `apt-get install` after one `apt-get update`.
     Apt(&'static str),

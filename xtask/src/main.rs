@@ -6,7 +6,8 @@
 //! - [`test`](mod@test): `cargo xtask test` / `cargo xtask ci`, the project's test command (what
 //!   CI runs);
 //! - [`fuzz`]: `cargo xtask fuzz`, the codec's cargo-fuzz targets;
-//! - [`bench`](mod@bench): `cargo xtask bench`, the benchmark suites;
+//! - [`bench`](mod@bench): `cargo xtask bench`, the benchmark suites, with
+//!   [`e2e_bench`] (nanomq against Mosquitto, end to end);
 //!
 //! and two modules serve them: [`deps`] (prerequisites: what is needed, how to check and install
 //! it) and [`cmd`] (running a command with its command line echoed and named in errors).
@@ -14,6 +15,7 @@
 mod bench;
 mod cmd;
 mod deps;
+mod e2e_bench;
 mod fuzz;
 mod test;
 
@@ -32,7 +34,7 @@ TASKS:
     test     install prerequisites, check formatting, run clippy and every test (what CI runs)
     ci       same as test
     fuzz     run the codec's fuzz targets for a bounded time
-    bench    run the benchmarks (criterion micro-benchmarks today)
+    bench    run the benchmarks: end to end against Mosquitto, criterion (--micro)
     help     print this help, or a task's help (cargo xtask help fuzz)
 
 Run `cargo xtask <TASK> --help` for a task's options.";

@@ -20,11 +20,14 @@ STEPS:
     1. prerequisites  install what the tests need (rustfmt, clippy; apt, pip, npm packages)
     2. formatting     cargo fmt --all -- --check
     3. clippy         cargo clippy --workspace --all-targets --all-features -- -D warnings
-    4. tests          cargo test --workspace --all-features (unit, integration and doc tests)
+    4-6. tcp-only, ws-only, tls-only build
+                      the broker with one transport each: cargo clippy -p nanomq-bin
+                      --all-targets --no-default-features --features tcp|ws|tls -- -D warnings
+    7. tests          cargo test --workspace --all-features (unit, integration and doc tests)
 
 OPTIONS:
     --no-install    skip step 1 (check and install nothing)
-    --skip-lint     skip steps 2 and 3, and the lint tools in step 1
+    --skip-lint     skip steps 2 and 3, and the lint tools in step 1; steps 4-6 use cargo check
     -h, --help      print this help
 
 Stops at the first failing step and exits non-zero.";
@@ -61,6 +64,13 @@ enum Step {
     Run(Cmd),
 }
 
+/// The builds of the broker with a single transport: each step's title and the feature.
+const SINGLE_TRANSPORT_BUILDS: [(&str, &str); 3] = [
+    ("tcp-only build", "tcp"),
+    ("ws-only build", "ws"),
+    ("tls-only build", "tls"),
+];
+
 /// The steps `options` selects, each with its title, in the order they run.
 fn plan(root: &Path, options: Options) -> Vec<(&'static str, Step)> {
     let mut steps = Vec::new();
@@ -90,6 +100,23 @@ fn plan(root: &Path, options: Options) -> Vec<(&'static str, Step)> {
                     .current_dir(root),
             ),
         ));
+    }
+    // Each transport is a cargo feature: the broker must build (and lint clean) with any one.
+    for (title, feature) in SINGLE_TRANSPORT_BUILDS {
+        let cmd = if options.skip_lint {
+            Cmd::cargo().arg("check")
+        } else {
+            Cmd::cargo().arg("clippy")
+        };
+        let cmd = cmd
+            .args(["-p", "nanomq-bin", "--all-targets", "--no-default-features"])
+            .args(["--features", feature]);
+        let cmd = if options.skip_lint {
+            cmd
+        } else {
+            cmd.args(["--", "-D", "warnings"])
+        };
+        steps.push((title, Step::Run(cmd.current_dir(root))));
     }
     steps.push((
         "tests",
@@ -179,7 +206,15 @@ mod tests {
     fn by_default_every_step_runs() {
         assert_eq!(
             titles(Options::default()),
-            ["prerequisites", "formatting", "clippy", "tests"]
+            [
+                "prerequisites",
+                "formatting",
+                "clippy",
+                "tcp-only build",
+                "ws-only build",
+                "tls-only build",
+                "tests"
+            ]
         );
     }
 
@@ -189,17 +224,52 @@ mod tests {
             no_install: true,
             ..Options::default()
         };
-        assert_eq!(titles(no_install), ["formatting", "clippy", "tests"]);
+        let builds = ["tcp-only build", "ws-only build", "tls-only build"];
+        let mut expected = vec!["formatting", "clippy"];
+        expected.extend(builds);
+        expected.push("tests");
+        assert_eq!(titles(no_install), expected);
         let skip_lint = Options {
             skip_lint: true,
             ..Options::default()
         };
-        assert_eq!(titles(skip_lint), ["prerequisites", "tests"]);
+        let mut expected = vec!["prerequisites"];
+        expected.extend(builds);
+        expected.push("tests");
+        assert_eq!(titles(skip_lint), expected);
         let both = Options {
             no_install: true,
             skip_lint: true,
         };
-        assert_eq!(titles(both), ["tests"]);
+        let mut expected = builds.to_vec();
+        expected.push("tests");
+        assert_eq!(titles(both), expected);
+    }
+
+    #[test]
+    fn without_lint_the_single_transport_builds_are_checked() {
+        let commands: Vec<String> = plan(
+            Path::new("/r"),
+            Options {
+                skip_lint: true,
+                ..Options::default()
+            },
+        )
+        .into_iter()
+        .filter_map(|(_, step)| match step {
+            Step::Run(cmd) => Some(cmd.to_string()),
+            Step::Prerequisites(_) => None,
+        })
+        .collect();
+        assert_eq!(commands.len(), 4, "{commands:?}");
+        for (cmd, feature) in commands.iter().zip(["tcp", "ws", "tls"]) {
+            assert!(
+                cmd.ends_with(&format!(
+                    " check -p nanomq-bin --all-targets --no-default-features --features {feature}"
+                )),
+                "{cmd}"
+            );
+        }
     }
 
     #[test]
@@ -235,6 +305,9 @@ mod tests {
         let expected = [
             " fmt --all -- --check",
             " clippy --workspace --all-targets --all-features -- -D warnings",
+            " clippy -p nanomq-bin --all-targets --no-default-features --features tcp -- -D warnings",
+            " clippy -p nanomq-bin --all-targets --no-default-features --features ws -- -D warnings",
+            " clippy -p nanomq-bin --all-targets --no-default-features --features tls -- -D warnings",
             " test --workspace --all-features",
         ];
         assert_eq!(commands.len(), expected.len(), "{commands:?}");

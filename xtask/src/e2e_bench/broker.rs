@@ -1,0 +1,281 @@
+//! The brokers under test, each started fresh for each scenario on an ephemeral loopback
+//! port and killed when its [`Running`] guard is dropped (also when the run fails).
+//!
+//! - nanomq: the release binary with `bind = "127.0.0.1:0"`; its port is read from the
+//!   `listening on tcp://IP:PORT` line it logs.
+//! - Mosquitto (Debian's `mosquitto`, when installed): a free port picked by binding
+//!   127.0.0.1:0 and closing it, and a configuration equivalent to nanomq's (in-flight window,
+//!   queue length, TCP_NODELAY, no persistence).
+//!
+//! Both inherit this process's open-files limit, which the harness raises first.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How long a broker may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The in-flight window and queue length both brokers get.
+pub(crate) const MAX_INFLIGHT: u32 = 32;
+/// See [`MAX_INFLIGHT`].
+pub(crate) const MAX_QUEUED: u32 = 2048;
+
+/// A broker kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Our release binary.
+    Nanomq(PathBuf),
+    /// Mosquitto, at this path.
+    Mosquitto(PathBuf),
+}
+
+impl Kind {
+    /// The broker's name in tables.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Nanomq(_) => "nanomq",
+            Self::Mosquitto(_) => "mosquitto",
+        }
+    }
+
+    /// Starts a fresh instance, with its files in `dir`.
+    pub(crate) fn start(&self, dir: &Path) -> Result<Running> {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        match self {
+            Self::Nanomq(binary) => start_nanomq(binary, dir),
+            Self::Mosquitto(binary) => start_mosquitto(binary, dir),
+        }
+    }
+}
+
+/// A running broker, killed on drop.
+#[derive(Debug)]
+pub(crate) struct Running {
+    /// Which.
+    pub(crate) name: &'static str,
+    /// The process.
+    child: Child,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
+    /// The last lines of its standard error, for error messages.
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Running {
+    /// The process id (for `--rss-pid`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it is still running.
+    pub(crate) fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Its last log lines.
+    pub(crate) fn log_tail(&self) -> String {
+        self.log
+            .lock()
+            .map(|lines| lines.iter().cloned().collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keeps the last 50 lines of `stream`, and sends each line to `lines` while it listens.
+fn drain_stderr(
+    stream: impl std::io::Read + Send + 'static,
+    log: Arc<Mutex<VecDeque<String>>>,
+    lines: mpsc::Sender<String>,
+) {
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut kept) = log.lock() {
+                if kept.len() == 50 {
+                    kept.pop_front();
+                }
+                kept.push_back(line.clone());
+            }
+            // The receiver goes away once the address is known; keep draining anyway, so
+            // that the broker never blocks on a full pipe.
+            let _ = lines.send(line);
+        }
+    });
+}
+
+/// The address in a `listening on tcp://IP:PORT` log line, ANSI colours or not.
+pub(crate) fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on tcp://").nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    addr.parse().ok()
+}
+
+fn start_nanomq(binary: &Path, dir: &Path) -> Result<Running> {
+    let conf = dir.join("nanomq.toml");
+    fs::write(&conf, nanomq_config())
+        .with_context(|| format!("cannot write {}", conf.display()))?;
+    let mut child = Command::new(binary)
+        .args(["start", "--conf"])
+        .arg(&conf)
+        // Quiet, but for the line that names the port.
+        .env("RUST_LOG", "warn,nanomq=info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let (tx, rx) = mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        drain_stderr(stderr, Arc::clone(&log), tx);
+    }
+    let mut running = Running {
+        name: "nanomq",
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        log,
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                if let Some(addr) = listening_addr(&line) {
+                    running.addr = addr;
+                    return Ok(running);
+                }
+            }
+            Err(_) => bail!(
+                "nanomq did not log its address within {START_TIMEOUT:?}:\n{}",
+                running.log_tail()
+            ),
+        }
+    }
+}
+
+/// nanomq's configuration for the benchmarks.
+pub(crate) fn nanomq_config() -> String {
+    format!(
+        "[listeners.tcp]\nbind = \"127.0.0.1:0\"\n\n[mqtt]\nmax_inflight = {MAX_INFLIGHT}\n\
+         max_mqueue_len = {MAX_QUEUED}\n\n[log]\nlevel = \"warn\"\n"
+    )
+}
+
+/// Mosquitto's configuration, equivalent to [`nanomq_config`].
+pub(crate) fn mosquitto_config(port: u16) -> String {
+    format!(
+        "listener {port} 127.0.0.1\n\
+         allow_anonymous true\n\
+         persistence false\n\
+         max_inflight_messages {MAX_INFLIGHT}\n\
+         max_queued_messages {MAX_QUEUED}\n\
+         set_tcp_nodelay true\n\
+         log_dest stderr\n\
+         log_type error\n\
+         log_type warning\n"
+    )
+}
+
+/// A port that was free a moment ago.
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn start_mosquitto(binary: &Path, dir: &Path) -> Result<Running> {
+    let port = free_port()?;
+    let conf = dir.join("mosquitto.conf");
+    fs::write(&conf, mosquitto_config(port))
+        .with_context(|| format!("cannot write {}", conf.display()))?;
+    let mut child = Command::new(binary)
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let (tx, _rx) = mpsc::channel();
+    if let Some(stderr) = child.stderr.take() {
+        drain_stderr(stderr, Arc::clone(&log), tx);
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut running = Running {
+        name: "mosquitto",
+        child,
+        addr,
+        log,
+    };
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if !running.is_alive() {
+            bail!("mosquitto exited at start:\n{}", running.log_tail());
+        }
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(running);
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    bail!(
+        "mosquitto did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+        running.log_tail()
+    )
+}
+
+/// Mosquitto's path, if installed (Debian puts it in /usr/sbin, which is not always on PATH).
+pub(crate) fn find_mosquitto() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
+        .map(|dir| dir.join("mosquitto"))
+        .find(|path| path.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_line_gives_the_address() {
+        let line = "2026-01-01T00:00:00Z  INFO nanomq: listening on tcp://127.0.0.1:40123";
+        assert_eq!(listening_addr(line), "127.0.0.1:40123".parse().ok());
+        let coloured = "\u{1b}[32m INFO\u{1b}[0m nanomq: listening on tcp://127.0.0.1:5\u{1b}[0m";
+        assert_eq!(listening_addr(coloured), "127.0.0.1:5".parse().ok());
+        assert_eq!(listening_addr("listening on ws://127.0.0.1:5"), None);
+    }
+
+    #[test]
+    fn both_brokers_get_the_same_limits_on_loopback() {
+        let nanomq = nanomq_config();
+        assert!(nanomq.contains("bind = \"127.0.0.1:0\""));
+        assert!(nanomq.contains("max_inflight = 32") && nanomq.contains("max_mqueue_len = 2048"));
+        let mosquitto = mosquitto_config(40000);
+        assert!(mosquitto.starts_with("listener 40000 127.0.0.1\n"));
+        assert!(mosquitto.contains("max_inflight_messages 32"));
+        assert!(mosquitto.contains("max_queued_messages 2048"));
+    }
+}

@@ -1,0 +1,271 @@
+//! The end-to-end benchmark suite of `cargo xtask bench`: the release `nanomq` broker and, when
+//! Debian's `mosquitto` is installed, Mosquitto with an equivalent configuration, both on
+//! ephemeral loopback ports, driven by `nanomq bench` through the same scenarios in the same
+//! run, alternating which broker goes first. Each broker is started fresh for each scenario
+//! and killed after it (guards kill them on any error too).
+//!
+//! Output: a Markdown table (also `target/bench/e2e.md`), an SVG chart
+//! (`target/bench/e2e.svg`) and the raw JSON reports (`target/bench/e2e.json`).
+//!
+//! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
+//! figures read from their reports), [`output`] (table and chart).
+
+mod broker;
+mod output;
+mod scenario;
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use self::broker::Kind;
+use self::output::Row;
+use self::scenario::Scenario;
+pub(crate) use self::scenario::Sizes;
+use crate::cmd::Cmd;
+
+/// What the command line asked of this suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Options {
+    /// Scenario sizes.
+    pub(crate) sizes: Sizes,
+    /// Compare with Mosquitto when it is installed.
+    pub(crate) mosquitto: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            sizes: Sizes::default(),
+            mosquitto: true,
+        }
+    }
+}
+
+/// Cargo's target directory.
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// Runs the suite.
+pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
+    Cmd::cargo()
+        .args(["build", "--release", "-p", "nanomq-bin", "--bin", "nanomq"])
+        .current_dir(root)
+        .run()?;
+    let target = target_dir(root);
+    let nanomq = target.join("release").join("nanomq");
+    let out_dir = target.join("bench");
+    fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+
+    // Ten thousand connections need ten thousand descriptors, in the client and in the
+    // broker; the brokers inherit this process's limit.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if (limit as usize) < options.sizes.connections + 512 => println!(
+            "note: the open-files limit is {limit}; the idle-connections scenario may fail"
+        ),
+        Ok(_) => {}
+        Err(e) => println!("note: cannot raise the open-files limit: {e}"),
+    }
+
+    let mut brokers = vec![Kind::Nanomq(nanomq.clone())];
+    match (options.mosquitto, broker::find_mosquitto()) {
+        (true, Some(path)) => brokers.push(Kind::Mosquitto(path)),
+        (true, None) => {
+            println!("note: mosquitto is not installed (apt-get install mosquitto): nanomq alone")
+        }
+        (false, _) => {}
+    }
+
+    let scenarios = scenario::all(options.sizes);
+    let started = Instant::now();
+    let mut rows = Vec::new();
+    let mut raw = Vec::new();
+    for (i, scenario) in scenarios.iter().enumerate() {
+        let mut order: Vec<&Kind> = brokers.iter().collect();
+        if i % 2 == 1 {
+            order.reverse();
+        }
+        let mut reports: Vec<(&'static str, Result<Value>)> = Vec::new();
+        for kind in order {
+            println!("==> {} on {}", scenario.name, kind.name());
+            let report = run_one(&nanomq, kind, scenario, &out_dir);
+            match &report {
+                Ok(report) => println!("    {}", one_line(scenario, report)),
+                Err(e) => println!("    FAILED: {e:#}"),
+            }
+            reports.push((kind.name(), report));
+        }
+        let find = |name: &str| {
+            reports
+                .iter()
+                .find(|(n, _)| *n == name)
+                .and_then(|(_, r)| r.as_ref().ok())
+        };
+        let (n, m) = (find("nanomq"), find("mosquitto"));
+        let notes = [n, m]
+            .iter()
+            .map(|r| r.map(scenario::integrity).unwrap_or_default())
+            .collect::<Vec<_>>();
+        for metric in &scenario.metrics {
+            rows.push(Row {
+                scenario: scenario.name.clone(),
+                metric: metric.label.to_owned(),
+                better: metric.better,
+                nanomq: n.and_then(|r| scenario::read(r, metric)),
+                mosquitto: m.and_then(|r| scenario::read(r, metric)),
+                notes: if notes.iter().all(String::is_empty) {
+                    String::new()
+                } else {
+                    notes.join("; ")
+                },
+            });
+        }
+        for (name, report) in reports {
+            raw.push(json!({
+                "scenario": scenario.name,
+                "broker": name,
+                "report": report.as_ref().ok(),
+                "error": report.as_ref().err().map(|e| format!("{e:#}")),
+            }));
+        }
+    }
+
+    let machine = format!(
+        "{} cores, broker and load generator on the same machine, loopback; {} s per \
+         throughput scenario; total {:.0} s",
+        thread::available_parallelism().map_or(0, usize::from),
+        options.sizes.seconds,
+        started.elapsed().as_secs_f64()
+    );
+    let table = output::markdown(&rows);
+    println!("\n{machine}\n\n{table}");
+    let md_path = out_dir.join("e2e.md");
+    fs::write(
+        &md_path,
+        format!("# nanomq vs mosquitto\n\n{machine}\n\n{table}"),
+    )
+    .with_context(|| format!("cannot write {}", md_path.display()))?;
+    let svg_path = out_dir.join("e2e.svg");
+    fs::write(
+        &svg_path,
+        output::svg(&rows, "nanomq vs mosquitto (cargo xtask bench)"),
+    )
+    .with_context(|| format!("cannot write {}", svg_path.display()))?;
+    let json_path = out_dir.join("e2e.json");
+    fs::write(&json_path, serde_json::to_string_pretty(&raw)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!(
+        "written: {}, {}, {}",
+        md_path.display(),
+        svg_path.display(),
+        json_path.display()
+    );
+    Ok(())
+}
+
+/// The scenario's figures from `report`, on one line.
+fn one_line(scenario: &Scenario, report: &Value) -> String {
+    let mut parts: Vec<String> = scenario
+        .metrics
+        .iter()
+        .map(|m| {
+            let value = scenario::read(report, m).map_or_else(|| "–".to_owned(), output::number);
+            format!("{}: {value}", m.label)
+        })
+        .collect();
+    let integrity = scenario::integrity(report);
+    if !integrity.is_empty() {
+        parts.push(integrity);
+    }
+    if let Some(errors) = report.pointer("/errors").and_then(Value::as_array) {
+        if let Some(first) = errors.first().and_then(Value::as_str) {
+            parts.push(format!("{} error(s), first: {first}", errors.len()));
+        }
+    }
+    parts.join(", ")
+}
+
+/// Starts a fresh `kind`, runs `scenario` against it with `client` (`nanomq bench`), and
+/// returns the JSON report.
+fn run_one(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path) -> Result<Value> {
+    let mut broker = kind.start(&out_dir.join(kind.name()))?;
+    let mut command = Command::new(client);
+    command
+        .arg("bench")
+        .args(&scenario.args)
+        .args(["-h", &broker.addr.ip().to_string()])
+        .args(["-p", &broker.addr.port().to_string()])
+        .args(["--json", "--quiet"]);
+    if scenario.rss {
+        command.args(["--rss-pid", &broker.pid().to_string()]);
+    }
+    let (status, stdout, stderr) = run_bounded(command, scenario.timeout)?;
+    if !broker.is_alive() {
+        bail!(
+            "{} died during the run:\n{}",
+            broker.name,
+            broker.log_tail()
+        );
+    }
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'));
+    let Some(line) = line else {
+        bail!("nanomq bench printed no report ({status}):\n{stderr}");
+    };
+    serde_json::from_str(line).with_context(|| format!("nanomq bench printed invalid JSON: {line}"))
+}
+
+/// Runs `command` with its output captured, killing it after `timeout`.
+fn run_bounded(mut command: Command, timeout: Duration) -> Result<(String, String, String)> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start nanomq bench")?;
+    let capture = |stream: Option<Box<dyn Read + Send>>| {
+        thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let out = capture(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = capture(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status.to_string();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break format!("killed after {timeout:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    Ok((status, stdout, stderr))
+}

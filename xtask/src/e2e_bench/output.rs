@@ -1,0 +1,226 @@
+//! The results as a Markdown table (nanomq, Mosquitto, and the ratio nanomq/Mosquitto) and
+//! as an SVG bar chart, written by hand: two bars per figure, scaled to the larger of the
+//! two, each labelled with its value.
+
+use std::fmt::Write as _;
+
+use super::scenario::Better;
+
+/// One line of the table: a figure of a scenario for each broker.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    /// The scenario.
+    pub(crate) scenario: String,
+    /// The figure.
+    pub(crate) metric: String,
+    /// Which way is better.
+    pub(crate) better: Better,
+    /// nanomq's figure.
+    pub(crate) nanomq: Option<f64>,
+    /// Mosquitto's figure (`None`: not run, or failed).
+    pub(crate) mosquitto: Option<f64>,
+    /// Message accounting notes per broker.
+    pub(crate) notes: String,
+}
+
+impl Row {
+    /// nanomq / mosquitto.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        match (self.nanomq, self.mosquitto) {
+            (Some(n), Some(m)) if m != 0.0 => Some(n / m),
+            _ => None,
+        }
+    }
+
+    /// Whether nanomq did worse than Mosquitto here.
+    pub(crate) fn nanomq_behind(&self) -> bool {
+        self.ratio().is_some_and(|r| match self.better {
+            Better::Higher => r < 1.0,
+            Better::Lower => r > 1.0,
+        })
+    }
+}
+
+/// A figure with thousands separators, decimals only for small values.
+pub(crate) fn number(value: f64) -> String {
+    if value.abs() >= 100.0 {
+        let rounded = value.round() as i64;
+        let digits = rounded.unsigned_abs().to_string();
+        let mut grouped = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(ch);
+        }
+        if rounded < 0 {
+            grouped.insert(0, '-');
+        }
+        grouped
+    } else {
+        format!("{value:.1}")
+    }
+}
+
+fn cell(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), number)
+}
+
+/// The Markdown table.
+pub(crate) fn markdown(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| scenario | figure | nanomq | mosquitto | nanomq/mosquitto | messages (nanomq; mosquitto) |\n\
+         |---|---|---:|---:|---:|---|\n",
+    );
+    for row in rows {
+        let better = match row.better {
+            Better::Higher => "↑",
+            Better::Lower => "↓",
+        };
+        let ratio = row
+            .ratio()
+            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        let flag = if row.nanomq_behind() { " ⚠" } else { "" };
+        let _ = writeln!(
+            out,
+            "| {} | {} {better} | {} | {} | {ratio}{flag} | {} |",
+            row.scenario,
+            row.metric,
+            cell(row.nanomq),
+            cell(row.mosquitto),
+            row.notes
+        );
+    }
+    out.push_str(
+        "\n↑ higher is better, ↓ lower is better; ⚠ where nanomq is behind. Throughput is the \
+         rate of distinct deliveries at the subscribers, publishers sending as fast as they \
+         can (QoS 0 losses are the broker's drops under overload).\n",
+    );
+    out
+}
+
+/// Escapes text for SVG.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The chart: per row, nanomq's bar (blue) over Mosquitto's (grey).
+pub(crate) fn svg(rows: &[Row], title: &str) -> String {
+    const LABEL_W: f64 = 430.0;
+    const BAR_W: f64 = 360.0;
+    const ROW_H: f64 = 46.0;
+    const TOP: f64 = 56.0;
+    let width = LABEL_W + BAR_W + 140.0;
+    let height = TOP + ROW_H * rows.len() as f64 + 20.0;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         font-family=\"sans-serif\" font-size=\"12\">"
+    );
+    let _ = writeln!(out, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
+    let _ = writeln!(
+        out,
+        "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{}</text>",
+        escape(title)
+    );
+    let _ = writeln!(
+        out,
+        "<rect x=\"10\" y=\"32\" width=\"12\" height=\"10\" fill=\"#2b6cb0\"/>\
+         <text x=\"26\" y=\"41\">nanomq</text>\
+         <rect x=\"90\" y=\"32\" width=\"12\" height=\"10\" fill=\"#a0aec0\"/>\
+         <text x=\"106\" y=\"41\">mosquitto</text>\
+         <text x=\"190\" y=\"41\" fill=\"#555\">(↑ higher is better, ↓ lower is better)</text>"
+    );
+    for (i, row) in rows.iter().enumerate() {
+        let y = TOP + ROW_H * i as f64;
+        let arrow = match row.better {
+            Better::Higher => "↑",
+            Better::Lower => "↓",
+        };
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{}\">{}</text><text x=\"10\" y=\"{}\" fill=\"#555\">{} {arrow}{}</text>",
+            y + 16.0,
+            escape(&row.scenario),
+            y + 31.0,
+            escape(&row.metric),
+            row.ratio()
+                .map(|r| format!("  (nanomq/mosquitto {r:.2}×)"))
+                .unwrap_or_default()
+        );
+        let max = row
+            .nanomq
+            .unwrap_or(0.0)
+            .max(row.mosquitto.unwrap_or(0.0))
+            .max(f64::MIN_POSITIVE);
+        for (k, (value, colour)) in [(row.nanomq, "#2b6cb0"), (row.mosquitto, "#a0aec0")]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(value) = value else { continue };
+            let bar_y = y + 6.0 + 16.0 * k as f64;
+            let w = (value / max * BAR_W).max(1.0);
+            let _ = writeln!(
+                out,
+                "<rect x=\"{LABEL_W}\" y=\"{bar_y}\" width=\"{w:.1}\" height=\"13\" fill=\"{colour}\"/>\
+                 <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+                LABEL_W + w + 4.0,
+                bar_y + 11.0,
+                number(value)
+            );
+        }
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(nanomq: Option<f64>, mosquitto: Option<f64>, better: Better) -> Row {
+        Row {
+            scenario: "fan-in 50→1, QoS 1".to_owned(),
+            metric: "msg/s delivered".to_owned(),
+            better,
+            nanomq,
+            mosquitto,
+            notes: "lost 0".to_owned(),
+        }
+    }
+
+    #[test]
+    fn numbers_are_grouped() {
+        assert_eq!(number(1_234_567.4), "1,234,567");
+        assert_eq!(number(999.6), "1,000");
+        assert_eq!(number(12.34), "12.3");
+        assert_eq!(number(-12_345.0), "-12,345");
+    }
+
+    #[test]
+    fn the_table_shows_both_figures_and_the_ratio() {
+        let table = markdown(&[
+            row(Some(200_000.0), Some(100_000.0), Better::Higher),
+            row(Some(300.0), Some(150.0), Better::Lower),
+            row(Some(1.0), None, Better::Higher),
+        ]);
+        assert!(
+            table.contains("| 200,000 | 100,000 | 2.00× | lost 0 |"),
+            "{table}"
+        );
+        assert!(table.contains("| 300 | 150 | 2.00× ⚠ |"), "{table}");
+        assert!(table.contains("| 1.0 | – | – |"), "{table}");
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_per_figure() {
+        let chart = svg(&[row(Some(2.0), Some(1.0), Better::Higher)], "t & t");
+        assert!(chart.starts_with("<svg"));
+        assert!(chart.contains("t &amp; t"));
+        assert_eq!(chart.matches("height=\"13\"").count(), 2);
+        assert!(chart.trim_end().ends_with("</svg>"));
+    }
+}

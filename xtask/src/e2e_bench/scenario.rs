@@ -1,0 +1,202 @@
+//! The end-to-end scenarios: the `nanomq bench` command line of each, and the figures read
+//! from its JSON report.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Which way is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Better {
+    /// More is better (throughput).
+    Higher,
+    /// Less is better (latency, memory).
+    Lower,
+}
+
+/// A figure read from a report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Metric {
+    /// What it is, with its unit.
+    pub(crate) label: &'static str,
+    /// The JSON pointer into the report.
+    pub(crate) pointer: &'static str,
+    /// Which way is better.
+    pub(crate) better: Better,
+}
+
+/// Delivered messages per second.
+const RECEIVED_RATE: Metric = Metric {
+    label: "msg/s delivered",
+    pointer: "/rates/received_per_s",
+    better: Better::Higher,
+};
+
+/// One scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scenario {
+    /// Its name in the table.
+    pub(crate) name: String,
+    /// `nanomq bench` arguments (the broker's address and `--json --quiet` are added).
+    pub(crate) args: Vec<String>,
+    /// The figures it yields.
+    pub(crate) metrics: Vec<Metric>,
+    /// Whether to pass `--rss-pid` with the broker's process id.
+    pub(crate) rss: bool,
+    /// How long the run may take at most.
+    pub(crate) timeout: Duration,
+}
+
+/// The settings of a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    /// Seconds of publishing per throughput scenario.
+    pub(crate) seconds: u64,
+    /// Clients on the varying side of fan-in, fan-out and pairs.
+    pub(crate) clients: usize,
+    /// Idle connections.
+    pub(crate) connections: usize,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Self {
+            seconds: 5,
+            clients: 50,
+            connections: 10_000,
+        }
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|a| (*a).to_owned()).collect()
+}
+
+/// Every scenario, in the order they run.
+pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
+    let d = format!("{}s", sizes.seconds);
+    let c = sizes.clients.to_string();
+    let timeout = Duration::from_secs(sizes.seconds + 60);
+    let mut list = Vec::new();
+    for (preset, label) in [
+        ("fanin", format!("fan-in {c}→1")),
+        ("fanout", format!("fan-out 1→{c}")),
+        ("pairs", format!("{c} pairs")),
+    ] {
+        for qos in ["0", "1"] {
+            list.push(Scenario {
+                name: format!("{label}, QoS {qos}"),
+                args: args(&[preset, "-c", &c, "-q", qos, "-d", &d, "-s", "64"]),
+                metrics: vec![RECEIVED_RATE],
+                rss: false,
+                timeout,
+            });
+        }
+    }
+    list.push(Scenario {
+        name: "latency, 10 pairs × 1000 msg/s, QoS 1".to_owned(),
+        args: args(&[
+            "latency", "-c", "10", "--rate", "1000", "-q", "1", "-d", &d, "-s", "64",
+        ]),
+        metrics: vec![
+            Metric {
+                label: "p50 latency (µs)",
+                pointer: "/latency_us/p50",
+                better: Better::Lower,
+            },
+            Metric {
+                label: "p99 latency (µs)",
+                pointer: "/latency_us/p99",
+                better: Better::Lower,
+            },
+            Metric {
+                label: "p99.9 latency (µs)",
+                pointer: "/latency_us/p999",
+                better: Better::Lower,
+            },
+        ],
+        rss: false,
+        timeout,
+    });
+    let n = sizes.connections.to_string();
+    list.push(Scenario {
+        name: format!("{n} idle connections"),
+        // A long keep alive: idle means idle. Connections at 5,000/s.
+        args: args(&[
+            "conn",
+            "-c",
+            &n,
+            "--connect-rate",
+            "5000",
+            "-d",
+            "2s",
+            "-k",
+            "600",
+        ]),
+        metrics: vec![
+            Metric {
+                label: "RSS per connection (bytes)",
+                pointer: "/rss/per_connection_bytes",
+                better: Better::Lower,
+            },
+            Metric {
+                label: "connections/s accepted",
+                pointer: "/connections/rate_per_s",
+                better: Better::Higher,
+            },
+        ],
+        rss: true,
+        timeout: Duration::from_secs(120),
+    });
+    list
+}
+
+/// A figure of `report`, if it has it.
+pub(crate) fn read(report: &Value, metric: &Metric) -> Option<f64> {
+    report.pointer(metric.pointer).and_then(Value::as_f64)
+}
+
+/// `lost/duplicated/out of order` of a report, for the notes.
+pub(crate) fn integrity(report: &Value) -> String {
+    let get = |p: &str| report.pointer(p).and_then(Value::as_u64).unwrap_or(0);
+    let (expected, lost) = (get("/messages/expected"), get("/messages/lost"));
+    let dup = get("/messages/duplicated");
+    let ooo = get("/messages/out_of_order");
+    if expected == 0 {
+        return String::new();
+    }
+    let pct = lost as f64 * 100.0 / expected as f64;
+    format!("lost {lost} ({pct:.1}%), dup {dup}, ooo {ooo}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issue_s_scenarios_are_all_there() {
+        let names: Vec<String> = all(Sizes::default()).into_iter().map(|s| s.name).collect();
+        for wanted in [
+            "fan-in 50→1, QoS 0",
+            "fan-in 50→1, QoS 1",
+            "fan-out 1→50, QoS 1",
+            "50 pairs, QoS 0",
+            "latency, 10 pairs × 1000 msg/s, QoS 1",
+            "10000 idle connections",
+        ] {
+            assert!(names.iter().any(|n| n == wanted), "{wanted}: {names:?}");
+        }
+    }
+
+    #[test]
+    fn figures_are_read_by_pointer() {
+        let report: Value = serde_json::from_str(
+            r#"{"rates":{"received_per_s":1234.5},
+                "messages":{"expected":200,"lost":2,"duplicated":0,"out_of_order":1}}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(read(&report, &RECEIVED_RATE), Some(1234.5));
+        assert_eq!(integrity(&report), "lost 2 (1.0%), dup 0, ooo 1");
+        assert_eq!(integrity(&Value::Null), "");
+    }
+}
