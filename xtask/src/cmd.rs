@@ -94,6 +94,31 @@ impl Cmd {
         Ok(())
     }
 
+    /// Like [`Cmd::run`], but reads the command's standard output line by line, printing each
+    /// line and handing it to `on_line` (to tally test results, say).
+    pub(crate) fn run_reading_stdout(&self, mut on_line: impl FnMut(&str)) -> Result<()> {
+        eprintln!("$ {}", self.describe());
+        let mut child = self
+            .command()
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("could not start `{}`", self.describe()))?;
+        if let Some(stdout) = child.stdout.take() {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let line = line.with_context(|| format!("reading `{}`", self.describe()))?;
+                println!("{line}");
+                on_line(&line);
+            }
+        }
+        let status = child
+            .wait()
+            .with_context(|| format!("waiting for `{}`", self.describe()))?;
+        if !status.success() {
+            bail!("command failed ({status}): `{}`", self.describe());
+        }
+        Ok(())
+    }
+
     /// Runs the command silently (no echo, stdio discarded); true if it started and exited with
     /// success. For probes such as `cargo fmt --version`.
     pub(crate) fn succeeds_quietly(&self) -> bool {

@@ -62,6 +62,8 @@ enum Step {
     Prerequisites(Vec<Prerequisite>),
     /// Run this command.
     Run(Cmd),
+    /// Run this `cargo test` command and sum up its results.
+    Tests(Cmd),
 }
 
 /// The builds of the broker with a single transport: each step's title and the feature.
@@ -120,7 +122,7 @@ fn plan(root: &Path, options: Options) -> Vec<(&'static str, Step)> {
     }
     steps.push((
         "tests",
-        Step::Run(
+        Step::Tests(
             Cmd::cargo()
                 .args(["test", "--workspace", "--all-features"])
                 .current_dir(root),
@@ -140,6 +142,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let total = steps.len();
     let titles: Vec<&str> = steps.iter().map(|(title, _)| *title).collect();
     let started = Instant::now();
+    let mut tally = Tally::default();
 
     for (number, (title, step)) in (1..).zip(steps) {
         println!("\n==> xtask test [{number}/{total}] {title}");
@@ -147,6 +150,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         let result = match &step {
             Step::Prerequisites(wanted) => deps::ensure(&root, wanted),
             Step::Run(cmd) => cmd.run(),
+            Step::Tests(cmd) => {
+                let result = cmd.run_reading_stdout(|line| tally.add(line));
+                // One line that sums up every test binary, whatever the outcome.
+                println!("\n{tally}");
+                result
+            }
         };
         if let Err(err) = result {
             eprintln!("{err:#}");
@@ -167,6 +176,47 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         seconds(started.elapsed())
     );
     Ok(())
+}
+
+/// The sum of the `test result:` lines of every test binary cargo ran.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    /// Adds a line like `test result: ok. 9 passed; 0 failed; 1 ignored; 0 measured; ...`.
+    fn add(&mut self, line: &str) {
+        let Some(counts) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in counts.split(['.', ';']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                let Ok(n) = n.parse::<u64>() else {
+                    continue;
+                };
+                match what {
+                    "passed" => self.passed += n,
+                    "failed" => self.failed += n,
+                    "ignored" => self.ignored += n,
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "tests: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.ignored
+        )
+    }
 }
 
 fn seconds(duration: Duration) -> String {
@@ -257,7 +307,7 @@ mod tests {
         )
         .into_iter()
         .filter_map(|(_, step)| match step {
-            Step::Run(cmd) => Some(cmd.to_string()),
+            Step::Run(cmd) | Step::Tests(cmd) => Some(cmd.to_string()),
             Step::Prerequisites(_) => None,
         })
         .collect();
@@ -279,7 +329,7 @@ mod tests {
                 .into_iter()
                 .find_map(|(_, step)| match step {
                     Step::Prerequisites(wanted) => Some(wanted),
-                    Step::Run(_) => None,
+                    Step::Run(_) | Step::Tests(_) => None,
                 })
                 .unwrap_or_default()
         };
@@ -298,7 +348,7 @@ mod tests {
         let commands: Vec<String> = plan(Path::new("/r"), Options::default())
             .into_iter()
             .filter_map(|(_, step)| match step {
-                Step::Run(cmd) => Some(cmd.to_string()),
+                Step::Run(cmd) | Step::Tests(cmd) => Some(cmd.to_string()),
                 Step::Prerequisites(_) => None,
             })
             .collect();
@@ -314,5 +364,18 @@ mod tests {
         for (cmd, tail) in commands.iter().zip(expected) {
             assert!(cmd.ends_with(tail), "{cmd:?} should end with {tail:?}");
         }
+    }
+
+    #[test]
+    fn tally_sums_every_test_binary() {
+        let mut tally = Tally::default();
+        for line in [
+            "test result: ok. 9 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.05s",
+            "running 3 tests",
+            "test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        ] {
+            tally.add(line);
+        }
+        assert_eq!(tally.to_string(), "tests: 11 passed, 1 failed, 1 skipped");
     }
 }
