@@ -307,10 +307,11 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
         &plan.server,
         plan.client_id(role_char, index),
     );
-    let began = Instant::now();
-    let connected = {
+    let (connected, took) = {
         let _permit = cx.handshakes.acquire().await;
-        tokio::time::timeout(CONNECT_TIMEOUT, async {
+        // The handshake's own time, not the wait for a turn.
+        let began = Instant::now();
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
             let mut conn = connect(&cx.connector, &packet?).await?;
             if let Role::Sub(i) = cx.role {
                 if let Some(filter) = plan.subscribers.get(i) {
@@ -320,7 +321,8 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
             Ok::<_, ClientError>(conn)
         })
         .await
-        .unwrap_or(Err(ClientError::Timeout(CONNECT_TIMEOUT)))
+        .unwrap_or(Err(ClientError::Timeout(CONNECT_TIMEOUT)));
+        (connected, began.elapsed())
     };
     let conn = match connected {
         Ok(conn) => conn,
@@ -331,7 +333,7 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
         }
     };
     Live::add(&cx.live.connected, 1);
-    let _ = cx.ready.send(Ready::Up(began.elapsed()));
+    let _ = cx.ready.send(Ready::Up(took));
     let keepalive = plan.server_args.keepalive;
     match cx.role {
         Role::Pub(i) => {

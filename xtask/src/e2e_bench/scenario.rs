@@ -93,6 +93,17 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
             });
         }
     }
+    // Flooding shows behaviour under overload; a paced fan-in shows what a broker sustains
+    // (every message delivered, or not).
+    list.push(Scenario {
+        name: format!("fan-in {c}→1, QoS 0, paced 4,000 msg/s per publisher"),
+        args: args(&[
+            "fanin", "-c", &c, "-q", "0", "-d", &d, "-s", "64", "--rate", "4000",
+        ]),
+        metrics: vec![RECEIVED_RATE],
+        rss: false,
+        timeout,
+    });
     list.push(Scenario {
         name: "latency, 10 pairs × 1000 msg/s, QoS 1".to_owned(),
         args: args(&[
@@ -121,18 +132,9 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
     let n = sizes.connections.to_string();
     list.push(Scenario {
         name: format!("{n} idle connections"),
-        // A long keep alive: idle means idle. Connections at 5,000/s.
-        args: args(&[
-            "conn",
-            "-c",
-            &n,
-            "--connect-rate",
-            "5000",
-            "-d",
-            "2s",
-            "-k",
-            "600",
-        ]),
+        // A long keep alive: idle means idle. Connections as fast as the broker takes them
+        // (128 handshakes at a time).
+        args: args(&["conn", "-c", &n, "-d", "2s", "-k", "600"]),
         metrics: vec![
             Metric {
                 label: "RSS per connection (bytes)",
@@ -179,6 +181,7 @@ mod tests {
         for wanted in [
             "fan-in 50→1, QoS 0",
             "fan-in 50→1, QoS 1",
+            "fan-in 50→1, QoS 0, paced 4,000 msg/s per publisher",
             "fan-out 1→50, QoS 1",
             "50 pairs, QoS 0",
             "latency, 10 pairs × 1000 msg/s, QoS 1",
