@@ -20,9 +20,11 @@ SUITES:
                 installed, Mosquitto with an equivalent configuration, on ephemeral loopback
                 ports, driven by `nanomq bench` through the same scenarios (QoS 0 and 1 fan-in,
                 fan-out 1->50, 50 pairs, latency at a fixed rate, 10,000 idle connections with
-                the broker's memory per connection), alternating brokers. Prints a Markdown
-                table with the ratio nanomq/mosquitto and writes target/bench/e2e.{md,svg,json}.
-                A few minutes.
+                the broker's memory per connection), alternating brokers; then 50 pairs QoS 1
+                and fan-out QoS 0 against nanomq alone over tcp, ws, ssl and wss (TLS with a
+                throwaway certificate from `openssl`, if installed). Prints Markdown tables
+                with the ratios nanomq/mosquitto and transport/tcp and writes
+                target/bench/e2e.{md,svg,json}. A few minutes.
     --micro     the criterion micro-benchmarks (cargo bench -p mqtt-codec --bench '*')
 
 With no suite flag, --e2e runs. Give both flags for both.

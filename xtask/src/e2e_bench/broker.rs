@@ -1,8 +1,10 @@
 //! The brokers under test, each started fresh for each scenario on an ephemeral loopback
 //! port and killed when its [`Running`] guard is dropped (also when the run fails).
 //!
-//! - nanomq: the release binary with `bind = "127.0.0.1:0"`; its port is read from the
-//!   `listening on tcp://IP:PORT` line it logs.
+//! - nanomq: the release binary with `bind = "127.0.0.1:0"` for each listener (TCP,
+//!   WebSocket and, given a certificate, TLS and WebSocket over TLS); their addresses are read
+//!   from the `listening on tcp://IP:PORT` (`ws://IP:PORT/mqtt`, `ssl://IP:PORT`,
+//!   `wss://IP:PORT/mqtt`) lines it logs.
 //! - Mosquitto (Debian's `mosquitto`, when installed): a free port picked by binding
 //!   127.0.0.1:0 and closing it, and a configuration equivalent to nanomq's (in-flight window,
 //!   queue length, TCP_NODELAY, no persistence).
@@ -22,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use super::tls::Certs;
+
 /// How long a broker may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -29,6 +33,49 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) const MAX_INFLIGHT: u32 = 32;
 /// See [`MAX_INFLIGHT`].
 pub(crate) const MAX_QUEUED: u32 = 2048;
+
+/// How clients reach the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// MQTT over TCP.
+    Tcp,
+    /// MQTT over WebSocket.
+    Ws,
+    /// MQTT over TLS.
+    Ssl,
+    /// MQTT over WebSocket over TLS.
+    Wss,
+}
+
+impl Transport {
+    /// Every transport, plain TCP first.
+    pub(crate) const ALL: [Self; 4] = [Self::Tcp, Self::Ws, Self::Ssl, Self::Wss];
+
+    /// Its name in tables, and the scheme of nanomq's `listening on` lines.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Ws => "ws",
+            Self::Ssl => "ssl",
+            Self::Wss => "wss",
+        }
+    }
+
+    /// The scheme of `nanomq bench --url`.
+    fn client_scheme(self) -> &'static str {
+        match self {
+            Self::Tcp => "mqtt",
+            Self::Ws => "ws",
+            Self::Ssl => "mqtts",
+            Self::Wss => "wss",
+        }
+    }
+
+    /// Whether it needs a certificate.
+    pub(crate) fn is_tls(self) -> bool {
+        matches!(self, Self::Ssl | Self::Wss)
+    }
+}
 
 /// A broker kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,11 +95,12 @@ impl Kind {
         }
     }
 
-    /// Starts a fresh instance, with its files in `dir`.
-    pub(crate) fn start(&self, dir: &Path) -> Result<Running> {
+    /// Starts a fresh instance, with its files in `dir`; nanomq also listens with TLS when
+    /// given `certs`.
+    pub(crate) fn start(&self, dir: &Path, certs: Option<&Certs>) -> Result<Running> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         match self {
-            Self::Nanomq(binary) => start_nanomq(binary, dir),
+            Self::Nanomq(binary) => start_nanomq(binary, dir, certs),
             Self::Mosquitto(binary) => start_mosquitto(binary, dir),
         }
     }
@@ -65,8 +113,12 @@ pub(crate) struct Running {
     pub(crate) name: &'static str,
     /// The process.
     child: Child,
-    /// Where it listens.
+    /// Where it listens (plain TCP).
     pub(crate) addr: SocketAddr,
+    /// Where it listens with the other transports: `IP:PORT[/path]` (nanomq only).
+    others: Vec<(Transport, String)>,
+    /// The certificate its TLS listeners present.
+    cafile: Option<PathBuf>,
     /// The last lines of its standard error, for error messages.
     log: Arc<Mutex<VecDeque<String>>>,
 }
@@ -80,6 +132,30 @@ impl Running {
     /// Whether it is still running.
     pub(crate) fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The `nanomq bench` arguments that reach it over `transport`.
+    pub(crate) fn connect_args(&self, transport: Transport) -> Result<Vec<String>> {
+        if transport == Transport::Tcp {
+            return Ok(vec![
+                "-h".to_owned(),
+                self.addr.ip().to_string(),
+                "-p".to_owned(),
+                self.addr.port().to_string(),
+            ]);
+        }
+        let Some((_, addr)) = self.others.iter().find(|(t, _)| *t == transport) else {
+            bail!("{} does not listen on {}", self.name, transport.name());
+        };
+        let mut args = vec![
+            "--url".to_owned(),
+            format!("{}://{addr}", transport.client_scheme()),
+        ];
+        if let (true, Some(cafile)) = (transport.is_tls(), &self.cafile) {
+            args.push("--cafile".to_owned());
+            args.push(cafile.display().to_string());
+        }
+        Ok(args)
     }
 
     /// Its last log lines.
@@ -122,18 +198,31 @@ fn drain_stderr(
 
 /// The address in a `listening on tcp://IP:PORT` log line, ANSI colours or not.
 pub(crate) fn listening_addr(line: &str) -> Option<SocketAddr> {
-    let rest = line.split("listening on tcp://").nth(1)?;
-    let addr: String = rest
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit() || matches!(c, '.' | ':' | '[' | ']'))
-        .collect();
-    addr.parse().ok()
+    match listening_on(line)? {
+        (Transport::Tcp, addr) => addr.parse().ok(),
+        _ => None,
+    }
 }
 
-fn start_nanomq(binary: &Path, dir: &Path) -> Result<Running> {
+/// The transport and `IP:PORT[/path]` of a `listening on SCHEME://…` log line.
+pub(crate) fn listening_on(line: &str) -> Option<(Transport, String)> {
+    let rest = line.split("listening on ").nth(1)?;
+    let (scheme, rest) = rest.split_once("://")?;
+    let transport = Transport::ALL.into_iter().find(|t| t.name() == scheme)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']' | '/'))
+        .collect();
+    (!addr.is_empty()).then_some((transport, addr))
+}
+
+fn start_nanomq(binary: &Path, dir: &Path, certs: Option<&Certs>) -> Result<Running> {
     let conf = dir.join("nanomq.toml");
-    fs::write(&conf, nanomq_config())
-        .with_context(|| format!("cannot write {}", conf.display()))?;
+    fs::write(
+        &conf,
+        nanomq_config(certs.map(|c| (c.cert.as_path(), c.key.as_path()))),
+    )
+    .with_context(|| format!("cannot write {}", conf.display()))?;
     let mut child = Command::new(binary)
         .args(["start", "--conf"])
         .arg(&conf)
@@ -153,32 +242,58 @@ fn start_nanomq(binary: &Path, dir: &Path) -> Result<Running> {
         name: "nanomq",
         child,
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        others: Vec::new(),
+        cafile: certs.map(|c| c.cert.clone()),
         log,
     };
+    let expected = if certs.is_some() { 4 } else { 2 };
+    let mut tcp = None;
     let deadline = Instant::now() + START_TIMEOUT;
-    loop {
+    while tcp.is_none() || running.others.len() + 1 < expected {
         let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => {
-                if let Some(addr) = listening_addr(&line) {
-                    running.addr = addr;
-                    return Ok(running);
-                }
-            }
-            Err(_) => bail!(
-                "nanomq did not log its address within {START_TIMEOUT:?}:\n{}",
+        let Ok(line) = rx.recv_timeout(left) else {
+            bail!(
+                "nanomq did not log its {expected} addresses within {START_TIMEOUT:?}:\n{}",
                 running.log_tail()
-            ),
+            );
+        };
+        match listening_on(&line) {
+            Some((Transport::Tcp, _)) => tcp = listening_addr(&line),
+            Some(other) => running.others.push(other),
+            None => {}
         }
     }
+    if let Some(addr) = tcp {
+        running.addr = addr;
+    }
+    Ok(running)
 }
 
-/// nanomq's configuration for the benchmarks.
-pub(crate) fn nanomq_config() -> String {
+/// nanomq's configuration for the benchmarks: TCP and WebSocket listeners, and TLS ones
+/// with `tls` (the certificate and key files).
+pub(crate) fn nanomq_config(tls: Option<(&Path, &Path)>) -> String {
+    let mut listeners = String::from(
+        "[listeners.tcp]\nbind = \"127.0.0.1:0\"\n\n\
+         [listeners.ws]\nbind = \"127.0.0.1:0\"\npath = \"/mqtt\"\n\n",
+    );
+    if let Some((cert, key)) = tls {
+        listeners.push_str(&format!(
+            "[listeners.ssl]\nbind = \"127.0.0.1:0\"\ncertfile = {}\nkeyfile = {}\n\n\
+             [listeners.wss]\nbind = \"127.0.0.1:0\"\npath = \"/mqtt\"\n\n",
+            toml_string(cert),
+            toml_string(key)
+        ));
+    }
     format!(
-        "[listeners.tcp]\nbind = \"127.0.0.1:0\"\n\n[mqtt]\nmax_inflight = {MAX_INFLIGHT}\n\
+        "{listeners}[mqtt]\nmax_inflight = {MAX_INFLIGHT}\n\
          max_mqueue_len = {MAX_QUEUED}\n\n[log]\nlevel = \"warn\"\n"
     )
+}
+
+/// `path` as a TOML basic string.
+fn toml_string(path: &Path) -> String {
+    let text = path.display().to_string();
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// Mosquitto's configuration, equivalent to [`nanomq_config`].
@@ -225,6 +340,8 @@ fn start_mosquitto(binary: &Path, dir: &Path) -> Result<Running> {
         name: "mosquitto",
         child,
         addr,
+        others: Vec::new(),
+        cafile: None,
         log,
     };
     let deadline = Instant::now() + START_TIMEOUT;
@@ -269,8 +386,33 @@ mod tests {
     }
 
     #[test]
+    fn every_transport_s_listening_line_is_read() {
+        let read = |line: &str| listening_on(line).map(|(t, a)| (t.name(), a));
+        let ws = "INFO nanomq: listening on ws://127.0.0.1:40124/mqtt\u{1b}[0m";
+        assert_eq!(read(ws), Some(("ws", "127.0.0.1:40124/mqtt".to_owned())));
+        let ssl = "INFO nanomq: listening on ssl://127.0.0.1:40125";
+        assert_eq!(read(ssl), Some(("ssl", "127.0.0.1:40125".to_owned())));
+        let wss = "listening on wss://127.0.0.1:40126/mqtt";
+        assert_eq!(read(wss), Some(("wss", "127.0.0.1:40126/mqtt".to_owned())));
+        assert_eq!(read("listening on quic://127.0.0.1:1"), None);
+        assert_eq!(read("started"), None);
+    }
+
+    #[test]
+    fn tls_listeners_come_with_a_certificate() {
+        let plain = nanomq_config(None);
+        assert!(plain.contains("[listeners.ws]") && !plain.contains("[listeners.ssl]"));
+        let tls = nanomq_config(Some((Path::new("/t/c\"1.pem"), Path::new("/t/k.pem"))));
+        assert!(
+            tls.contains("certfile = \"/t/c\\\"1.pem\"\nkeyfile = \"/t/k.pem\""),
+            "{tls}"
+        );
+        assert!(tls.contains("[listeners.wss]\nbind = \"127.0.0.1:0\"\npath = \"/mqtt\""));
+    }
+
+    #[test]
     fn both_brokers_get_the_same_limits_on_loopback() {
-        let nanomq = nanomq_config();
+        let nanomq = nanomq_config(None);
         assert!(nanomq.contains("bind = \"127.0.0.1:0\""));
         assert!(nanomq.contains("max_inflight = 32") && nanomq.contains("max_mqueue_len = 2048"));
         let mosquitto = mosquitto_config(40000);

@@ -2,17 +2,22 @@
 //! Debian's `mosquitto` is installed, Mosquitto with an equivalent configuration, both on
 //! ephemeral loopback ports, driven by `nanomq bench` through the same scenarios in the same
 //! run, alternating which broker goes first. Each broker is started fresh for each scenario
-//! and killed after it (guards kill them on any error too).
+//! and killed after it (guards kill them on any error too). Then a few throughput scenarios
+//! run against nanomq alone over each of its transports (TCP, WebSocket, and, when `openssl`
+//! can make a throwaway certificate, TLS and WebSocket over TLS), compared with TCP.
 //!
-//! Output: a Markdown table (also `target/bench/e2e.md`), an SVG chart
-//! (`target/bench/e2e.svg`) and the raw JSON reports (`target/bench/e2e.json`).
+//! Output: Markdown tables (also `target/bench/e2e.md`), an SVG chart of the comparison
+//! with Mosquitto (`target/bench/e2e.svg`) and the raw JSON reports
+//! (`target/bench/e2e.json`).
 //!
 //! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
-//! figures read from their reports), [`output`] (table and chart).
+//! figures read from their reports), [`output`] (tables and chart), [`tls`] (the
+//! certificate).
 
 mod broker;
 mod output;
 mod scenario;
+mod tls;
 
 use std::fs;
 use std::io::Read;
@@ -24,10 +29,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use self::broker::Kind;
-use self::output::Row;
+use self::broker::{Kind, Transport};
+use self::output::{Row, TransportRow};
 use self::scenario::Scenario;
 pub(crate) use self::scenario::Sizes;
+use self::tls::Certs;
 use crate::cmd::Cmd;
 
 /// What the command line asked of this suite.
@@ -83,6 +89,13 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         (false, _) => {}
     }
 
+    let certs = match tls::generate() {
+        Ok(certs) => Some(certs),
+        Err(e) => {
+            println!("note: no TLS certificate ({e:#}): the ssl and wss transports are skipped");
+            None
+        }
+    };
     let scenarios = scenario::all(options.sizes);
     let started = Instant::now();
     let mut rows = Vec::new();
@@ -95,7 +108,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         let mut reports: Vec<(&'static str, Result<Value>)> = Vec::new();
         for kind in order {
             println!("==> {} on {}", scenario.name, kind.name());
-            let report = run_one(&nanomq, kind, scenario, &out_dir);
+            let report = run_one(&nanomq, kind, scenario, &out_dir, certs.as_ref());
             match &report {
                 Ok(report) => println!("    {}", one_line(scenario, report)),
                 Err(e) => println!("    FAILED: {e:#}"),
@@ -130,12 +143,16 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         for (name, report) in reports {
             raw.push(json!({
                 "scenario": scenario.name,
+                "transport": scenario.transport.name(),
                 "broker": name,
                 "report": report.as_ref().ok(),
                 "error": report.as_ref().err().map(|e| format!("{e:#}")),
             }));
         }
     }
+
+    let transports = run_transports(&nanomq, options.sizes, &out_dir, certs.as_ref(), &mut raw);
+    drop(certs);
 
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; {} s per \
@@ -145,11 +162,15 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     let table = output::markdown(&rows);
-    println!("\n{machine}\n\n{table}");
+    let transports = format!(
+        "## transports (nanomq only)\n\n{}",
+        output::transports_markdown(&transports)
+    );
+    println!("\n{machine}\n\n{table}\n{transports}");
     let md_path = out_dir.join("e2e.md");
     fs::write(
         &md_path,
-        format!("# nanomq vs mosquitto\n\n{machine}\n\n{table}"),
+        format!("# nanomq vs mosquitto\n\n{machine}\n\n{table}\n{transports}"),
     )
     .with_context(|| format!("cannot write {}", md_path.display()))?;
     let svg_path = out_dir.join("e2e.svg");
@@ -168,6 +189,66 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         json_path.display()
     );
     Ok(())
+}
+
+/// Runs the transport scenarios against nanomq alone (TLS ones only with `certs`), adding
+/// their reports to `raw`, and returns the rows of their table.
+fn run_transports(
+    nanomq: &Path,
+    sizes: scenario::Sizes,
+    out_dir: &Path,
+    certs: Option<&Certs>,
+    raw: &mut Vec<Value>,
+) -> Vec<TransportRow> {
+    let kind = Kind::Nanomq(nanomq.to_path_buf());
+    let available: Vec<Transport> = Transport::ALL
+        .into_iter()
+        .filter(|t| certs.is_some() || !t.is_tls())
+        .collect();
+    let mut rows: Vec<TransportRow> = Vec::new();
+    for scenario in scenario::transports(sizes, &available) {
+        let transport = scenario.transport.name();
+        println!("==> {} over {transport} on nanomq", scenario.name);
+        let report = run_one(nanomq, &kind, &scenario, out_dir, certs);
+        let (rate, notes) = match &report {
+            Ok(report) => {
+                println!("    {}", one_line(&scenario, report));
+                (
+                    scenario::read(report, &scenario::RECEIVED_RATE),
+                    scenario::integrity(report),
+                )
+            }
+            Err(e) => {
+                println!("    FAILED: {e:#}");
+                (
+                    None,
+                    format!(
+                        "failed: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                )
+            }
+        };
+        let tcp = rows
+            .iter()
+            .find(|r| r.scenario == scenario.name && r.transport == Transport::Tcp.name())
+            .map_or(rate, |r| r.rate);
+        rows.push(TransportRow {
+            scenario: scenario.name.clone(),
+            transport,
+            rate,
+            tcp,
+            notes,
+        });
+        raw.push(json!({
+            "scenario": scenario.name,
+            "transport": transport,
+            "broker": kind.name(),
+            "report": report.as_ref().ok(),
+            "error": report.as_ref().err().map(|e| format!("{e:#}")),
+        }));
+    }
+    rows
 }
 
 /// The scenario's figures from `report`, on one line.
@@ -192,16 +273,22 @@ fn one_line(scenario: &Scenario, report: &Value) -> String {
     parts.join(", ")
 }
 
-/// Starts a fresh `kind`, runs `scenario` against it with `client` (`nanomq bench`), and
-/// returns the JSON report.
-fn run_one(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path) -> Result<Value> {
-    let mut broker = kind.start(&out_dir.join(kind.name()))?;
+/// Starts a fresh `kind` (nanomq with TLS listeners too given `certs`), runs `scenario`
+/// against it with `client` (`nanomq bench`) over the scenario's transport, and returns the
+/// JSON report.
+fn run_one(
+    client: &Path,
+    kind: &Kind,
+    scenario: &Scenario,
+    out_dir: &Path,
+    certs: Option<&Certs>,
+) -> Result<Value> {
+    let mut broker = kind.start(&out_dir.join(kind.name()), certs)?;
     let mut command = Command::new(client);
     command
         .arg("bench")
         .args(&scenario.args)
-        .args(["-h", &broker.addr.ip().to_string()])
-        .args(["-p", &broker.addr.port().to_string()])
+        .args(broker.connect_args(scenario.transport)?)
         .args(["--json", "--quiet"]);
     if scenario.rss {
         command.args(["--rss-pid", &broker.pid().to_string()]);

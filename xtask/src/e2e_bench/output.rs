@@ -1,6 +1,7 @@
 //! The results as a Markdown table (nanomq, Mosquitto, and the ratio nanomq/Mosquitto) and
 //! as an SVG bar chart, written by hand: two bars per figure, scaled to the larger of the
-//! two, each labelled with its value.
+//! two, each labelled with its value. The transport scenarios get a table of their own
+//! (nanomq only, each transport's throughput relative to plain TCP in the same run).
 
 use std::fmt::Write as _;
 
@@ -39,6 +40,58 @@ impl Row {
             Better::Lower => r > 1.02,
         })
     }
+}
+
+/// One line of the transports table: a scenario over one transport (nanomq only).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TransportRow {
+    /// The scenario.
+    pub(crate) scenario: String,
+    /// The transport's name.
+    pub(crate) transport: &'static str,
+    /// Delivered messages per second.
+    pub(crate) rate: Option<f64>,
+    /// The same scenario's rate over TCP in this run.
+    pub(crate) tcp: Option<f64>,
+    /// Message accounting notes, or the error.
+    pub(crate) notes: String,
+}
+
+impl TransportRow {
+    /// rate / TCP's rate.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        match (self.rate, self.tcp) {
+            (Some(r), Some(t)) if t != 0.0 => Some(r / t),
+            _ => None,
+        }
+    }
+}
+
+/// The Markdown table of the transport scenarios.
+pub(crate) fn transports_markdown(rows: &[TransportRow]) -> String {
+    let mut out = String::from(
+        "| scenario | transport | msg/s delivered ↑ | relative to tcp | messages |\n\
+         |---|---|---:|---:|---|\n",
+    );
+    for row in rows {
+        let ratio = row
+            .ratio()
+            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio} | {} |",
+            row.scenario,
+            row.transport,
+            cell(row.rate),
+            row.notes
+        );
+    }
+    out.push_str(
+        "\nnanomq alone, each transport's throughput relative to plain TCP in the same run: \
+         ws is MQTT over WebSocket, ssl is MQTT over TLS (mqtts://), wss is WebSocket over \
+         TLS; TLS with a self-signed P-256 certificate.\n",
+    );
+    out
 }
 
 /// A figure with thousands separators, decimals only for small values.
@@ -216,6 +269,25 @@ mod tests {
         assert!(table.contains("| 300 | 150 | 2.00× ⚠ |"), "{table}");
         assert!(table.contains("| 1.0 | – | – |"), "{table}");
         assert!(table.contains("| 0.99× |"), "within noise: {table}");
+    }
+
+    #[test]
+    fn the_transports_table_shows_the_ratio_to_tcp() {
+        let row = |transport, rate| TransportRow {
+            scenario: "50 pairs, QoS 1".to_owned(),
+            transport,
+            rate,
+            tcp: Some(200_000.0),
+            notes: String::new(),
+        };
+        let table = transports_markdown(&[
+            row("tcp", Some(200_000.0)),
+            row("wss", Some(150_000.0)),
+            row("ssl", None),
+        ]);
+        assert!(table.contains("| tcp | 200,000 | 1.00× |"), "{table}");
+        assert!(table.contains("| wss | 150,000 | 0.75× |"), "{table}");
+        assert!(table.contains("| ssl | – | – |"), "{table}");
     }
 
     #[test]

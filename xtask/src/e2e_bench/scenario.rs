@@ -1,9 +1,12 @@
 //! The end-to-end scenarios: the `nanomq bench` command line of each, and the figures read
-//! from its JSON report.
+//! from its JSON report. The comparison with Mosquitto runs over plain TCP ([`all`]); a few
+//! throughput scenarios also run over each of nanomq's transports ([`transports`]).
 
 use std::time::Duration;
 
 use serde_json::Value;
+
+use super::broker::Transport;
 
 /// Which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +29,7 @@ pub(crate) struct Metric {
 }
 
 /// Delivered messages per second.
-const RECEIVED_RATE: Metric = Metric {
+pub(crate) const RECEIVED_RATE: Metric = Metric {
     label: "msg/s delivered",
     pointer: "/rates/received_per_s",
     better: Better::Higher,
@@ -45,6 +48,8 @@ pub(crate) struct Scenario {
     pub(crate) rss: bool,
     /// How long the run may take at most.
     pub(crate) timeout: Duration,
+    /// How the clients reach the broker.
+    pub(crate) transport: Transport,
 }
 
 /// The settings of a whole run.
@@ -90,6 +95,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
                 metrics: vec![RECEIVED_RATE],
                 rss: false,
                 timeout,
+                transport: Transport::Tcp,
             });
         }
     }
@@ -103,6 +109,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         metrics: vec![RECEIVED_RATE],
         rss: false,
         timeout,
+        transport: Transport::Tcp,
     });
     list.push(Scenario {
         name: "latency, 10 pairs × 1000 msg/s, QoS 1".to_owned(),
@@ -128,6 +135,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         ],
         rss: false,
         timeout,
+        transport: Transport::Tcp,
     });
     let n = sizes.connections.to_string();
     list.push(Scenario {
@@ -149,7 +157,34 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         ],
         rss: true,
         timeout: Duration::from_secs(120),
+        transport: Transport::Tcp,
     });
+    list
+}
+
+/// The transport scenarios (nanomq only): QoS 1 pairs and QoS 0 fan-out, each over every
+/// transport in `transports`, TCP first; at most 3 s of publishing each, to keep the suite
+/// short.
+pub(crate) fn transports(sizes: Sizes, transports: &[Transport]) -> Vec<Scenario> {
+    let d = format!("{}s", sizes.seconds.min(3));
+    let c = sizes.clients.to_string();
+    let timeout = Duration::from_secs(sizes.seconds.min(3) + 60);
+    let mut list = Vec::new();
+    for (preset, label, qos) in [
+        ("pairs", format!("{c} pairs, QoS 1"), "1"),
+        ("fanout", format!("fan-out 1→{c}, QoS 0"), "0"),
+    ] {
+        for &transport in transports {
+            list.push(Scenario {
+                name: label.clone(),
+                args: args(&[preset, "-c", &c, "-q", qos, "-d", &d, "-s", "64"]),
+                metrics: vec![RECEIVED_RATE],
+                rss: false,
+                timeout,
+                transport,
+            });
+        }
+    }
     list
 }
 
@@ -189,6 +224,24 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == wanted), "{wanted}: {names:?}");
         }
+    }
+
+    #[test]
+    fn transport_scenarios_run_over_each_transport_tcp_first() {
+        let list = transports(Sizes::default(), &Transport::ALL);
+        assert_eq!(list.len(), 8);
+        let first: Vec<_> = list.iter().take(4).map(|s| s.transport).collect();
+        assert_eq!(first, Transport::ALL);
+        assert!(list.iter().take(4).all(|s| s.name == "50 pairs, QoS 1"));
+        assert!(
+            list.iter()
+                .all(|s| s.args.windows(2).any(|w| w == ["-d", "3s"]))
+        );
+        assert!(
+            all(Sizes::default())
+                .iter()
+                .all(|s| s.transport == Transport::Tcp)
+        );
     }
 
     #[test]
