@@ -188,6 +188,10 @@ impl SessionState {
     pub(crate) fn pop(&mut self) -> Option<Delivery> {
         let d = self.queue.pop_front()?;
         self.queued_bytes -= d.message.payload.len();
+        // A queue that once held thousands gives the room back once it has drained.
+        if self.queue.capacity() > 64 && self.queue.len() * 4 < self.queue.capacity() {
+            self.queue.shrink_to(self.queue.len() * 2);
+        }
         Some(d)
     }
 

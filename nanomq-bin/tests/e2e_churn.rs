@@ -387,16 +387,21 @@ fn settled_rss(broker: &Broker) -> u64 {
     std::thread::sleep(
         Duration::from_secs(u64::from(SESSION_EXPIRY)) + Duration::from_millis(1500),
     );
-    let mut last = broker.rss_kib();
-    for _ in 0..10 {
-        std::thread::sleep(Duration::from_millis(300));
-        let now = broker.rss_kib();
-        if now.abs_diff(last) * 100 <= last {
-            return now;
+    // The allocator hands freed pages back gradually (jemalloc purges in a background
+    // thread over its decay time), so wait for a plateau: four samples over two seconds
+    // within 1% of each other, or at most 20 s.
+    let mut samples = vec![broker.rss_kib()];
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(500));
+        samples.push(broker.rss_kib());
+        if let [.., a, b, c, d] = samples[..] {
+            let (low, high) = (a.min(b).min(c).min(d), a.max(b).max(c).max(d));
+            if (high - low) * 100 <= low {
+                return d;
+            }
         }
-        last = now;
     }
-    last
+    samples.last().copied().unwrap_or_default()
 }
 
 fn mib(kib: u64) -> f64 {

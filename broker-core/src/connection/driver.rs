@@ -167,7 +167,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     return Exit::Lost;
                 }
                 self.out.clear();
-                if self.out.capacity() > 4 * WRITE_BATCH {
+                // Keep a batch's worth for the next write; give back what a burst grew.
+                if self.out.capacity() > 2 * WRITE_BATCH {
                     self.out = BytesMut::new();
                 }
             }
