@@ -227,13 +227,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     /// The next time something must happen without input: keep alive, or a retry.
+    /// When the connection is closed for silence: keep alive x multiplier after the last
+    /// bytes received; `None` without keep alive.
+    fn keep_alive_deadline(&self) -> Option<Instant> {
+        let keep_alive = self.param().keep_alive;
+        (keep_alive > 0).then(|| {
+            let limit = f64::from(keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
+            self.last_received + Duration::from_secs_f64(limit)
+        })
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let param = self.param();
-        let keep_alive = (param.keep_alive > 0).then(|| {
-            let limit =
-                f64::from(param.keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
-            self.last_received + Duration::from_secs_f64(limit)
-        });
+        let keep_alive = self.keep_alive_deadline();
         let retry = if param.version.is_v5() {
             None
         } else {
@@ -253,13 +259,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
     fn on_timer(&mut self) -> Option<Exit> {
         let now = Instant::now();
         let param = self.param();
-        if param.keep_alive > 0 {
-            let limit =
-                f64::from(param.keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
-            if now >= self.last_received + Duration::from_secs_f64(limit) {
-                tracing::debug!(client = %param.client_id, "keep alive timeout");
-                return Some(Exit::Closed(ReasonCode::KeepAliveTimeout));
-            }
+        if self
+            .keep_alive_deadline()
+            .is_some_and(|deadline| now >= deadline)
+        {
+            tracing::debug!(client = %param.client_id, "keep alive timeout");
+            return Some(Exit::Closed(ReasonCode::KeepAliveTimeout));
         }
         if !param.version.is_v5() {
             // MQTT 3.1.1 allows resending unacknowledged messages on a live connection.
