@@ -457,15 +457,15 @@ impl Message {
             user_properties: p.user_properties.clone(),
             ..PublishProperties::default()
         };
-        Self {
-            topic: will.topic.clone(),
-            payload: will.payload.clone(),
-            qos: will.qos,
-            retain: will.retain,
-            properties: Some(Box::new(properties)).filter(|p| !p.is_empty()),
-            expires_at: None,
-            publisher: Some(publisher),
-        }
+        let mut message = Self::new(
+            will.topic.clone(),
+            will.payload.clone(),
+            will.qos,
+            will.retain,
+            Some(Box::new(properties)).filter(|p| !p.is_empty()),
+        );
+        message.publisher = Some(publisher);
+        message
     }
 }
 

@@ -14,6 +14,7 @@
 //! - `session`: a session's state (queue, in-flight window, packet identifiers).
 //! - `subscriptions`: the sharded topic tree that matches topics to subscribers.
 //! - `conn_param`, `pipe`: the connection's parameters and the pipe that owns them.
+//! - `store`: the durable state (the [`Store`] trait, the journal and its writer thread).
 //! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
 
 mod auth;
@@ -25,6 +26,7 @@ mod message;
 mod metrics;
 mod pipe;
 mod session;
+mod store;
 mod subscriptions;
 
 pub use auth::{AuthStep, EnhancedAuth};
@@ -34,3 +36,9 @@ pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
 pub use message::Message;
 pub use metrics::MetricsSnapshot;
 pub use pipe::{Pipe, StreamPipe};
+#[cfg(feature = "sqlite")]
+pub use store::SqliteStore;
+pub use store::{
+    DeliveryState, MemoryStore, Snapshot, Store, StoreError, StoreOp, StoredDelivery,
+    StoredMessage, StoredSession, StoredSubscription, StoredWill, SyncPolicy,
+};

@@ -1,6 +1,7 @@
 //! A published message as the broker holds it: shared by every subscriber it is routed to
 //! (one `Arc`, one payload `Bytes`, never copied per subscriber).
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -25,9 +26,31 @@ pub struct Message {
     pub expires_at: Option<Instant>,
     /// The session that published it, for no-local subscriptions.
     pub publisher: Option<u64>,
+    /// Its identifier in the session store, given when it is first stored.
+    pub(crate) store_id: OnceLock<u64>,
 }
 
 impl Message {
+    /// A message without expiry or publisher.
+    pub fn new(
+        topic: TopicName,
+        payload: Bytes,
+        qos: QoS,
+        retain: bool,
+        properties: Option<Box<PublishProperties>>,
+    ) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            expires_at: None,
+            publisher: None,
+            store_id: OnceLock::new(),
+        }
+    }
+
     /// Whether the message has expired at `now`.
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)

@@ -96,6 +96,26 @@ impl SubscriptionOptions {
             | (self.retain_handling as u8) << 4
     }
 
+    /// The options an options byte holds, or `None` if it has a reserved bit set or an
+    /// invalid QoS or retain handling.
+    pub const fn from_byte(byte: u8) -> Option<Self> {
+        if byte & 0b1100_0000 != 0 {
+            return None;
+        }
+        let (Some(qos), Some(retain_handling)) = (
+            QoS::from_u8(byte & 0b11),
+            RetainHandling::from_u8((byte >> 4) & 0b11),
+        ) else {
+            return None;
+        };
+        Some(Self {
+            qos,
+            no_local: byte & 0b0100 != 0,
+            retain_as_published: byte & 0b1000 != 0,
+            retain_handling,
+        })
+    }
+
     /// Whether these are the defaults for everything but the QoS, as MQTT 3.1.1 requires.
     pub const fn is_v3_compatible(self) -> bool {
         !self.no_local

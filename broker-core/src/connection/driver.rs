@@ -407,16 +407,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
             p.message_expiry_interval.take()
         });
         let properties = properties.filter(|p| !p.is_empty());
-        let message = Message {
-            topic: publish.topic,
-            payload: publish.payload,
-            qos: publish.qos.qos(),
-            retain: publish.retain,
+        let mut message = Message::new(
+            publish.topic,
+            publish.payload,
+            publish.qos.qos(),
+            publish.retain,
             properties,
-            expires_at: None,
-            publisher: Some(self.session.key),
-        }
+        )
         .with_expiry_interval(expiry, now);
+        message.publisher = Some(self.session.key);
         self.broker.publish(message)
     }
 
