@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use mqtt_codec::{ClientId, LastWill, PublishProperties, QoS, TopicFilter, TopicName};
 use parking_lot::{Mutex, RwLock};
@@ -14,9 +14,12 @@ use tokio::sync::{Notify, OwnedMutexGuard, watch};
 use crate::auth::EnhancedAuth;
 use crate::message::Message;
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::session::{Control, Delivery, Dropped, SessionShared};
+use crate::session::{Control, Delivery, Dropped, Durable, SessionShared};
+use crate::store::{Journal, Store, StoreError, StoreOp, StoredWill, SyncPolicy};
 use crate::subscriptions::{Subscriber, SubscriptionIndex};
 use crate::{MqttConfig, SessionExpiry, TransportInfo};
+
+mod restore;
 
 /// How long [`Broker::shutdown`] waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -37,6 +40,51 @@ pub struct Broker {
     live_connections: AtomicUsize,
     all_closed: Notify,
     pub(crate) auth: Option<Arc<dyn EnhancedAuth>>,
+    /// Where durable changes go, if the broker has a store.
+    pub(crate) journal: Option<Arc<Journal>>,
+}
+
+/// Builds a [`Broker`]: its configuration, and optionally an extended authentication method
+/// and a store for persistent sessions.
+pub struct BrokerBuilder {
+    config: MqttConfig,
+    auth: Option<Arc<dyn EnhancedAuth>>,
+    store: Option<(Box<dyn Store>, SyncPolicy)>,
+}
+
+impl BrokerBuilder {
+    /// Offers extended (AUTH packet) authentication through `auth`.
+    pub fn auth(mut self, auth: Arc<dyn EnhancedAuth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Keeps persistent sessions, their messages, retained messages and delayed wills in
+    /// `store`, acknowledging publishers as `sync` says.
+    pub fn store(mut self, store: impl Store, sync: SyncPolicy) -> Self {
+        self.store = Some((Box::new(store), sync));
+        self
+    }
+
+    /// The broker, with everything the store holds restored: persistent sessions (waiting
+    /// for their clients, their expiry running), retained messages, delayed wills. Must be
+    /// called inside a tokio runtime when there is a store (it schedules their timers).
+    pub fn build(self) -> Result<Arc<Broker>, StoreError> {
+        let Some((mut store, sync)) = self.store else {
+            return Ok(Broker::build(self.config, self.auth, None));
+        };
+        let snapshot = store.load()?;
+        let first_message_id = restore::first_message_id(&snapshot);
+        let journal = Journal::start(store, sync, first_message_id).map_err(|e| {
+            StoreError::Write {
+                location: "the store's writer thread".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let broker = Broker::build(self.config, self.auth, Some(journal));
+        broker.restore(snapshot);
+        Ok(broker)
+    }
 }
 
 impl std::fmt::Debug for Broker {
@@ -49,17 +97,31 @@ impl std::fmt::Debug for Broker {
 }
 
 impl Broker {
-    /// A broker with `config` and no extended authentication method.
+    /// A broker with `config`, no extended authentication method, and no store: persistent
+    /// sessions last as long as the process.
     pub fn new(config: MqttConfig) -> Arc<Self> {
-        Self::build(config, None)
+        Self::build(config, None, None)
     }
 
     /// A broker that offers extended (AUTH packet) authentication through `auth`.
     pub fn with_auth(config: MqttConfig, auth: Arc<dyn EnhancedAuth>) -> Arc<Self> {
-        Self::build(config, Some(auth))
+        Self::build(config, Some(auth), None)
     }
 
-    fn build(config: MqttConfig, auth: Option<Arc<dyn EnhancedAuth>>) -> Arc<Self> {
+    /// A builder, for a broker with a store.
+    pub fn builder(config: MqttConfig) -> BrokerBuilder {
+        BrokerBuilder {
+            config,
+            auth: None,
+            store: None,
+        }
+    }
+
+    fn build(
+        config: MqttConfig,
+        auth: Option<Arc<dyn EnhancedAuth>>,
+        journal: Option<Arc<Journal>>,
+    ) -> Arc<Self> {
         use std::hash::BuildHasher;
         let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
         Arc::new(Self {
@@ -76,6 +138,7 @@ impl Broker {
             live_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),
             auth,
+            journal,
         })
     }
 
@@ -128,6 +191,9 @@ impl Broker {
                 remaining = self.live_connections.load(Ordering::Acquire),
                 "connections still open after the shutdown grace period"
             );
+        }
+        if let Some(journal) = &self.journal {
+            journal.close().await;
         }
     }
 
@@ -200,14 +266,34 @@ impl Broker {
         present: bool,
     ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
         *session.expiry.lock() = expiry;
+        let durable = match (&self.journal, expiry) {
+            (Some(journal), SessionExpiry::After(_) | SessionExpiry::Never) => Some(Durable {
+                journal: Arc::clone(journal),
+                key: session.key,
+            }),
+            _ => None,
+        };
+        let op = match durable {
+            Some(_) => StoreOp::Session {
+                key: session.key,
+                client_id: session.client_id.clone(),
+                expiry,
+                disconnected_at: None,
+            },
+            None => StoreOp::SessionEnded { key: session.key },
+        };
+        session.state.lock().set_durable(durable, op);
         session.set_online(true);
         (session, guard, present)
     }
 
     /// Ends a session: its subscriptions leave the index and it leaves the registry.
     fn discard(&self, session: &Arc<SessionShared>) {
-        let filters: Vec<TopicFilter> =
-            session.state.lock().subscriptions.keys().cloned().collect();
+        let filters: Vec<TopicFilter> = {
+            let mut state = session.state.lock();
+            state.set_durable(None, StoreOp::SessionEnded { key: session.key });
+            state.subscriptions.keys().cloned().collect()
+        };
         for filter in &filters {
             self.index.remove(filter, session.key);
         }
@@ -232,8 +318,24 @@ impl Broker {
     /// given: the connection did not end normally) and the session's end.
     pub(crate) fn detach(self: &Arc<Self>, session: &Arc<SessionShared>, will: Option<&LastWill>) {
         session.set_online(false);
-        session.state.lock().connection_lost();
         let expiry = *session.expiry.lock();
+        {
+            let mut state = session.state.lock();
+            state.connection_lost();
+            if expiry != SessionExpiry::Immediately {
+                if let Some(durable) = state.durable.clone() {
+                    state.set_durable(
+                        Some(durable),
+                        StoreOp::Session {
+                            key: session.key,
+                            client_id: session.client_id.clone(),
+                            expiry,
+                            disconnected_at: Some(SystemTime::now()),
+                        },
+                    );
+                }
+            }
+        }
         if let Some(will) = will {
             let will_delay =
                 Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
@@ -249,26 +351,29 @@ impl Broker {
         match expiry {
             SessionExpiry::Immediately => self.discard(session),
             SessionExpiry::Never => {}
-            SessionExpiry::After(after) => {
-                let broker = Arc::downgrade(self);
-                let weak = Arc::downgrade(session);
-                let task = tokio::spawn(async move {
-                    tokio::time::sleep(after).await;
-                    if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade()) {
-                        if !session.is_online() {
-                            session.expiry_task.lock().take();
-                            broker.discard(&session);
-                        }
-                    }
-                });
-                if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
-                    old.abort();
-                }
-            }
+            SessionExpiry::After(after) => self.schedule_expiry(session, after),
         }
     }
 
-    fn schedule_will(
+    /// Ends `session` after `after`, unless a client has attached to it by then.
+    fn schedule_expiry(self: &Arc<Self>, session: &Arc<SessionShared>, after: Duration) {
+        let broker = Arc::downgrade(self);
+        let weak = Arc::downgrade(session);
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade()) {
+                if !session.is_online() {
+                    session.expiry_task.lock().take();
+                    broker.discard(&session);
+                }
+            }
+        });
+        if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
+            old.abort();
+        }
+    }
+
+    pub(crate) fn schedule_will(
         self: &Arc<Self>,
         client_id: ClientId,
         will: Message,
@@ -281,22 +386,36 @@ impl Broker {
             );
             return;
         }
+        let will = Arc::new(will);
+        if let Some(journal) = &self.journal {
+            journal.record(StoreOp::WillScheduled {
+                will: StoredWill {
+                    client_id: client_id.clone(),
+                    message: journal.stored_message(&will),
+                    expiry_interval,
+                    fire_at: SystemTime::now() + delay,
+                },
+            });
+        }
         let broker = Arc::downgrade(self);
         let id = client_id.clone();
-        let task =
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                if let Some(broker) = broker.upgrade() {
-                    let mut wills = broker.wills.lock();
-                    wills.remove(&id);
-                    shrink_if_sparse(&mut wills);
-                    drop(wills);
-                    broker.publish(will.with_expiry_interval(
-                        expiry_interval,
-                        tokio::time::Instant::now().into_std(),
-                    ));
+        let task = tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            if let Some(broker) = broker.upgrade() {
+                let mut wills = broker.wills.lock();
+                wills.remove(&id);
+                shrink_if_sparse(&mut wills);
+                drop(wills);
+                let will = Arc::unwrap_or_clone(will);
+                broker.publish(will.with_expiry_interval(
+                    expiry_interval,
+                    tokio::time::Instant::now().into_std(),
+                ));
+                if let Some(journal) = &broker.journal {
+                    journal.record(StoreOp::WillDone { client_id: id });
                 }
-            });
+            }
+        });
         if let Some(old) = self.wills.lock().insert(client_id, task.abort_handle()) {
             old.abort();
         }
@@ -307,19 +426,25 @@ impl Broker {
         if let Some(task) = wills.remove(client_id) {
             task.abort();
             shrink_if_sparse(&mut wills);
+            drop(wills);
+            if let Some(journal) = &self.journal {
+                journal.record(StoreOp::WillDone {
+                    client_id: client_id.clone(),
+                });
+            }
         }
     }
 
     /// Routes a message to every session subscribed to its topic, and stores or clears it
-    /// as the topic's retained message if it is retained. Returns how many sessions it was
-    /// queued for.
-    pub(crate) fn publish(&self, message: Message) -> usize {
+    /// as the topic's retained message if it is retained.
+    pub(crate) fn publish(&self, message: Message) -> Routed {
         let message = Arc::new(message);
         self.metrics
             .messages_received
             .fetch_add(1, Ordering::Relaxed);
+        let mut ticket = 0;
         if message.retain {
-            self.store_retained(&message);
+            ticket = self.store_retained(&message);
         }
         let matches = self.index.matches(&message.topic);
         let mut direct = matches.direct;
@@ -340,15 +465,19 @@ impl Broker {
                 ids.extend(sub.id);
                 j += 1;
             }
-            queued += usize::from(self.deliver(&first.session, &message, qos, rap, ids));
+            let (delivered, stored) = self.deliver(&first.session, &message, qos, rap, ids);
+            queued += usize::from(delivered);
+            ticket = ticket.max(stored);
             i = j;
         }
         for sub in &matches.shared {
             let ids = sub.id.into_iter().collect();
             let (qos, rap) = (sub.options.qos, sub.options.retain_as_published);
-            queued += usize::from(self.deliver(&sub.session, &message, qos, rap, ids));
+            let (delivered, stored) = self.deliver(&sub.session, &message, qos, rap, ids);
+            queued += usize::from(delivered);
+            ticket = ticket.max(stored);
         }
-        queued
+        Routed { queued, ticket }
     }
 
     fn deliver(
@@ -358,14 +487,15 @@ impl Broker {
         max_qos: QoS,
         retain_as_published: bool,
         subscription_ids: Vec<mqtt_codec::SubscriptionId>,
-    ) -> bool {
-        let delivery = Delivery {
-            message: Arc::clone(message),
-            qos: message.qos.min(max_qos),
-            retain: retain_as_published && message.retain,
+    ) -> (bool, u64) {
+        let delivery = Delivery::new(
+            Arc::clone(message),
+            message.qos.min(max_qos),
+            retain_as_published && message.retain,
             subscription_ids,
-        };
-        match session.enqueue(delivery, &self.config) {
+        );
+        let enqueued = session.enqueue(delivery, &self.config);
+        let delivered = match enqueued.result {
             Ok(()) => true,
             Err(Dropped::QueueFull) => {
                 self.metrics
@@ -379,16 +509,30 @@ impl Broker {
                     .fetch_add(1, Ordering::Relaxed);
                 false
             }
-        }
+        };
+        (delivered, enqueued.ticket)
     }
 
-    fn store_retained(&self, message: &Arc<Message>) {
+    /// Stores or clears the retained message of the message's topic; returns the journal
+    /// ticket of the change (0 without a store).
+    fn store_retained(&self, message: &Arc<Message>) -> u64 {
         let mut retained = self.retained.write();
+        // Recorded under the lock, so the store sees the changes of one topic in order.
         if message.payload.is_empty() {
             retained.remove(&message.topic);
             shrink_if_sparse(&mut retained);
+            self.journal.as_ref().map_or(0, |journal| {
+                journal.record(StoreOp::RetainedCleared {
+                    topic: message.topic.clone(),
+                })
+            })
         } else {
             retained.insert(message.topic.clone(), Arc::clone(message));
+            self.journal.as_ref().map_or(0, |journal| {
+                journal.record(StoreOp::Retained {
+                    message: journal.stored_message(message),
+                })
+            })
         }
     }
 
@@ -419,6 +563,9 @@ impl Broker {
             for topic in expired {
                 if retained.get(&topic).is_some_and(|m| m.is_expired(now)) {
                     retained.remove(&topic);
+                    if let Some(journal) = &self.journal {
+                        journal.record(StoreOp::RetainedCleared { topic });
+                    }
                 }
             }
         }
@@ -467,6 +614,24 @@ impl Message {
         message.publisher = Some(publisher);
         message
     }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        // The writer thread holds the journal; it ends once it has written what is left.
+        if let Some(journal) = &self.journal {
+            journal.stop();
+        }
+    }
+}
+
+/// What routing a message did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Routed {
+    /// How many sessions it was queued for.
+    pub(crate) queued: usize,
+    /// The journal ticket of the last change it made to the store (0: none).
+    pub(crate) ticket: u64,
 }
 
 /// Gives back a map's memory once it holds less than a quarter of what it has room for:

@@ -16,6 +16,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::{DropPolicy, MqttConfig};
 use crate::message::Message;
+use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscription};
 
 /// A message on its way to one session: the shared message and what this session's
 /// subscription made of it.
@@ -28,6 +29,50 @@ pub(crate) struct Delivery {
     pub(crate) retain: bool,
     /// The identifiers of the subscriptions that matched.
     pub(crate) subscription_ids: Vec<SubscriptionId>,
+    /// Its place in the session's store, or 0 if it is not stored (QoS 0, or a session that
+    /// is not persistent).
+    pub(crate) seq: u64,
+}
+
+impl Delivery {
+    /// A delivery of `message`, not stored (yet).
+    pub(crate) fn new(
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Vec<SubscriptionId>,
+    ) -> Self {
+        Self {
+            message,
+            qos,
+            retain,
+            subscription_ids,
+            seq: 0,
+        }
+    }
+}
+
+/// A persistent session's link to the store: every change to what it holds is recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct Durable {
+    pub(crate) journal: Arc<Journal>,
+    pub(crate) key: u64,
+}
+
+impl Durable {
+    fn record(&self, op: StoreOp) -> u64 {
+        self.journal.record(op)
+    }
+
+    fn completed(&self, delivery: &Delivery) {
+        if delivery.seq != 0 {
+            self.record(StoreOp::Completed {
+                session: self.key,
+                seq: delivery.seq,
+                message: self.journal.message_id(&delivery.message),
+            });
+        }
+    }
 }
 
 /// Where a QoS 1/2 message sent to the client stands: what it awaits.
@@ -56,6 +101,29 @@ pub(crate) struct InFlight {
     pub(crate) sent_at: Option<Instant>,
     /// Whether it was ever sent (a resend carries DUP).
     pub(crate) ever_sent: bool,
+}
+
+impl InFlight {
+    /// Where it stands, as the store records it.
+    pub(crate) fn stored_state(&self) -> DeliveryState {
+        match self.state {
+            Awaiting::PubAck => DeliveryState::AwaitingPubAck(self.packet_id),
+            Awaiting::PubRec => DeliveryState::AwaitingPubRec(self.packet_id),
+            Awaiting::PubComp => DeliveryState::AwaitingPubComp(self.packet_id),
+        }
+    }
+}
+
+/// A delivery as the store records it, still queued.
+fn stored_delivery(journal: &Journal, delivery: &Delivery) -> StoredDelivery {
+    StoredDelivery {
+        seq: delivery.seq,
+        message: journal.stored_message(&delivery.message),
+        qos: delivery.qos,
+        retain: delivery.retain,
+        subscription_ids: delivery.subscription_ids.clone(),
+        state: DeliveryState::Queued,
+    }
 }
 
 /// Why a message did not reach a session's queue.
@@ -88,6 +156,10 @@ pub(crate) struct SessionState {
     next_packet_id: u16,
     /// Messages dropped because the queue was full.
     pub(crate) dropped: u64,
+    /// Set while the session is persistent and the broker has a store.
+    pub(crate) durable: Option<Durable>,
+    /// The sequence number of the next stored delivery.
+    next_seq: u64,
 }
 
 /// A session, shared by the registry, the subscription index and the connection driving it.
@@ -124,6 +196,8 @@ impl SessionShared {
                 inbound_qos2: HashSet::new(),
                 next_packet_id: 1,
                 dropped: 0,
+                durable: None,
+                next_seq: 1,
             }),
             wake: Notify::new(),
             online: AtomicBool::new(false),
@@ -143,18 +217,30 @@ impl SessionShared {
     }
 
     /// Queues a delivery for the client and wakes its connection.
-    pub(crate) fn enqueue(&self, delivery: Delivery, config: &MqttConfig) -> Result<(), Dropped> {
+    pub(crate) fn enqueue(&self, delivery: Delivery, config: &MqttConfig) -> Enqueued {
         if delivery.qos == QoS::AtMostOnce && !self.is_online() && !config.queue_qos0 {
-            return Err(Dropped::OfflineQoS0);
+            return Enqueued {
+                result: Err(Dropped::OfflineQoS0),
+                ticket: 0,
+            };
         }
-        let result = self.state.lock().push(delivery, config);
+        let outcome = self.state.lock().push(delivery, config);
         self.wake.notify_one();
-        result
+        outcome
     }
 }
 
+/// What became of a message offered to a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Enqueued {
+    /// Queued, or why it (or an older message) was dropped.
+    pub(crate) result: Result<(), Dropped>,
+    /// The journal ticket of its storing, 0 if it was not stored.
+    pub(crate) ticket: u64,
+}
+
 impl SessionState {
-    fn push(&mut self, delivery: Delivery, config: &MqttConfig) -> Result<(), Dropped> {
+    fn push(&mut self, mut delivery: Delivery, config: &MqttConfig) -> Enqueued {
         let size = delivery.message.payload.len();
         let full = |s: &Self| {
             s.queue.len() >= config.max_mqueue_len
@@ -165,7 +251,10 @@ impl SessionState {
             match config.mqueue_drop {
                 DropPolicy::DropNewest => {
                     self.dropped += 1;
-                    return Err(Dropped::QueueFull);
+                    return Enqueued {
+                        result: Err(Dropped::QueueFull),
+                        ticket: 0,
+                    };
                 }
                 DropPolicy::DropOldest => {
                     while full(self) {
@@ -174,14 +263,177 @@ impl SessionState {
                         };
                         self.queued_bytes -= old.message.payload.len();
                         self.dropped += 1;
+                        if let Some(durable) = &self.durable {
+                            durable.completed(&old);
+                        }
                         result = Err(Dropped::QueueFull);
                     }
                 }
             }
         }
+        let mut ticket = 0;
+        if let Some(durable) = &self.durable {
+            if delivery.qos != QoS::AtMostOnce {
+                delivery.seq = self.next_seq;
+                self.next_seq += 1;
+                ticket = durable.record(StoreOp::Queued {
+                    session: durable.key,
+                    delivery: stored_delivery(&durable.journal, &delivery),
+                });
+            }
+        }
         self.queued_bytes += size;
         self.queue.push_back(delivery);
-        result
+        Enqueued { result, ticket }
+    }
+
+    /// Records that the delivery at `index` in flight moved on (sent, or PUBREC received).
+    pub(crate) fn progressed(&self, index: usize) {
+        if let (Some(durable), Some(f)) = (&self.durable, self.inflight.get(index)) {
+            if f.delivery.seq != 0 {
+                durable.record(StoreOp::Progressed {
+                    session: durable.key,
+                    seq: f.delivery.seq,
+                    state: f.stored_state(),
+                });
+            }
+        }
+    }
+
+    /// Removes the delivery at `index` in flight: its exchange ended.
+    pub(crate) fn remove_inflight(&mut self, index: usize) {
+        if let Some(f) = self.inflight.remove(index) {
+            if let Some(durable) = &self.durable {
+                durable.completed(&f.delivery);
+            }
+        }
+    }
+
+    /// Records that a delivery taken from the queue will never be sent (too large).
+    pub(crate) fn discarded(&self, delivery: &Delivery) {
+        if let Some(durable) = &self.durable {
+            durable.completed(delivery);
+        }
+    }
+
+    /// Remembers a QoS 2 identifier received from the client; returns the journal ticket
+    /// of its storing (0 if not stored).
+    pub(crate) fn qos2_received(&mut self, packet_id: PacketId) -> u64 {
+        self.inbound_qos2.insert(packet_id.get());
+        match &self.durable {
+            Some(durable) => durable.record(StoreOp::Qos2Received {
+                session: durable.key,
+                packet_id,
+            }),
+            None => 0,
+        }
+    }
+
+    /// Releases a QoS 2 identifier (PUBREL); returns whether it was held.
+    pub(crate) fn qos2_released(&mut self, packet_id: PacketId) -> bool {
+        let known = self.inbound_qos2.remove(&packet_id.get());
+        if let (true, Some(durable)) = (known, &self.durable) {
+            durable.record(StoreOp::Qos2Released {
+                session: durable.key,
+                packet_id,
+            });
+        }
+        known
+    }
+
+    /// Records a subscription made or replaced.
+    pub(crate) fn subscribe(
+        &mut self,
+        filter: TopicFilter,
+        options: SubscriptionOptions,
+        id: Option<SubscriptionId>,
+    ) -> bool {
+        if let Some(durable) = &self.durable {
+            durable.record(StoreOp::Subscribed {
+                session: durable.key,
+                subscription: StoredSubscription {
+                    filter: filter.clone(),
+                    options,
+                    id,
+                },
+            });
+        }
+        self.subscriptions.insert(filter, (options, id)).is_some()
+    }
+
+    /// Removes a subscription; returns whether it existed.
+    pub(crate) fn unsubscribe(&mut self, filter: &TopicFilter) -> bool {
+        let existed = self.subscriptions.remove(filter).is_some();
+        if let (true, Some(durable)) = (existed, &self.durable) {
+            durable.record(StoreOp::Unsubscribed {
+                session: durable.key,
+                filter: filter.clone(),
+            });
+        }
+        existed
+    }
+
+    /// Links the session to the store (`Some`) or unlinks it (`None`). A session that
+    /// becomes persistent is written whole; one that stops being persistent leaves the store.
+    pub(crate) fn set_durable(&mut self, durable: Option<Durable>, op: StoreOp) {
+        match (&self.durable, &durable) {
+            (None, Some(new)) => {
+                new.record(op);
+                for (filter, (options, id)) in &self.subscriptions {
+                    new.record(StoreOp::Subscribed {
+                        session: new.key,
+                        subscription: StoredSubscription {
+                            filter: filter.clone(),
+                            options: *options,
+                            id: *id,
+                        },
+                    });
+                }
+                for &id in &self.inbound_qos2 {
+                    if let Some(packet_id) = PacketId::new(id) {
+                        new.record(StoreOp::Qos2Received {
+                            session: new.key,
+                            packet_id,
+                        });
+                    }
+                }
+                let mut in_order: Vec<(&mut Delivery, DeliveryState)> = Vec::new();
+                for f in &mut self.inflight {
+                    let state = f.stored_state();
+                    in_order.push((&mut f.delivery, state));
+                }
+                for d in &mut self.queue {
+                    in_order.push((d, DeliveryState::Queued));
+                }
+                for (delivery, state) in in_order {
+                    if delivery.qos == QoS::AtMostOnce {
+                        continue;
+                    }
+                    delivery.seq = self.next_seq;
+                    self.next_seq += 1;
+                    let mut stored = stored_delivery(&new.journal, delivery);
+                    stored.state = state;
+                    new.record(StoreOp::Queued {
+                        session: new.key,
+                        delivery: stored,
+                    });
+                }
+            }
+            (Some(_), Some(new)) => {
+                new.record(op);
+            }
+            (Some(old), None) => {
+                old.record(op);
+                for d in self.queue.iter_mut() {
+                    d.seq = 0;
+                }
+                for f in self.inflight.iter_mut() {
+                    f.delivery.seq = 0;
+                }
+            }
+            (None, None) => {}
+        }
+        self.durable = durable;
     }
 
     /// Takes the next queued delivery.
@@ -199,6 +451,18 @@ impl SessionState {
     pub(crate) fn unpop(&mut self, d: Delivery) {
         self.queued_bytes += d.message.payload.len();
         self.queue.push_front(d);
+    }
+
+    /// Appends a delivery read back from the store (already stored: nothing is recorded).
+    pub(crate) fn unpop_back(&mut self, d: Delivery) {
+        self.queued_bytes += d.message.payload.len();
+        self.queue.push_back(d);
+    }
+
+    /// Links a session read back from the store to it; its next delivery gets `next_seq`.
+    pub(crate) fn restored(&mut self, durable: Durable, next_seq: u64) {
+        self.durable = Some(durable);
+        self.next_seq = next_seq;
     }
 
     /// How many messages count against the client's receive maximum.
@@ -226,7 +490,7 @@ impl SessionState {
             .iter()
             .position(|f| f.packet_id == packet_id && f.state == awaited)
         {
-            self.inflight.remove(i);
+            self.remove_inflight(i);
         }
     }
 
@@ -242,10 +506,14 @@ impl SessionState {
     pub(crate) fn drop_expired(&mut self, now: Instant) -> usize {
         let before = self.queue.len();
         let mut bytes = 0;
+        let durable = self.durable.as_ref();
         self.queue.retain(|d| {
             let keep = !d.message.is_expired(now);
             if !keep {
                 bytes += d.message.payload.len();
+                if let Some(durable) = durable {
+                    durable.completed(d);
+                }
             }
             keep
         });

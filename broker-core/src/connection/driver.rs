@@ -6,7 +6,7 @@
 //! Everything here about the connection (version, limits, aliases) comes from the pipe's
 //! `ConnParam` or lives in the driver; the session only holds what outlives the connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,10 +18,12 @@ use mqtt_codec::{
     RetainHandling, SubAck, Subscribe, TopicName, UnsubAck, Unsubscribe,
 };
 use tokio::io::AsyncWriteExt;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::io::{PacketReader, ReadError, encode_into};
 use crate::auth::AuthStep;
+use crate::broker::Routed;
 use crate::message::Message;
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, Delivery, InFlight, SessionShared};
@@ -70,6 +72,11 @@ pub(super) struct Driver<'a, P: Pipe> {
     reauth_step: Option<u32>,
     /// Why the broker is closing the connection, for the DISCONNECT's Reason String.
     close_reason: Option<String>,
+    /// How far the store is durable, when acknowledgements wait for it (`sync = "always"`).
+    durable: Option<watch::Receiver<u64>>,
+    /// PUBACKs and PUBRECs waiting for the store to reach their ticket; in the order their
+    /// PUBLISHes arrived, which is the order they must go out in (MQTT 5 4.6).
+    held_acks: VecDeque<(u64, Packet)>,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -91,6 +98,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
             outbound_aliases: HashMap::new(),
             reauth_step: None,
             close_reason: None,
+            durable: broker.journal.as_ref().map(|journal| journal.durable()),
+            held_acks: VecDeque::new(),
         }
     }
 
@@ -154,6 +163,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Err(e) => return self.read_failed(e),
                 }
             }
+            self.release_acks();
             let more = self.pump();
             if !self.out.is_empty() {
                 let stream = self.pipe.stream();
@@ -179,8 +189,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             let deadline = self.next_deadline();
             let woken = session.wake.notified();
+            let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
             let stream = self.pipe.stream();
             tokio::select! {
+                () = durable_reached(self.durable.as_mut(), awaited) => {}
                 changed = control.changed() => {
                     if changed.is_ok() {
                         if let Control::Close(reason) = *control.borrow_and_update() {
@@ -284,6 +296,37 @@ impl<'a, P: Pipe> Driver<'a, P> {
         encode_into(&packet, self.version(), &mut self.out);
     }
 
+    /// Sends a PUBACK or PUBREC once the store is durable up to `ticket` (at once for 0),
+    /// after every acknowledgement held before it.
+    fn acknowledge(&mut self, packet: Packet, ticket: u64) {
+        let ticket = match &self.broker.journal {
+            Some(journal) => journal.ack_ticket(ticket),
+            None => 0,
+        };
+        let durable = self.durable.as_ref().map_or(0, |d| *d.borrow());
+        if self.held_acks.is_empty() && ticket <= durable {
+            self.send(packet);
+        } else {
+            self.held_acks.push_back((ticket, packet));
+        }
+    }
+
+    /// Sends the held acknowledgements whose changes are now durable.
+    fn release_acks(&mut self) {
+        let Some(durable) = &self.durable else {
+            return;
+        };
+        let durable = *durable.borrow();
+        while let Some((ticket, _)) = self.held_acks.front() {
+            if *ticket > durable {
+                break;
+            }
+            if let Some((_, packet)) = self.held_acks.pop_front() {
+                encode_into(&packet, self.version(), &mut self.out);
+            }
+        }
+    }
+
     /// Handles one packet from the client; `Some` ends the connection.
     fn handle(&mut self, packet: Packet) -> Option<Exit> {
         match packet {
@@ -351,21 +394,25 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
             }
             PublishQoS::AtLeastOnce(id) => {
-                let code = if forbidden {
-                    ReasonCode::NotAuthorized
-                } else if self.route(publish, now) == 0 {
-                    ReasonCode::NoMatchingSubscribers
+                let (code, ticket) = if forbidden {
+                    (ReasonCode::NotAuthorized, 0)
                 } else {
-                    ReasonCode::Success
+                    let routed = self.route(publish, now);
+                    let code = if routed.queued == 0 {
+                        ReasonCode::NoMatchingSubscribers
+                    } else {
+                        ReasonCode::Success
+                    };
+                    (code, routed.ticket)
                 };
-                self.send(Packet::PubAck(self.ack(id, code)));
+                self.acknowledge(Packet::PubAck(self.ack(id, code)), ticket);
             }
             PublishQoS::ExactlyOnce(id) => {
                 let mut state = self.session.state.lock();
                 if state.inbound_qos2.contains(&id.get()) {
                     // A resend of a message we already have: acknowledge, do not route again.
                     drop(state);
-                    self.send(Packet::PubRec(self.ack(id, ReasonCode::Success)));
+                    self.acknowledge(Packet::PubRec(self.ack(id, ReasonCode::Success)), 0);
                     return None;
                 }
                 if v5 && state.inbound_qos2.len() >= usize::from(self.broker.config.max_inflight) {
@@ -373,17 +420,23 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
                 if forbidden && v5 {
                     drop(state);
-                    self.send(Packet::PubRec(self.ack(id, ReasonCode::NotAuthorized)));
+                    self.acknowledge(Packet::PubRec(self.ack(id, ReasonCode::NotAuthorized)), 0);
                     return None;
                 }
-                state.inbound_qos2.insert(id.get());
+                let held = state.qos2_received(id);
                 drop(state);
-                let code = if forbidden || self.route(publish, now) > 0 {
-                    ReasonCode::Success
+                let (code, ticket) = if forbidden {
+                    (ReasonCode::Success, held)
                 } else {
-                    ReasonCode::NoMatchingSubscribers
+                    let routed = self.route(publish, now);
+                    let code = if routed.queued > 0 {
+                        ReasonCode::Success
+                    } else {
+                        ReasonCode::NoMatchingSubscribers
+                    };
+                    (code, held.max(routed.ticket))
                 };
-                self.send(Packet::PubRec(self.ack(id, code)));
+                self.acknowledge(Packet::PubRec(self.ack(id, code)), ticket);
             }
         }
         None
@@ -398,8 +451,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
         ack
     }
 
-    /// Routes a client's PUBLISH; returns how many sessions it was queued for.
-    fn route(&self, publish: Publish, now: std::time::Instant) -> usize {
+    /// Routes a client's PUBLISH.
+    fn route(&self, publish: Publish, now: std::time::Instant) -> Routed {
         // Alias and expiry belong to this hop; what is left passes through to subscribers.
         let mut properties = publish.properties;
         let expiry = properties.as_mut().and_then(|p| {
@@ -427,7 +480,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let reply = match position {
             Some(i) if ack.reason_code.is_error() => {
                 // The client refused the message: the exchange ends here.
-                state.inflight.remove(i);
+                state.remove_inflight(i);
                 None
             }
             Some(i) => {
@@ -435,6 +488,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     f.state = Awaiting::PubComp;
                     f.sent_at = Some(Instant::now().into_std());
                 }
+                state.progressed(i);
                 Some(ReasonCode::Success)
             }
             None => Some(ReasonCode::PacketIdentifierNotFound),
@@ -446,12 +500,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     fn on_pubrel(&mut self, ack: &Ack) {
-        let known = self
-            .session
-            .state
-            .lock()
-            .inbound_qos2
-            .remove(&ack.packet_id.get());
+        let known = self.session.state.lock().qos2_released(ack.packet_id);
         let code = if known {
             ReasonCode::Success
         } else {
@@ -470,9 +519,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 .session
                 .state
                 .lock()
-                .subscriptions
-                .insert(sub.filter.clone(), (sub.options, id))
-                .is_some();
+                .subscribe(sub.filter.clone(), sub.options, id);
             self.broker
                 .index_subscription(&self.session, &sub.filter, sub.options, id);
             codes.push(match sub.options.qos {
@@ -488,12 +535,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 };
             if send_retained {
                 for message in self.broker.retained_matching(&sub.filter, now) {
-                    retained.push(Delivery {
-                        qos: message.qos.min(sub.options.qos),
-                        message,
-                        retain: true,
-                        subscription_ids: id.into_iter().collect(),
-                    });
+                    let qos = message.qos.min(sub.options.qos);
+                    retained.push(Delivery::new(message, qos, true, id.into_iter().collect()));
                 }
             }
         }
@@ -507,7 +550,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
         }
         self.send(Packet::SubAck(suback));
         for delivery in retained {
-            if self.session.enqueue(delivery, &self.broker.config).is_err() {
+            let enqueued = self.session.enqueue(delivery, &self.broker.config);
+            if enqueued.result.is_err() {
                 self.broker
                     .metrics
                     .dropped_queue_full
@@ -519,13 +563,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
     fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
-            let existed = self
-                .session
-                .state
-                .lock()
-                .subscriptions
-                .remove(filter)
-                .is_some();
+            let existed = self.session.state.lock().unsubscribe(filter);
             self.broker.index.remove(filter, self.session.key);
             codes.push(if existed {
                 ReasonCode::Success
@@ -640,7 +678,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                         Some(publish) => Packet::Publish(publish),
                         None => {
                             // Too large for this connection: dropped, its identifier freed.
-                            state.inflight.remove(i);
+                            state.remove_inflight(i);
                             continue;
                         }
                     }
@@ -650,6 +688,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 f.sent_at = Some(now);
                 f.ever_sent = true;
             }
+            // Sent again after a reconnect: the store already has its identifier and state.
             encode_into(&packet, self.version(), &mut self.out);
             in_window += 1;
             sent += 1;
@@ -679,6 +718,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 None => PublishQoS::AtMostOnce,
             };
             let Some(publish) = self.outgoing_publish(&delivery, qos, false, now) else {
+                state.discarded(&delivery);
                 continue;
             };
             encode_into(&Packet::Publish(publish), self.version(), &mut self.out);
@@ -695,6 +735,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     sent_at: Some(now),
                     ever_sent: true,
                 });
+                state.progressed(state.inflight.len() - 1);
                 in_window += 1;
             }
         }
@@ -779,6 +820,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 publish.properties_mut().topic_alias = Some(alias);
             }
         }
+    }
+}
+
+/// Waits until the store is durable up to `ticket`; never, without a ticket.
+async fn durable_reached(durable: Option<&mut watch::Receiver<u64>>, ticket: Option<u64>) {
+    match (durable, ticket) {
+        (Some(durable), Some(ticket)) => {
+            if durable.wait_for(|at| *at >= ticket).await.is_err() {
+                // The writer is gone (the broker is stopping): these will never be durable.
+                std::future::pending::<()>().await;
+            }
+        }
+        _ => std::future::pending().await,
     }
 }
 

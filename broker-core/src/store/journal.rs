@@ -8,12 +8,14 @@
 //! one fills up, so the cost of a commit is shared by everything that arrived meanwhile.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::{Store, StoreOp, SyncPolicy};
+use super::{Store, StoreOp, StoredMessage, SyncPolicy, to_wall_clock};
+use crate::message::Message;
 
 /// How long the writer waits before retrying a batch the store refused.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
@@ -35,17 +37,25 @@ pub(crate) struct Journal {
     durable: watch::Sender<u64>,
     sync: SyncPolicy,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The identifier the next stored message gets.
+    next_message_id: AtomicU64,
 }
 
 impl Journal {
-    /// Starts the writer thread over `store`.
-    pub(crate) fn start(store: Box<dyn Store>, sync: SyncPolicy) -> std::io::Result<Arc<Self>> {
+    /// Starts the writer thread over `store`; stored messages get identifiers from
+    /// `first_message_id` on.
+    pub(crate) fn start(
+        store: Box<dyn Store>,
+        sync: SyncPolicy,
+        first_message_id: u64,
+    ) -> std::io::Result<Arc<Self>> {
         let journal = Arc::new(Self {
             pending: Mutex::default(),
             appended_cond: Condvar::new(),
             durable: watch::Sender::new(0),
             sync,
             writer: Mutex::new(None),
+            next_message_id: AtomicU64::new(first_message_id),
         });
         let writer = Arc::clone(&journal);
         let handle = std::thread::Builder::new()
@@ -64,6 +74,23 @@ impl Journal {
         drop(pending);
         self.appended_cond.notify_one();
         ticket
+    }
+
+    /// The store identifier of `message`, given on first use: every delivery of one
+    /// published message refers to one stored copy.
+    pub(crate) fn message_id(&self, message: &Message) -> u64 {
+        *message
+            .store_id
+            .get_or_init(|| self.next_message_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// `message` as the store records it.
+    pub(crate) fn stored_message(&self, message: &Arc<Message>) -> StoredMessage {
+        StoredMessage {
+            id: self.message_id(message),
+            message: Arc::clone(message),
+            expires_at: message.expires_at.map(to_wall_clock),
+        }
     }
 
     /// The ticket an acknowledgement must wait for after changes up to `ticket` were
@@ -108,10 +135,9 @@ impl Journal {
 
     fn write_loop(&self, mut store: Box<dyn Store>) {
         let mut batch: Vec<StoreOp> = Vec::new();
-        let mut batch_end = 0;
         loop {
             let started = Instant::now();
-            {
+            let batch_end = {
                 let mut pending = self.pending.lock();
                 while pending.ops.is_empty() && batch.is_empty() && !pending.stopping {
                     self.appended_cond.wait(&mut pending);
@@ -127,8 +153,8 @@ impl Journal {
                     // A failed batch is retried with what arrived since.
                     batch.append(&mut pending.ops);
                 }
-                batch_end = pending.appended;
-            }
+                pending.appended
+            };
             match store.apply(&batch) {
                 Ok(()) => {
                     batch.clear();
