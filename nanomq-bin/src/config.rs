@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use broker_core::{DropPolicy, MqttConfig, SharedStrategy};
+use broker_core::{DropPolicy, MqttConfig, SharedStrategy, SyncPolicy};
 use serde::{Deserialize, Deserializer};
 
 use crate::units::{ByteSize, Expiry, HumanDuration};
@@ -37,6 +37,17 @@ pub(crate) struct Config {
     pub(crate) mqtt: MqttConfig,
     /// Where and what to log.
     pub(crate) log: LogConfig,
+    /// The session store, if persistence is on.
+    pub(crate) persistence: Option<PersistenceConfig>,
+}
+
+/// The `[persistence]` table of a configuration that turns persistence on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PersistenceConfig {
+    /// The SQLite database file.
+    pub(crate) path: PathBuf,
+    /// When publishers are acknowledged relative to the store.
+    pub(crate) sync: SyncPolicy,
 }
 
 /// A kind of listener. Every kind is known to the configuration whatever the cargo features,
@@ -319,6 +330,55 @@ struct RawConfig {
     mqtt: RawMqtt,
     /// `[log]`.
     log: RawLog,
+    /// `[persistence]`.
+    persistence: RawPersistence,
+}
+
+/// `[persistence]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "the [persistence] table")]
+struct RawPersistence {
+    enabled: bool,
+    path: PathBuf,
+    sync: RawSync,
+    flush_interval: HumanDuration,
+}
+
+impl Default for RawPersistence {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            path: PathBuf::from("data/nanomq.db"),
+            sync: RawSync::Always,
+            flush_interval: HumanDuration(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// `persistence.sync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawSync {
+    Always,
+    Periodic,
+}
+
+impl RawPersistence {
+    /// The store's settings, if it is on; problems for an empty path or a zero interval.
+    fn validate(self, problems: &mut Problems) -> Option<PersistenceConfig> {
+        if self.path.as_os_str().is_empty() {
+            problems.add("persistence.path", "must not be empty");
+        }
+        let interval = problems.positive("persistence.flush_interval", self.flush_interval.0);
+        let sync = match self.sync {
+            RawSync::Always => SyncPolicy::Always,
+            RawSync::Periodic => SyncPolicy::Periodic(interval),
+        };
+        self.enabled.then_some(PersistenceConfig {
+            path: self.path,
+            sync,
+        })
+    }
 }
 
 /// `[listeners]`: one optional table per listener kind; an absent table means that listener is
@@ -630,11 +690,13 @@ impl RawConfig {
             ws.max_message_size = usize::try_from(mqtt.max_packet_size).unwrap_or(usize::MAX);
         }
         let log = self.log.validate(&mut problems);
+        let persistence = self.persistence.validate(&mut problems);
         if problems.0.is_empty() {
             Ok(Config {
                 listeners,
                 mqtt,
                 log,
+                persistence,
             })
         } else {
             Err(ConfigError {
@@ -1017,12 +1079,74 @@ mod tests {
             "dir =",
             "file =",
             "rotation =",
+            "[persistence]",
+            "enabled =",
+            "sync =",
+            "flush_interval =",
         ] {
             assert!(
                 DEFAULT_CONFIG.contains(key),
                 "etc/nanomq.toml does not document {key}"
             );
         }
+    }
+
+    #[cfg(feature = "tcp")]
+    #[test]
+    fn persistence_is_off_unless_enabled() {
+        assert_eq!(parse(&with_tcp("")).unwrap().persistence, None);
+        let off = "[persistence]\npath = \"x.db\"\nsync = \"periodic\"\n";
+        assert_eq!(parse(&with_tcp(off)).unwrap().persistence, None);
+        let on = parse(&with_tcp("[persistence]\nenabled = true\n")).unwrap();
+        assert_eq!(
+            on.persistence,
+            Some(PersistenceConfig {
+                path: PathBuf::from("data/nanomq.db"),
+                sync: SyncPolicy::Always,
+            })
+        );
+        let periodic = parse(&with_tcp(
+            "[persistence]\nenabled = true\npath = \"/var/lib/nanomq/s.db\"\n\
+             sync = \"periodic\"\nflush_interval = \"250ms\"\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            periodic.persistence,
+            Some(PersistenceConfig {
+                path: PathBuf::from("/var/lib/nanomq/s.db"),
+                sync: SyncPolicy::Periodic(Duration::from_millis(250)),
+            })
+        );
+    }
+
+    #[cfg(feature = "tcp")]
+    #[test]
+    fn bad_persistence_settings_are_refused() {
+        assert_refused(
+            &with_tcp("[persistence]\nsync = \"sometimes\"\n"),
+            "persistence.sync",
+            "sometimes",
+        );
+        assert_refused(
+            &with_tcp("[persistence]\nenabled = true\npath = \"\"\n"),
+            "persistence.path",
+            "must not be empty",
+        );
+        assert_refused(
+            &with_tcp("[persistence]\nflush_interval = \"0s\"\n"),
+            "persistence.flush_interval",
+            "greater than zero",
+        );
+        assert_refused(
+            &with_tcp("[persistence]\nenabled = \"yes\"\n"),
+            "persistence.enabled",
+            "bool",
+        );
+        assert_refused(
+            &with_tcp("[persistence]\ndurable = true\n"),
+            "persistence",
+            "durable",
+        );
     }
 
     #[cfg(feature = "tcp")]

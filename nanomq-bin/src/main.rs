@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use broker_core::Broker;
+use broker_core::{Broker, SqliteStore};
 use clap::Parser;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -128,14 +128,32 @@ fn indent(lines: &impl std::fmt::Display) -> String {
     indented
 }
 
+/// The broker, with its store opened and read when persistence is on.
+fn open_broker(config: &Config) -> Result<Arc<Broker>> {
+    let builder = Broker::builder(config.mqtt.clone());
+    let builder = match &config.persistence {
+        None => builder,
+        Some(persistence) => {
+            let store = SqliteStore::open(&persistence.path, persistence.sync)
+                .map_err(|e| anyhow!("persistence.path: {e}"))?;
+            tracing::info!(path = %persistence.path.display(), sync = ?persistence.sync, "session store opened");
+            builder.store(store, persistence.sync)
+        }
+    };
+    builder
+        .build()
+        .map_err(|e| anyhow!("persistence.path: {e}"))
+}
+
 /// Binds every listener, serves until SIGINT or SIGTERM, then shuts down gracefully: stop
 /// accepting, disconnect every client, and return.
 async fn run(config: Config) -> Result<()> {
     // Catch the signals first: one that arrives while starting must stop us gracefully too,
     // not kill the process.
     let mut signals = Signals::install().context("cannot install the signal handlers")?;
+    // The store first: a broker that cannot read its sessions does not start at all.
+    let broker = open_broker(&config)?;
     let bound = listeners::bind_all(&config.listeners).await?;
-    let broker = Broker::new(config.mqtt);
 
     let (stop, stopped) = watch::channel(false);
     let mut serving = JoinSet::new();

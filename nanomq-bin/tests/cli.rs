@@ -397,6 +397,44 @@ fn a_port_in_use_stops_the_start() {
 
 #[cfg(feature = "tcp")]
 #[test]
+fn an_unreadable_session_store_stops_the_start_and_is_left_alone() {
+    let dir = scratch_dir("corrupt_store");
+    let db = dir.join("nanomq.db");
+    // Not a database: the broker must refuse it, not start empty over it.
+    let garbage: Vec<u8> = (0..64 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(&db, &garbage).unwrap();
+    let config = loopback_config(&format!(
+        "[persistence]\nenabled = true\npath = \"{}\"\n",
+        db.display()
+    ));
+    let path = config_file("corrupt_store_config", &config);
+    let (status, _, stderr) = run(&["start", "--conf", path.to_str().unwrap()]);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("persistence.path") && stderr.contains(&db.display().to_string()),
+        "the error names the setting and the file: {stderr}"
+    );
+    assert!(!stderr.contains("listening on"), "{stderr}");
+    assert_eq!(std::fs::read(&db).unwrap(), garbage, "the file is untouched");
+
+    // A directory where the file should be.
+    let config = loopback_config(&format!(
+        "[persistence]\nenabled = true\npath = \"{}\"\n",
+        dir.display()
+    ));
+    let path = config_file("store_is_a_directory", &config);
+    let (status, _, stderr) = run(&["start", "--conf", path.to_str().unwrap()]);
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("persistence.path") && stderr.contains(&dir.display().to_string()),
+        "{stderr}"
+    );
+}
+
+#[cfg(feature = "tcp")]
+#[test]
 fn starts_serves_and_stops_on_sigterm() {
     let mut broker = Broker::start("sigterm", &loopback_config(""));
     let address = broker.tcp_address();

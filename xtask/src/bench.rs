@@ -22,9 +22,11 @@ SUITES:
                 fan-out 1->50, 50 pairs, latency at a fixed rate, 10,000 idle connections with
                 the broker's memory per connection), alternating brokers; then 50 pairs QoS 1
                 and fan-out QoS 0 against nanomq alone over tcp, ws, ssl and wss (TLS with a
-                throwaway certificate from `openssl`, if installed). Prints Markdown tables
-                with the ratios nanomq/mosquitto and transport/tcp and writes
-                target/bench/e2e.{md,svg,json}. A few minutes.
+                throwaway certificate from `openssl`, if installed); then QoS 1 fan-in to an
+                offline persistent subscriber against nanomq with sessions in memory and
+                with its SQLite store at sync = \"periodic\" and \"always\". Prints Markdown
+                tables with the ratios nanomq/mosquitto, transport/tcp and store/in-memory
+                and writes target/bench/e2e.{md,svg,json}. A few minutes.
     --micro     the criterion micro-benchmarks (cargo bench -p mqtt-codec --bench '*')
 
 With no suite flag, --e2e runs. Give both flags for both.
@@ -34,6 +36,9 @@ E2E-OPTIONS:
     --clients N        clients of fan-in, fan-out and pairs (default 50)
     --connections N    idle connections (default 10000)
     --no-mosquitto     nanomq alone
+    --persistence-only only the persistence section (min(--clients, 20) publishers,
+                       min(--seconds, 3) s per store); writes
+                       target/bench/persistence.{md,json}, leaving e2e.* as they were
 
 Other words (a criterion filter such as `decode`) and everything after `--` (such as
 `--save-baseline main`) are passed to the criterion benchmark binaries.
@@ -108,6 +113,7 @@ impl Options {
                     }
                 }
                 "--no-mosquitto" => options.e2e.mosquitto = false,
+                "--persistence-only" => options.e2e.persistence_only = true,
                 "--seconds" | "--clients" | "--connections" => {
                     let value = args
                         .next()
@@ -207,6 +213,11 @@ mod tests {
             (2, 5, 100)
         );
         assert!(parse(&["--no-mosquitto"]).is_some_and(|o| !o.e2e.mosquitto));
+        assert!(!parse(&[]).unwrap_or_default().e2e.persistence_only);
+        let persistence = parse(&["--persistence-only", "--seconds", "1"]).unwrap_or_default();
+        assert!(persistence.e2e.persistence_only);
+        assert_eq!(persistence.selected(), [Suite::E2e]);
+        assert_eq!(persistence.e2e.sizes.seconds, 1);
         assert!(Options::parse(&["--seconds".to_owned()]).is_err());
         assert!(Options::parse(&["--seconds".to_owned(), "0".to_owned()]).is_err());
     }

@@ -73,6 +73,8 @@ pub(crate) struct PubOutcome {
     pub(crate) ack_errors: u64,
     /// When the last message was written.
     pub(crate) last_sent: Option<Instant>,
+    /// When the last successful acknowledgement arrived.
+    pub(crate) last_acked: Option<Instant>,
     /// Why the connection ended early, if it did.
     pub(crate) error: Option<String>,
 }
@@ -143,7 +145,7 @@ pub(crate) async fn publish(
     let (returned_tx, returned_rx) = mpsc::unbounded_channel();
     let mut written = Written::default();
     let times = [start, stop, drain_until];
-    let (error, (acked, ack_errors)) = {
+    let (error, acks) = {
         let reading = read_acks(reader, returned_tx, live);
         let writing = write_publishes(
             writer,
@@ -161,7 +163,7 @@ pub(crate) async fn publish(
                 // that came before.
                 let counts = match tokio::time::timeout(Duration::from_secs(1), &mut reading).await {
                     Ok(Ok(counts) | Err((counts, _))) => counts,
-                    Err(_) => (0, 0),
+                    Err(_) => Acks::default(),
                 };
                 (result.err(), counts)
             }
@@ -176,9 +178,10 @@ pub(crate) async fn publish(
     }
     PubOutcome {
         sent: written.sent,
-        acked,
-        ack_errors,
+        acked: acks.acked,
+        ack_errors: acks.failed,
         last_sent: written.last_sent,
+        last_acked: acks.last,
         error: error.map(|e| e.to_string()),
     }
 }
@@ -192,18 +195,29 @@ struct Written {
     last_sent: Option<Instant>,
 }
 
-/// Reads acknowledgements until the connection ends; returns (acked, failed).
+/// The acknowledgements a publisher received.
+#[derive(Debug, Clone, Copy, Default)]
+struct Acks {
+    /// Successful ones.
+    acked: u64,
+    /// With a failure reason code.
+    failed: u64,
+    /// When the last successful one arrived.
+    last: Option<Instant>,
+}
+
+/// Reads acknowledgements until the connection ends.
 async fn read_acks(
     mut reader: PacketReader,
     returned: mpsc::UnboundedSender<Returned>,
     live: &Live,
-) -> Result<(u64, u64), ((u64, u64), ClientError)> {
-    let (mut acked, mut failed) = (0u64, 0u64);
+) -> Result<Acks, (Acks, ClientError)> {
+    let mut acks = Acks::default();
     loop {
         let packet = match reader.next().await {
             Ok(Some(packet)) => packet,
-            Ok(None) => return Ok((acked, failed)),
-            Err(e) => return Err(((acked, failed), e)),
+            Ok(None) => return Ok(acks),
+            Err(e) => return Err((acks, e)),
         };
         let (ack, release) = match packet {
             Packet::PubAck(ack) | Packet::PubComp(ack) => (ack, false),
@@ -216,7 +230,7 @@ async fn read_acks(
                     reason: d.reason_code,
                     reason_string: d.properties.reason_string.as_ref().map(ToString::to_string),
                 };
-                return Err(((acked, failed), e));
+                return Err((acks, e));
             }
             _ => continue,
         };
@@ -225,9 +239,10 @@ async fn read_acks(
             continue;
         }
         if ack.reason_code.is_error() {
-            failed += 1;
+            acks.failed += 1;
         } else {
-            acked += 1;
+            acks.acked += 1;
+            acks.last = Some(Instant::now());
             Live::add(&live.acked, 1);
         }
         // The writer may be gone already (it stopped waiting); nothing to return then.
@@ -399,6 +414,27 @@ pub(crate) async fn subscribe(
             }
             Some(_) => {}
             None => return Err(ClientError::Closed),
+        }
+    }
+}
+
+/// Sends DISCONNECT (leaving a persistent session to the broker) and waits for the broker
+/// to close the connection, so that the session is offline when this returns.
+pub(crate) async fn disconnect(conn: Connection) -> Result<(), ClientError> {
+    let Connection {
+        mut reader,
+        mut writer,
+        ..
+    } = conn;
+    writer
+        .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
+        .await?;
+    writer.shutdown().await;
+    // Whatever still arrives is dropped: the broker keeps it for the session.
+    loop {
+        match reader.next().await {
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return Ok(()),
         }
     }
 }

@@ -50,10 +50,24 @@ sequence number, send time), so every message is accounted for: lost, duplicated
 order, and its latency. Without --count, publishers publish for --duration (default 10s);
 with --count, until that many are sent (at most --duration, default 60s).
 
+OFFLINE PERSISTENT SUBSCRIBERS (--offline, with fanin, fanout or pairs):
+  Before publishing, each subscriber connects with Clean Start 0 (MQTT 3.1/3.1.1: clean
+  session 0; MQTT 5: with a Session Expiry Interval of --session-expiry seconds, default
+  3600), subscribes and disconnects, so the broker queues what is published for it. Once
+  publishing ends, each reconnects to its session (Clean Start 0, the same client id) and
+  receives the queue, for at most --drain. The throughput to read is then the publishers'
+  acknowledged rate (rates.acked_per_s in --json): with QoS 1/2 it shows what storing the
+  messages costs the broker. Client ids contain a per-run id, so a run never resumes an
+  earlier run's sessions. With MQTT 5, the reconnection asks for no expiry, so the sessions
+  end with the run; MQTT 3.1.1 sessions stay until the broker's own expiry. Latencies then
+  include the time spent offline. QoS 0 messages are queued only if the broker queues QoS 0
+  for offline sessions.
+
 EXAMPLES:
   nanomq bench fanin -c 50 -q 1 -d 10s
   nanomq bench pairs -c 5 --count 200 -q 1 --json
   nanomq bench latency --rate 500 -q 1
+  nanomq bench fanin -c 20 -q 1 -d 3s -V 5 --offline --drain 60s --json
   nanomq bench conn -c 10000 --connect-rate 2000 --rss-pid $(pidof nanomq)
 
 EXIT CODES:
@@ -160,6 +174,18 @@ pub(crate) struct BenchArgs {
     /// After publishing, how long to wait for the messages still on their way.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub(crate) drain: Duration,
+
+    /// Subscribers are offline persistent sessions while publishers publish (fanin, fanout,
+    /// pairs): each connects with Clean Start 0, subscribes and disconnects; after publishing
+    /// it reconnects to its session and receives what was queued (see OFFLINE PERSISTENT
+    /// SUBSCRIBERS).
+    #[arg(long)]
+    pub(crate) offline: bool,
+
+    /// With --offline and MQTT 5: the Session Expiry Interval the subscribers ask for
+    /// [default: 3600].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) session_expiry: Option<u32>,
 
     /// Report the resident memory of this process (the broker's) before and after
     /// connecting.

@@ -14,6 +14,9 @@ use crate::client::args::{Server, ServerArgs};
 const DEFAULT_DURATION: Duration = Duration::from_secs(10);
 /// The cap on a run given by `--count` alone.
 const COUNT_CAP: Duration = Duration::from_secs(60);
+/// The Session Expiry Interval of `--offline` subscribers when `--session-expiry` does not
+/// say (MQTT 5).
+const DEFAULT_SESSION_EXPIRY: u32 = 3600;
 
 /// Everything a run does.
 #[derive(Debug, Clone)]
@@ -53,6 +56,9 @@ pub(crate) struct Plan {
     pub(crate) drain: Duration,
     /// A process whose resident memory to report (the broker's).
     pub(crate) rss_pid: Option<u32>,
+    /// `--offline`: subscribers are offline persistent sessions while publishers publish;
+    /// the Session Expiry Interval they ask for (MQTT 5).
+    pub(crate) offline: Option<u32>,
 }
 
 /// `template` with `%i` replaced by `index`.
@@ -157,6 +163,21 @@ impl Plan {
             Some(rate) => return Err(usage(format!("invalid --connect-rate {rate}"))),
             None => None,
         };
+        let offline = match (args.offline, args.session_expiry, scenario) {
+            (true, expiry, Scenario::Fanin | Scenario::Fanout | Scenario::Pairs) => {
+                Some(expiry.unwrap_or(DEFAULT_SESSION_EXPIRY))
+            }
+            (true, _, other) => {
+                return Err(usage(format!(
+                    "--offline needs publishers and subscribers: fanin, fanout or pairs, not {}",
+                    other.name()
+                )));
+            }
+            (false, Some(_), _) => {
+                return Err(usage("--session-expiry needs --offline".to_owned()));
+            }
+            (false, None, _) => None,
+        };
         let duration = match (args.duration, args.count) {
             (Some(d), _) => d,
             (None, Some(_)) => COUNT_CAP,
@@ -180,6 +201,7 @@ impl Plan {
             inflight: args.inflight.max(1),
             drain: args.drain,
             rss_pid: args.rss_pid,
+            offline,
         })
     }
 
@@ -192,6 +214,12 @@ impl Plan {
 /// The plan of `nanomq bench ARGS...`, for tests.
 #[cfg(test)]
 pub(crate) fn parse(args: &[&str]) -> Plan {
+    try_parse(args).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The plan of `nanomq bench ARGS...`, or the usage error, for tests.
+#[cfg(test)]
+pub(crate) fn try_parse(args: &[&str]) -> Result<Plan, ClientError> {
     use clap::Parser;
 
     #[derive(Debug, Parser)]
@@ -204,7 +232,7 @@ pub(crate) fn parse(args: &[&str]) -> Plan {
     let mut argv = vec!["bench"];
     argv.extend_from_slice(args);
     let args = Wrapper::try_parse_from(argv).map(|w| w.bench);
-    Plan::new(&args.unwrap_or_else(|e| panic!("{e}"))).unwrap_or_else(|e| panic!("{e}"))
+    Plan::new(&args.unwrap_or_else(|e| panic!("{e}")))
 }
 
 #[cfg(test)]
@@ -247,5 +275,35 @@ mod tests {
         let s = plan(&["sub", "-c", "1", "-t", "x/+/y"]);
         assert_eq!(s.subscribers[0].as_str(), "x/+/y");
         assert!(p.client_id('p', 1).len() <= 23);
+    }
+
+    #[test]
+    fn offline_subscribers_need_publishers_and_subscribers() {
+        for preset in ["fanin", "fanout", "pairs"] {
+            assert_eq!(plan(&[preset, "--offline"]).offline, Some(3600), "{preset}");
+        }
+        let p = plan(&["fanin", "--offline", "--session-expiry", "60"]);
+        assert_eq!(p.offline, Some(60));
+        assert_eq!(plan(&["fanin"]).offline, None);
+        for refused in [
+            &["pub", "--offline"][..],
+            &["sub", "--offline"],
+            &["conn", "--offline"],
+            &["latency", "--offline"],
+            &["fanin", "--session-expiry", "60"],
+        ] {
+            assert!(
+                matches!(try_parse(refused), Err(ClientError::Usage(_))),
+                "{refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn client_ids_differ_from_run_to_run() {
+        // An --offline run must never resume the sessions of an earlier run.
+        let (a, b) = (plan(&["fanin", "--offline"]), plan(&["fanin", "--offline"]));
+        assert_eq!(a.client_id('s', 0), a.client_id('s', 0));
+        assert_ne!(a.client_id('s', 0), b.client_id('s', 0));
     }
 }

@@ -33,6 +33,9 @@ pub(crate) struct Report {
     pub(crate) publishers: usize,
     /// Subscribing clients.
     pub(crate) subscribers: usize,
+    /// Whether the subscribers were offline persistent sessions while publishers published
+    /// (`--offline`): then `rates.acked_per_s` is the throughput to read.
+    pub(crate) offline: bool,
     /// Connection figures.
     pub(crate) connections: Connections,
     /// Message accounting.
@@ -108,6 +111,9 @@ pub(crate) struct Messages {
 pub(crate) struct Rates {
     /// Messages written per second of publishing.
     pub(crate) sent_per_s: f64,
+    /// Messages acknowledged with success per second (QoS 1: PUBACK; QoS 2: PUBCOMP), from
+    /// the start to the last acknowledgement; 0 at QoS 0.
+    pub(crate) acked_per_s: f64,
     /// Distinct deliveries per second, from the start to the last delivery.
     pub(crate) received_per_s: f64,
 }
@@ -136,6 +142,8 @@ pub(crate) struct Elapsed {
     pub(crate) connecting: f64,
     /// From the start to the last message written.
     pub(crate) publishing: f64,
+    /// From the start to the last acknowledgement.
+    pub(crate) acknowledging: f64,
     /// From the start to the last distinct delivery.
     pub(crate) delivering: f64,
     /// From the start to the stop.
@@ -233,6 +241,8 @@ impl Report {
             _ => Duration::ZERO,
         };
         let publishing = since_start(results.publishers.iter().filter_map(|p| p.last_sent).max());
+        let acknowledging =
+            since_start(results.publishers.iter().filter_map(|p| p.last_acked).max());
         let delivering = since_start(
             results
                 .subscribers
@@ -284,6 +294,7 @@ impl Report {
             payload_size: plan.size,
             publishers: plan.publishers.len(),
             subscribers: plan.subscribers.len(),
+            offline: plan.offline.is_some(),
             connections: Connections {
                 requested: c.requested,
                 connected: c.connected,
@@ -298,6 +309,7 @@ impl Report {
             },
             rates: Rates {
                 sent_per_s: round2(per_second(messages.sent, publishing)),
+                acked_per_s: round2(per_second(messages.acked, acknowledging)),
                 received_per_s: round2(per_second(messages.unique, delivering)),
             },
             messages,
@@ -312,6 +324,7 @@ impl Report {
             elapsed_s: Elapsed {
                 connecting: round2(secs(c.elapsed)),
                 publishing: round2(secs(publishing)),
+                acknowledging: round2(secs(acknowledging)),
                 delivering: round2(secs(delivering)),
                 running: round2(secs(running)),
             },
@@ -333,14 +346,19 @@ impl Report {
         let c = &self.connections;
         let _ = writeln!(
             s,
-            "nanomq bench {}: {} (MQTT {}), QoS {}, {} B payloads, {} publisher(s), {} subscriber(s)",
+            "nanomq bench {}: {} (MQTT {}), QoS {}, {} B payloads, {} publisher(s), {} {}subscriber(s)",
             self.scenario,
             self.url,
             self.version,
             self.qos,
             self.payload_size,
             self.publishers,
-            self.subscribers
+            self.subscribers,
+            if self.offline {
+                "offline persistent "
+            } else {
+                ""
+            }
         );
         let _ = writeln!(
             s,
@@ -366,8 +384,8 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "  throughput   {:.0} msg/s sent, {:.0} msg/s received",
-                self.rates.sent_per_s, self.rates.received_per_s
+                "  throughput   {:.0} msg/s sent, {:.0} msg/s acknowledged, {:.0} msg/s received",
+                self.rates.sent_per_s, self.rates.acked_per_s, self.rates.received_per_s
             );
             let l = &self.latency_us;
             let _ = writeln!(

@@ -3,6 +3,10 @@
 //! same instant, publish for the duration, drain (wait for the messages still on their way,
 //! bounded by `--drain`), stop and collect what each client counted.
 //!
+//! With `--offline`, subscribers disconnect once subscribed (leaving persistent sessions to
+//! the broker) and reconnect to them when publishing ends; draining starts once every one
+//! is back.
+//!
 //! Every wait is bounded, so a run ends even against a broker that stops answering.
 
 use std::sync::Arc;
@@ -18,7 +22,7 @@ use super::plan::Plan;
 use super::rss;
 use crate::client::ClientError;
 use crate::client::args::{Server, ServerArgs};
-use crate::client::conn::connect;
+use crate::client::conn::{Connection, connect};
 use crate::client::transport::Connector;
 
 /// Handshakes (TCP, TLS, CONNECT) in progress at once.
@@ -139,6 +143,8 @@ pub(crate) async fn run(
     let (ready_tx, mut ready_rx) = mpsc::unbounded_channel();
     let (start_tx, start_rx) = watch::channel(None::<Instant>);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (resume_tx, resume_rx) = watch::channel(false);
+    let (resumed_tx, mut resumed_rx) = mpsc::unbounded_channel();
     let handshakes = Arc::new(Semaphore::new(HANDSHAKES));
     let first_attempt = Instant::now();
     let mut publishers = JoinSet::new();
@@ -155,6 +161,11 @@ pub(crate) async fn run(
             ready: ready_tx.clone(),
             start: start_rx.clone(),
             stop: stop_rx.clone(),
+            resume: resume_rx.clone(),
+            resumed: match role {
+                Role::Sub(_) if plan.offline.is_some() => Some(resumed_tx.clone()),
+                _ => None,
+            },
             role: *role,
             slot,
         });
@@ -164,6 +175,7 @@ pub(crate) async fn run(
         };
     }
     drop(ready_tx);
+    drop(resumed_tx);
 
     // Each report comes within its pacing slot plus the connect timeout.
     results.connect.requested = roles.len() as u64;
@@ -213,6 +225,13 @@ pub(crate) async fn run(
         outcomes.sort_by_key(|(i, _)| *i);
         results.publishers = outcomes.into_iter().map(|(_, o)| o).collect();
         phase.send_replace(Phase::Draining);
+        if plan.offline.is_some() {
+            // Each offline subscriber reports once, back or not, and drops its sender; those
+            // that never connected dropped theirs already.
+            resume_tx.send_replace(true);
+            let deadline = Instant::now() + results.connect.elapsed + CONNECT_TIMEOUT;
+            while let Ok(Some(())) = tokio::time::timeout_at(deadline, resumed_rx.recv()).await {}
+        }
         drain(&plan, &live, &results.publishers).await;
     }
     if results.rss.is_none() {
@@ -286,6 +305,10 @@ struct ClientContext {
     ready: mpsc::UnboundedSender<Ready>,
     start: watch::Receiver<Option<Instant>>,
     stop: watch::Receiver<bool>,
+    /// Turns true when offline subscribers should reconnect.
+    resume: watch::Receiver<bool>,
+    /// Where an offline subscriber reports that it is back (or could not be).
+    resumed: Option<mpsc::UnboundedSender<()>>,
     role: Role,
     /// When to connect (`None`: now).
     slot: Option<Instant>,
@@ -296,16 +319,21 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
     if let Some(slot) = cx.slot {
         tokio::time::sleep_until(slot).await;
     }
-    let plan = &cx.plan;
+    let plan = Arc::clone(&cx.plan);
     let (role_char, index) = match cx.role {
         Role::Pub(i) => ('p', i),
         Role::Sub(i) => ('s', i),
         Role::Idle(i) => ('c', i),
     };
+    let session = match cx.role {
+        Role::Sub(_) => plan.offline.map(Session::Offline),
+        Role::Pub(_) | Role::Idle(_) => None,
+    };
     let packet = connect_packet(
         &plan.server_args,
         &plan.server,
         plan.client_id(role_char, index),
+        session,
     );
     let (connected, took) = {
         let _permit = cx.handshakes.acquire().await;
@@ -317,8 +345,12 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
                 if let Some(filter) = plan.subscribers.get(i) {
                     clients::subscribe(&mut conn, filter, plan.qos).await?;
                 }
+                if session.is_some() {
+                    clients::disconnect(conn).await?;
+                    return Ok(None);
+                }
             }
-            Ok::<_, ClientError>(conn)
+            Ok::<_, ClientError>(Some(conn))
         })
         .await
         .unwrap_or(Err(ClientError::Timeout(CONNECT_TIMEOUT)));
@@ -335,6 +367,27 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
     Live::add(&cx.live.connected, 1);
     let _ = cx.ready.send(Ready::Up(took));
     let keepalive = plan.server_args.keepalive;
+    let conn = match conn {
+        Some(conn) => conn,
+        // An offline subscriber: back to its session once publishing ends.
+        None => {
+            let resumed = resume(&mut cx, index).await;
+            if let Some(tx) = cx.resumed.take() {
+                let _ = tx.send(());
+            }
+            match resumed {
+                Ok(conn) => conn,
+                Err(e) => {
+                    Live::add(&cx.live.lost_connections, 1);
+                    let outcome = clients::SubOutcome {
+                        error: Some(e.to_string()),
+                        ..Default::default()
+                    };
+                    return Outcome::Sub(index, outcome);
+                }
+            }
+        }
+    };
     match cx.role {
         Role::Pub(i) => {
             let Ok(start) = cx.start.wait_for(Option::is_some).await.map(|s| *s) else {
@@ -371,11 +424,48 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
     }
 }
 
-/// The CONNECT of a benchmark client: clean start, the flags' credentials and keep alive.
+/// Waits for the signal to resume, then reconnects offline subscriber `index` to its session.
+async fn resume(cx: &mut ClientContext, index: usize) -> Result<Connection, ClientError> {
+    if cx.resume.wait_for(|resume| *resume).await.is_err() {
+        return Err(ClientError::Closed);
+    }
+    let plan = &cx.plan;
+    let packet = connect_packet(
+        &plan.server_args,
+        &plan.server,
+        plan.client_id('s', index),
+        Some(Session::Resume),
+    )?;
+    let _permit = cx.handshakes.acquire().await;
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, connect(&cx.connector, &packet))
+        .await
+        .unwrap_or(Err(ClientError::Timeout(CONNECT_TIMEOUT)))?;
+    if !conn.connack.session_present {
+        return Err(ClientError::Protocol(
+            "the broker did not resume the offline subscriber's session".to_owned(),
+        ));
+    }
+    Ok(conn)
+}
+
+/// A subscriber's persistent session (`--offline`).
+#[derive(Debug, Clone, Copy)]
+enum Session {
+    /// Connecting to subscribe and go offline: Clean Start 0, and (MQTT 5) this Session
+    /// Expiry Interval.
+    Offline(u32),
+    /// Back to the session: Clean Start 0, and (MQTT 5) no expiry, so that the session ends
+    /// with the run.
+    Resume,
+}
+
+/// The CONNECT of a benchmark client: clean start (or a persistent `session`), the flags'
+/// credentials and keep alive.
 fn connect_packet(
     args: &ServerArgs,
     server: &Server,
     client_id: String,
+    session: Option<Session>,
 ) -> Result<mqtt_codec::Connect, ClientError> {
     let id = mqtt_codec::ClientId::new(client_id)
         .map_err(|e| ClientError::Usage(format!("invalid client id: {e}")))?;
@@ -383,5 +473,11 @@ fn connect_packet(
     connect.keep_alive = args.keepalive;
     connect.username = server.username.clone().map(Into::into);
     connect.password = server.password.clone().map(bytes::Bytes::from);
+    if let Some(session) = session {
+        connect.clean_start = false;
+        if let (Session::Offline(expiry), true) = (session, args.version.is_v5()) {
+            connect.properties.session_expiry_interval = Some(expiry);
+        }
+    }
     Ok(connect)
 }

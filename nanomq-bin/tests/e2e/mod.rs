@@ -264,6 +264,14 @@ impl Broker {
         }
     }
 
+    /// Kills the broker with SIGKILL (no shutdown of any kind) and waits for it to be gone.
+    pub(crate) fn kill(mut self) {
+        self.assert_running();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.stopped = true;
+    }
+
     /// Stops the broker with SIGTERM and asserts that it exits successfully, in time.
     pub(crate) fn stop(mut self) {
         self.assert_running();

@@ -9,6 +9,11 @@
 //!   127.0.0.1:0 and closing it, and a configuration equivalent to nanomq's (in-flight window,
 //!   queue length, TCP_NODELAY, no persistence).
 //!
+//! A scenario may ask nanomq for more ([`Tuning`]): longer queues, and the SQLite store
+//! (`[persistence]`) with a fresh database file in the broker's directory, whose size
+//! [`Running::database_bytes`] gives after the run. [`Running::cpu_seconds`] reads the
+//! broker's CPU time from `/proc`.
+//!
 //! Both inherit this process's open-files limit, which the harness raises first.
 
 use std::collections::VecDeque;
@@ -33,6 +38,65 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) const MAX_INFLIGHT: u32 = 32;
 /// See [`MAX_INFLIGHT`].
 pub(crate) const MAX_QUEUED: u32 = 2048;
+
+/// nanomq's `[persistence]` setting in a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Store {
+    /// No `[persistence]`: sessions in memory only.
+    Memory,
+    /// `sync = "periodic"`, `flush_interval = "100ms"`.
+    Periodic,
+    /// `sync = "always"`: a QoS 1/2 PUBLISH is acknowledged once it is on disk.
+    Always,
+}
+
+impl Store {
+    /// Every setting, in memory first (the reference).
+    pub(crate) const ALL: [Self; 3] = [Self::Memory, Self::Periodic, Self::Always];
+
+    /// Its name in tables.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "in-memory",
+            Self::Periodic => "periodic",
+            Self::Always => "always",
+        }
+    }
+
+    /// The `[persistence]` table with the database at `path` (empty in memory).
+    fn config(self, path: &Path) -> String {
+        let sync = match self {
+            Self::Memory => return String::new(),
+            Self::Periodic => "sync = \"periodic\"\nflush_interval = \"100ms\"\n",
+            Self::Always => "sync = \"always\"\n",
+        };
+        format!(
+            "[persistence]\nenabled = true\npath = {}\n{sync}\n",
+            toml_string(path)
+        )
+    }
+}
+
+/// What a scenario asks of nanomq beyond the shared configuration (Mosquitto ignores it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tuning {
+    /// Messages a session may queue (`max_mqueue_len`).
+    pub(crate) max_queued: u32,
+    /// Payload bytes a session may queue (`max_mqueue_bytes`; `None`: nanomq's default).
+    pub(crate) max_queued_bytes: Option<u64>,
+    /// Where sessions are kept.
+    pub(crate) store: Store,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            max_queued: MAX_QUEUED,
+            max_queued_bytes: None,
+            store: Store::Memory,
+        }
+    }
+}
 
 /// How clients reach the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +160,16 @@ impl Kind {
     }
 
     /// Starts a fresh instance, with its files in `dir`; nanomq also listens with TLS when
-    /// given `certs`.
-    pub(crate) fn start(&self, dir: &Path, certs: Option<&Certs>) -> Result<Running> {
+    /// given `certs`, and is configured as `tuning` says.
+    pub(crate) fn start(
+        &self,
+        dir: &Path,
+        certs: Option<&Certs>,
+        tuning: &Tuning,
+    ) -> Result<Running> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         match self {
-            Self::Nanomq(binary) => start_nanomq(binary, dir, certs),
+            Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning),
             Self::Mosquitto(binary) => start_mosquitto(binary, dir),
         }
     }
@@ -121,6 +190,8 @@ pub(crate) struct Running {
     cafile: Option<PathBuf>,
     /// The last lines of its standard error, for error messages.
     log: Arc<Mutex<VecDeque<String>>>,
+    /// Its SQLite database (nanomq with a store).
+    database: Option<PathBuf>,
 }
 
 impl Running {
@@ -158,6 +229,18 @@ impl Running {
         Ok(args)
     }
 
+    /// The CPU time (user and system, every thread) it has used so far, in seconds; `None`
+    /// where `/proc` cannot tell (not Linux).
+    pub(crate) fn cpu_seconds(&self) -> Option<f64> {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
+        cpu_seconds_of(&stat)
+    }
+
+    /// Its SQLite database file, if it has one.
+    pub(crate) fn database(&self) -> Option<&Path> {
+        self.database.as_deref()
+    }
+
     /// Its last log lines.
     pub(crate) fn log_tail(&self) -> String {
         self.log
@@ -172,6 +255,51 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat` (100 on every
+/// architecture Linux exposes to user space today).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+
+/// utime + stime of a `/proc/PID/stat` line, in seconds.
+fn cpu_seconds_of(stat: &str) -> Option<f64> {
+    // The command name, in parentheses, may contain spaces: count fields after its end.
+    // After it: state (field 3), ..., utime (14), stime (15).
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / CLOCK_TICKS_PER_S)
+}
+
+/// The size of an SQLite database: the file, its write-ahead log and shared memory index.
+pub(crate) fn database_bytes(path: &Path) -> Option<u64> {
+    let main = fs::metadata(path).ok()?.len();
+    let side = ["-wal", "-shm"]
+        .iter()
+        .filter_map(|suffix| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            fs::metadata(PathBuf::from(name)).ok().map(|m| m.len())
+        })
+        .sum::<u64>();
+    Some(main + side)
+}
+
+/// Removes an SQLite database and its side files, if any, so that a broker starts on a fresh
+/// one.
+fn remove_database(path: &Path) -> Result<()> {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = PathBuf::from(name);
+        match fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the last 50 lines of `stream`, and sends each line to `lines` while it listens.
@@ -216,11 +344,25 @@ pub(crate) fn listening_on(line: &str) -> Option<(Transport, String)> {
     (!addr.is_empty()).then_some((transport, addr))
 }
 
-fn start_nanomq(binary: &Path, dir: &Path, certs: Option<&Certs>) -> Result<Running> {
+fn start_nanomq(
+    binary: &Path,
+    dir: &Path,
+    certs: Option<&Certs>,
+    tuning: &Tuning,
+) -> Result<Running> {
     let conf = dir.join("nanomq.toml");
+    let database = (tuning.store != Store::Memory)
+        .then(|| dir.join(format!("persistence-{}.db", tuning.store.name())));
+    if let Some(database) = &database {
+        remove_database(database)?;
+    }
     fs::write(
         &conf,
-        nanomq_config(certs.map(|c| (c.cert.as_path(), c.key.as_path()))),
+        nanomq_config(
+            certs.map(|c| (c.cert.as_path(), c.key.as_path())),
+            tuning,
+            database.as_deref(),
+        ),
     )
     .with_context(|| format!("cannot write {}", conf.display()))?;
     let mut child = Command::new(binary)
@@ -245,6 +387,7 @@ fn start_nanomq(binary: &Path, dir: &Path, certs: Option<&Certs>) -> Result<Runn
         others: Vec::new(),
         cafile: certs.map(|c| c.cert.clone()),
         log,
+        database,
     };
     let expected = if certs.is_some() { 4 } else { 2 };
     let mut tcp = None;
@@ -269,9 +412,14 @@ fn start_nanomq(binary: &Path, dir: &Path, certs: Option<&Certs>) -> Result<Runn
     Ok(running)
 }
 
-/// nanomq's configuration for the benchmarks: TCP and WebSocket listeners, and TLS ones
-/// with `tls` (the certificate and key files).
-pub(crate) fn nanomq_config(tls: Option<(&Path, &Path)>) -> String {
+/// nanomq's configuration for the benchmarks: TCP and WebSocket listeners, TLS ones with
+/// `tls` (the certificate and key files), the queue limits of `tuning`, and its store with
+/// the database file `database`.
+pub(crate) fn nanomq_config(
+    tls: Option<(&Path, &Path)>,
+    tuning: &Tuning,
+    database: Option<&Path>,
+) -> String {
     let mut listeners = String::from(
         "[listeners.tcp]\nbind = \"127.0.0.1:0\"\n\n\
          [listeners.ws]\nbind = \"127.0.0.1:0\"\npath = \"/mqtt\"\n\n",
@@ -284,9 +432,17 @@ pub(crate) fn nanomq_config(tls: Option<(&Path, &Path)>) -> String {
             toml_string(key)
         ));
     }
+    let max_queued = tuning.max_queued;
+    let max_bytes = tuning
+        .max_queued_bytes
+        .map(|bytes| format!("max_mqueue_bytes = {bytes}\n"))
+        .unwrap_or_default();
+    let persistence = database
+        .map(|path| tuning.store.config(path))
+        .unwrap_or_default();
     format!(
         "{listeners}[mqtt]\nmax_inflight = {MAX_INFLIGHT}\n\
-         max_mqueue_len = {MAX_QUEUED}\n\n[log]\nlevel = \"warn\"\n"
+         max_mqueue_len = {max_queued}\n{max_bytes}\n{persistence}[log]\nlevel = \"warn\"\n"
     )
 }
 
@@ -343,6 +499,7 @@ fn start_mosquitto(binary: &Path, dir: &Path) -> Result<Running> {
         others: Vec::new(),
         cafile: None,
         log,
+        database: None,
     };
     let deadline = Instant::now() + START_TIMEOUT;
     while Instant::now() < deadline {
@@ -400,9 +557,13 @@ mod tests {
 
     #[test]
     fn tls_listeners_come_with_a_certificate() {
-        let plain = nanomq_config(None);
+        let plain = nanomq_config(None, &Tuning::default(), None);
         assert!(plain.contains("[listeners.ws]") && !plain.contains("[listeners.ssl]"));
-        let tls = nanomq_config(Some((Path::new("/t/c\"1.pem"), Path::new("/t/k.pem"))));
+        let tls = nanomq_config(
+            Some((Path::new("/t/c\"1.pem"), Path::new("/t/k.pem"))),
+            &Tuning::default(),
+            None,
+        );
         assert!(
             tls.contains("certfile = \"/t/c\\\"1.pem\"\nkeyfile = \"/t/k.pem\""),
             "{tls}"
@@ -412,12 +573,46 @@ mod tests {
 
     #[test]
     fn both_brokers_get_the_same_limits_on_loopback() {
-        let nanomq = nanomq_config(None);
+        let nanomq = nanomq_config(None, &Tuning::default(), None);
         assert!(nanomq.contains("bind = \"127.0.0.1:0\""));
         assert!(nanomq.contains("max_inflight = 32") && nanomq.contains("max_mqueue_len = 2048"));
         let mosquitto = mosquitto_config(40000);
         assert!(mosquitto.starts_with("listener 40000 127.0.0.1\n"));
         assert!(mosquitto.contains("max_inflight_messages 32"));
         assert!(mosquitto.contains("max_queued_messages 2048"));
+    }
+
+    #[test]
+    fn a_scenario_may_ask_for_long_queues_and_the_store() {
+        assert!(!nanomq_config(None, &Tuning::default(), None).contains("[persistence]"));
+        let tuning = Tuning {
+            max_queued: 10_000_000,
+            max_queued_bytes: Some(1 << 32),
+            store: Store::Periodic,
+        };
+        let conf = nanomq_config(None, &tuning, Some(Path::new("/b/p.db")));
+        assert!(conf.contains("max_mqueue_len = 10000000\nmax_mqueue_bytes = 4294967296\n"));
+        assert!(conf.contains(
+            "[persistence]\nenabled = true\npath = \"/b/p.db\"\nsync = \"periodic\"\n\
+             flush_interval = \"100ms\"\n"
+        ));
+        let always = Tuning {
+            store: Store::Always,
+            ..tuning
+        };
+        let conf = nanomq_config(None, &always, Some(Path::new("/b/a.db")));
+        assert!(conf.contains("sync = \"always\"\n") && !conf.contains("flush_interval"));
+        let memory = Tuning {
+            store: Store::Memory,
+            ..tuning
+        };
+        assert!(!nanomq_config(None, &memory, None).contains("[persistence]"));
+    }
+
+    #[test]
+    fn cpu_time_is_read_from_proc_stat() {
+        let stat = "4242 (nano mq) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0";
+        assert_eq!(cpu_seconds_of(stat), Some(3.25));
+        assert_eq!(cpu_seconds_of("garbage"), None);
     }
 }

@@ -4,11 +4,15 @@
 //! run, alternating which broker goes first. Each broker is started fresh for each scenario
 //! and killed after it (guards kill them on any error too). Then a few throughput scenarios
 //! run against nanomq alone over each of its transports (TCP, WebSocket, and, when `openssl`
-//! can make a throwaway certificate, TLS and WebSocket over TLS), compared with TCP.
+//! can make a throwaway certificate, TLS and WebSocket over TLS), compared with TCP. Last, a
+//! QoS 1 fan-in to an offline persistent subscriber runs against nanomq with sessions in
+//! memory, then with its SQLite store at `sync = "periodic"` and `sync = "always"`, compared
+//! with in memory (`--persistence-only` runs this section alone).
 //!
 //! Output: Markdown tables (also `target/bench/e2e.md`), an SVG chart of the comparison
 //! with Mosquitto (`target/bench/e2e.svg`) and the raw JSON reports
-//! (`target/bench/e2e.json`).
+//! (`target/bench/e2e.json`); with `--persistence-only`, `target/bench/persistence.{md,json}`
+//! instead, so that a full run's files stay.
 //!
 //! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
 //! figures read from their reports), [`output`] (tables and chart), [`tls`] (the
@@ -30,7 +34,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use self::broker::{Kind, Transport};
-use self::output::{Row, TransportRow};
+use self::output::{PersistenceRow, Row, TransportRow};
 use self::scenario::Scenario;
 pub(crate) use self::scenario::Sizes;
 use self::tls::Certs;
@@ -43,6 +47,8 @@ pub(crate) struct Options {
     pub(crate) sizes: Sizes,
     /// Compare with Mosquitto when it is installed.
     pub(crate) mosquitto: bool,
+    /// Run the persistence section alone.
+    pub(crate) persistence_only: bool,
 }
 
 impl Default for Options {
@@ -50,6 +56,7 @@ impl Default for Options {
         Self {
             sizes: Sizes::default(),
             mosquitto: true,
+            persistence_only: false,
         }
     }
 }
@@ -69,6 +76,9 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let nanomq = target.join("release").join("nanomq");
     let out_dir = target.join("bench");
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    if options.persistence_only {
+        return run_persistence_only(&nanomq, options.sizes, &out_dir);
+    }
 
     // Ten thousand connections need ten thousand descriptors, in the client and in the
     // broker; the brokers inherit this process's limit.
@@ -153,6 +163,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
 
     let transports = run_transports(&nanomq, options.sizes, &out_dir, certs.as_ref(), &mut raw);
     drop(certs);
+    let persistence = run_persistence(&nanomq, options.sizes, &out_dir, &mut raw);
 
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; {} s per \
@@ -166,11 +177,12 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         "## transports (nanomq only)\n\n{}",
         output::transports_markdown(&transports)
     );
-    println!("\n{machine}\n\n{table}\n{transports}");
+    let persistence = persistence_section(&persistence);
+    println!("\n{machine}\n\n{table}\n{transports}\n{persistence}");
     let md_path = out_dir.join("e2e.md");
     fs::write(
         &md_path,
-        format!("# nanomq vs mosquitto\n\n{machine}\n\n{table}\n{transports}"),
+        format!("# nanomq vs mosquitto\n\n{machine}\n\n{table}\n{transports}\n{persistence}"),
     )
     .with_context(|| format!("cannot write {}", md_path.display()))?;
     let svg_path = out_dir.join("e2e.svg");
@@ -251,6 +263,107 @@ fn run_transports(
     rows
 }
 
+/// `cargo xtask bench --persistence-only`: the persistence section alone, written to
+/// `persistence.{md,json}` in `out_dir`.
+fn run_persistence_only(nanomq: &Path, sizes: Sizes, out_dir: &Path) -> Result<()> {
+    let started = Instant::now();
+    let mut raw = Vec::new();
+    let rows = run_persistence(nanomq, sizes, out_dir, &mut raw);
+    let machine = format!(
+        "{} cores, broker and load generator on the same machine, loopback; total {:.0} s",
+        thread::available_parallelism().map_or(0, usize::from),
+        started.elapsed().as_secs_f64()
+    );
+    let section = persistence_section(&rows);
+    println!("\n{machine}\n\n{section}");
+    let md_path = out_dir.join("persistence.md");
+    fs::write(
+        &md_path,
+        format!("# nanomq persistence\n\n{machine}\n\n{section}"),
+    )
+    .with_context(|| format!("cannot write {}", md_path.display()))?;
+    let json_path = out_dir.join("persistence.json");
+    fs::write(&json_path, serde_json::to_string_pretty(&raw)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("written: {}, {}", md_path.display(), json_path.display());
+    Ok(())
+}
+
+/// The persistence section of the Markdown.
+fn persistence_section(rows: &[PersistenceRow]) -> String {
+    format!(
+        "## persistence (nanomq only)\n\n{}",
+        output::persistence_markdown(rows)
+    )
+}
+
+/// Runs the persistence scenarios against a fresh nanomq each (its database in
+/// `out_dir/nanomq`), adding their reports to `raw`, and returns the rows of their table.
+fn run_persistence(
+    nanomq: &Path,
+    sizes: Sizes,
+    out_dir: &Path,
+    raw: &mut Vec<Value>,
+) -> Vec<PersistenceRow> {
+    let kind = Kind::Nanomq(nanomq.to_path_buf());
+    let mut rows: Vec<PersistenceRow> = Vec::new();
+    for scenario in scenario::persistence(sizes) {
+        let store = scenario.tuning.store.name();
+        println!("==> {} with sessions {store} on nanomq", scenario.name);
+        let run = run_measured(nanomq, &kind, &scenario, out_dir);
+        let (rate, notes) = match &run.report {
+            Ok(report) => {
+                let mut line = one_line(&scenario, report);
+                if let Some(cpu) = run.cpu_s {
+                    line.push_str(&format!(", broker CPU {cpu:.1} s"));
+                }
+                if let Some(bytes) = run.database_bytes {
+                    line.push_str(&format!(", database {}", output::megabytes(bytes)));
+                }
+                println!("    {line}");
+                (
+                    scenario::read(report, &scenario::ACKED_RATE),
+                    scenario::integrity(report),
+                )
+            }
+            Err(e) => {
+                println!("    FAILED: {e:#}");
+                (
+                    None,
+                    format!(
+                        "failed: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                )
+            }
+        };
+        let memory = rows
+            .iter()
+            .find(|r| r.store == broker::Store::Memory.name())
+            .map_or(rate, |r| r.rate);
+        rows.push(PersistenceRow {
+            scenario: scenario.name.clone(),
+            store,
+            rate,
+            memory,
+            cpu_s: run.cpu_s,
+            database_bytes: run.database_bytes,
+            notes,
+        });
+        raw.push(json!({
+            "scenario": scenario.name,
+            "transport": scenario.transport.name(),
+            "store": store,
+            "broker": kind.name(),
+            "broker_cpu_s": run.cpu_s,
+            "database_bytes": run.database_bytes,
+            "report": run.report.as_ref().ok(),
+            "error": run.report.as_ref().err().map(|e| format!("{e:#}")),
+        }));
+    }
+    rows
+}
+
 /// The scenario's figures from `report`, on one line.
 fn one_line(scenario: &Scenario, report: &Value) -> String {
     let mut parts: Vec<String> = scenario
@@ -283,7 +396,51 @@ fn run_one(
     out_dir: &Path,
     certs: Option<&Certs>,
 ) -> Result<Value> {
-    let mut broker = kind.start(&out_dir.join(kind.name()), certs)?;
+    let mut broker = kind.start(&out_dir.join(kind.name()), certs, &scenario.tuning)?;
+    bench_on(client, &mut broker, scenario)
+}
+
+/// What [`run_measured`] measured.
+struct Measured {
+    /// The JSON report.
+    report: Result<Value>,
+    /// The broker's CPU time over the run, seconds.
+    cpu_s: Option<f64>,
+    /// Its database's size once it stopped, bytes.
+    database_bytes: Option<u64>,
+}
+
+/// [`run_one`] without TLS, also measuring the broker's CPU time and its database.
+fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path) -> Measured {
+    let mut broker = match kind.start(&out_dir.join(kind.name()), None, &scenario.tuning) {
+        Ok(broker) => broker,
+        Err(e) => {
+            return Measured {
+                report: Err(e),
+                cpu_s: None,
+                database_bytes: None,
+            };
+        }
+    };
+    let before = broker.cpu_seconds();
+    let report = bench_on(client, &mut broker, scenario);
+    let cpu_s = broker
+        .cpu_seconds()
+        .zip(before)
+        .map(|(after, before)| after - before);
+    let database = broker.database().map(Path::to_path_buf);
+    // Stopped first, so that the files are what it left.
+    drop(broker);
+    Measured {
+        report,
+        cpu_s,
+        database_bytes: database.as_deref().and_then(broker::database_bytes),
+    }
+}
+
+/// Runs `scenario` against `broker` with `client` (`nanomq bench`) and returns the JSON
+/// report.
+fn bench_on(client: &Path, broker: &mut broker::Running, scenario: &Scenario) -> Result<Value> {
     let mut command = Command::new(client);
     command
         .arg("bench")

@@ -1,7 +1,9 @@
 //! The results as a Markdown table (nanomq, Mosquitto, and the ratio nanomq/Mosquitto) and
 //! as an SVG bar chart, written by hand: two bars per figure, scaled to the larger of the
 //! two, each labelled with its value. The transport scenarios get a table of their own
-//! (nanomq only, each transport's throughput relative to plain TCP in the same run).
+//! (nanomq only, each transport's throughput relative to plain TCP in the same run), and so
+//! do the persistence scenarios (nanomq only, each store's acknowledged rate relative to
+//! in-memory sessions in the same run, against the targets of the issue).
 
 use std::fmt::Write as _;
 
@@ -92,6 +94,104 @@ pub(crate) fn transports_markdown(rows: &[TransportRow]) -> String {
          TLS; TLS with a self-signed P-256 certificate.\n",
     );
     out
+}
+
+/// Persistence targets: `sync = "periodic"` at least this fraction of in-memory.
+pub(crate) const PERIODIC_TARGET: f64 = 0.8;
+/// Persistence targets: `sync = "always"` at least this many acknowledged messages per
+/// second.
+pub(crate) const ALWAYS_TARGET: f64 = 50_000.0;
+
+/// One line of the persistence table: the scenario with one store (nanomq only).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PersistenceRow {
+    /// The scenario.
+    pub(crate) scenario: String,
+    /// The store's name (`in-memory`, `periodic`, `always`).
+    pub(crate) store: &'static str,
+    /// Acknowledged messages per second.
+    pub(crate) rate: Option<f64>,
+    /// The in-memory rate in this run.
+    pub(crate) memory: Option<f64>,
+    /// The broker's CPU time over the whole run (publishing and drain), seconds.
+    pub(crate) cpu_s: Option<f64>,
+    /// The database (with its WAL) after the run, bytes.
+    pub(crate) database_bytes: Option<u64>,
+    /// Message accounting notes, or the error.
+    pub(crate) notes: String,
+}
+
+impl PersistenceRow {
+    /// rate / in-memory rate.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        match (self.rate, self.memory) {
+            (Some(r), Some(m)) if m != 0.0 => Some(r / m),
+            _ => None,
+        }
+    }
+
+    /// The issue's target for this store, and whether it is met (`None`: no target, or
+    /// no figure).
+    pub(crate) fn target(&self) -> (&'static str, Option<bool>) {
+        match self.store {
+            "periodic" => (
+                "≥ 0.80× in-memory",
+                self.ratio().map(|r| r >= PERIODIC_TARGET),
+            ),
+            "always" => ("≥ 50,000 msg/s", self.rate.map(|r| r >= ALWAYS_TARGET)),
+            _ => ("", None),
+        }
+    }
+}
+
+/// The Markdown table of the persistence scenarios.
+pub(crate) fn persistence_markdown(rows: &[PersistenceRow]) -> String {
+    let mut out = String::from(
+        "| scenario | store | msg/s acknowledged ↑ | relative to in-memory | target | \
+         broker CPU (s) | database after | messages |\n\
+         |---|---|---:|---:|---|---:|---:|---|\n",
+    );
+    for row in rows {
+        let ratio = row
+            .ratio()
+            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        let target = match row.target() {
+            ("", _) => "–".to_owned(),
+            (text, Some(true)) => format!("{text} ✓"),
+            (text, Some(false)) => format!("{text} ⚠ missed"),
+            (text, None) => format!("{text} ?"),
+        };
+        let cpu = row
+            .cpu_s
+            .map_or_else(|| "–".to_owned(), |s| format!("{s:.1}"));
+        let db = row.database_bytes.map_or_else(|| "–".to_owned(), megabytes);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio} | {target} | {cpu} | {db} | {} |",
+            row.scenario,
+            row.store,
+            cell(row.rate),
+            row.notes
+        );
+    }
+    out.push_str(
+        "\nnanomq alone, a fresh broker per store. Publishers publish QoS 1 as fast as their \
+         in-flight windows (32) allow while the one subscriber is an offline persistent \
+         session (MQTT 5, Clean Start 0, Session Expiry Interval 3600 s); afterwards it \
+         reconnects and receives its queue, which the messages column accounts for. msg/s \
+         acknowledged: PUBACKs received by the publishers per second. in-memory: no \
+         [persistence]; periodic: sync = \"periodic\", flush_interval = \"100ms\"; always: \
+         sync = \"always\" (a PUBACK only once the message is on disk). max_mqueue_len = \
+         10,000,000 so that nothing is dropped. Broker CPU: user + system time over the whole \
+         run, publishing and drain. Database: the SQLite file and its WAL after the run (the \
+         session ends with it).\n",
+    );
+    out
+}
+
+/// Bytes as MB (10^6), one decimal.
+pub(crate) fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// A figure with thousands separators, decimals only for small values.
@@ -288,6 +388,41 @@ mod tests {
         assert!(table.contains("| tcp | 200,000 | 1.00× |"), "{table}");
         assert!(table.contains("| wss | 150,000 | 0.75× |"), "{table}");
         assert!(table.contains("| ssl | – | – |"), "{table}");
+    }
+
+    #[test]
+    fn the_persistence_table_shows_the_ratio_to_memory_and_the_targets() {
+        let row = |store, rate| PersistenceRow {
+            scenario: "fan-in 20→1, QoS 1, offline persistent subscriber".to_owned(),
+            store,
+            rate,
+            memory: Some(200_000.0),
+            cpu_s: Some(4.31),
+            database_bytes: Some(12_345_678),
+            notes: "lost 0 (0.0%), dup 0, ooo 0".to_owned(),
+        };
+        let table = persistence_markdown(&[
+            row("in-memory", Some(200_000.0)),
+            row("periodic", Some(150_000.0)),
+            row("always", Some(60_000.0)),
+        ]);
+        assert!(
+            table.contains("| in-memory | 200,000 | 1.00× | – | 4.3 | 12.3 MB | lost 0"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| periodic | 150,000 | 0.75× | ≥ 0.80× in-memory ⚠ missed |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| always | 60,000 | 0.30× | ≥ 50,000 msg/s ✓ |"),
+            "{table}"
+        );
+        let failed = persistence_markdown(&[row("always", None)]);
+        assert!(
+            failed.contains("| always | – | – | ≥ 50,000 msg/s ? |"),
+            "{failed}"
+        );
     }
 
     #[test]

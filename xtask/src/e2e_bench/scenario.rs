@@ -1,12 +1,14 @@
 //! The end-to-end scenarios: the `nanomq bench` command line of each, and the figures read
 //! from its JSON report. The comparison with Mosquitto runs over plain TCP ([`all`]); a few
-//! throughput scenarios also run over each of nanomq's transports ([`transports`]).
+//! throughput scenarios also run over each of nanomq's transports ([`transports`]), and a
+//! QoS 1 fan-in to an offline persistent subscriber with each of nanomq's stores
+//! ([`persistence`]).
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::broker::Transport;
+use super::broker::{Store, Transport, Tuning};
 
 /// Which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +52,8 @@ pub(crate) struct Scenario {
     pub(crate) timeout: Duration,
     /// How the clients reach the broker.
     pub(crate) transport: Transport,
+    /// What it asks of nanomq beyond the shared configuration.
+    pub(crate) tuning: Tuning,
 }
 
 /// The settings of a whole run.
@@ -96,6 +100,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
                 rss: false,
                 timeout,
                 transport: Transport::Tcp,
+                tuning: Tuning::default(),
             });
         }
     }
@@ -110,6 +115,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         rss: false,
         timeout,
         transport: Transport::Tcp,
+        tuning: Tuning::default(),
     });
     list.push(Scenario {
         name: "latency, 10 pairs × 1000 msg/s, QoS 1".to_owned(),
@@ -136,6 +142,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         rss: false,
         timeout,
         transport: Transport::Tcp,
+        tuning: Tuning::default(),
     });
     let n = sizes.connections.to_string();
     list.push(Scenario {
@@ -158,6 +165,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         rss: true,
         timeout: Duration::from_secs(120),
         transport: Transport::Tcp,
+        tuning: Tuning::default(),
     });
     list
 }
@@ -182,10 +190,73 @@ pub(crate) fn transports(sizes: Sizes, transports: &[Transport]) -> Vec<Scenario
                 rss: false,
                 timeout,
                 transport,
+                tuning: Tuning::default(),
             });
         }
     }
     list
+}
+
+/// Acknowledged messages per second (PUBACKs the publishers received).
+pub(crate) const ACKED_RATE: Metric = Metric {
+    label: "msg/s acknowledged",
+    pointer: "/rates/acked_per_s",
+    better: Better::Higher,
+};
+
+/// Publishers of the persistence scenarios, at most.
+const PERSISTENCE_PUBLISHERS: usize = 20;
+
+/// Long enough a queue that nothing is dropped in a persistence scenario: the offline
+/// subscriber's session queues everything published.
+pub(crate) const PERSISTENCE_QUEUE: u32 = 10_000_000;
+
+/// The queue's byte limit to match [`PERSISTENCE_QUEUE`] (nanomq's default is 64 MB).
+const PERSISTENCE_QUEUE_BYTES: u64 = 8 << 30;
+
+/// How long the subscriber may take to receive its queue once back.
+const PERSISTENCE_DRAIN: Duration = Duration::from_secs(120);
+
+/// The persistence scenarios (nanomq only): QoS 1 fan-in from `sizes.clients` (at most 20)
+/// publishers to one subscriber that is an offline persistent session (MQTT 5) while they
+/// publish for at most 3 s, then reconnects and receives its queue; once for each store, in
+/// memory first. The figure is the publishers' acknowledged rate.
+pub(crate) fn persistence(sizes: Sizes) -> Vec<Scenario> {
+    let seconds = sizes.seconds.min(3);
+    let d = format!("{seconds}s");
+    let c = sizes.clients.min(PERSISTENCE_PUBLISHERS).to_string();
+    let drain = format!("{}s", PERSISTENCE_DRAIN.as_secs());
+    Store::ALL
+        .into_iter()
+        .map(|store| Scenario {
+            name: format!("fan-in {c}→1, QoS 1, offline persistent subscriber"),
+            args: args(&[
+                "fanin",
+                "-c",
+                &c,
+                "-q",
+                "1",
+                "-d",
+                &d,
+                "-s",
+                "64",
+                "-V",
+                "5",
+                "--offline",
+                "--drain",
+                &drain,
+            ]),
+            metrics: vec![ACKED_RATE],
+            rss: false,
+            timeout: Duration::from_secs(seconds + 60) + PERSISTENCE_DRAIN,
+            transport: Transport::Tcp,
+            tuning: Tuning {
+                max_queued: PERSISTENCE_QUEUE,
+                max_queued_bytes: Some(PERSISTENCE_QUEUE_BYTES),
+                store,
+            },
+        })
+        .collect()
 }
 
 /// A figure of `report`, if it has it.
@@ -241,6 +312,37 @@ mod tests {
             all(Sizes::default())
                 .iter()
                 .all(|s| s.transport == Transport::Tcp)
+        );
+    }
+
+    #[test]
+    fn persistence_scenarios_run_once_per_store_in_memory_first() {
+        let list = persistence(Sizes::default());
+        let stores: Vec<Store> = list.iter().map(|s| s.tuning.store).collect();
+        assert_eq!(stores, Store::ALL);
+        for s in &list {
+            assert_eq!(s.name, "fan-in 20→1, QoS 1, offline persistent subscriber");
+            assert!(s.args.windows(2).any(|w| w == ["-d", "3s"]), "{:?}", s.args);
+            assert!(s.args.iter().any(|a| a == "--offline"));
+            assert!(s.args.windows(2).any(|w| w == ["-q", "1"]));
+            assert_eq!(s.tuning.max_queued, PERSISTENCE_QUEUE);
+            assert_eq!(s.metrics, [ACKED_RATE]);
+        }
+        let small = persistence(Sizes {
+            seconds: 2,
+            clients: 5,
+            connections: 1,
+        });
+        assert!(small.iter().all(|s| s.name.starts_with("fan-in 5→1")));
+        assert!(
+            small
+                .iter()
+                .all(|s| s.args.windows(2).any(|w| w == ["-d", "2s"]))
+        );
+        assert!(
+            all(Sizes::default())
+                .iter()
+                .all(|s| s.tuning == Tuning::default())
         );
     }
 
