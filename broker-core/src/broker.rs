@@ -75,12 +75,11 @@ impl BrokerBuilder {
         };
         let snapshot = store.load()?;
         let first_message_id = restore::first_message_id(&snapshot);
-        let journal = Journal::start(store, sync, first_message_id).map_err(|e| {
-            StoreError::Write {
+        let journal =
+            Journal::start(store, sync, first_message_id).map_err(|e| StoreError::Write {
                 location: "the store's writer thread".into(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let broker = Broker::build(self.config, self.auth, Some(journal));
         broker.restore(snapshot);
         Ok(broker)
@@ -399,23 +398,24 @@ impl Broker {
         }
         let broker = Arc::downgrade(self);
         let id = client_id.clone();
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            if let Some(broker) = broker.upgrade() {
-                let mut wills = broker.wills.lock();
-                wills.remove(&id);
-                shrink_if_sparse(&mut wills);
-                drop(wills);
-                let will = Arc::unwrap_or_clone(will);
-                broker.publish(will.with_expiry_interval(
-                    expiry_interval,
-                    tokio::time::Instant::now().into_std(),
-                ));
-                if let Some(journal) = &broker.journal {
-                    journal.record(StoreOp::WillDone { client_id: id });
+        let task =
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Some(broker) = broker.upgrade() {
+                    let mut wills = broker.wills.lock();
+                    wills.remove(&id);
+                    shrink_if_sparse(&mut wills);
+                    drop(wills);
+                    let will = Arc::unwrap_or_clone(will);
+                    broker.publish(will.with_expiry_interval(
+                        expiry_interval,
+                        tokio::time::Instant::now().into_std(),
+                    ));
+                    if let Some(journal) = &broker.journal {
+                        journal.record(StoreOp::WillDone { client_id: id });
+                    }
                 }
-            }
-        });
+            });
         if let Some(old) = self.wills.lock().insert(client_id, task.abort_handle()) {
             old.abort();
         }

@@ -58,7 +58,10 @@ async fn stored(store: &MemoryStore, check: impl Fn(&Snapshot) -> bool) -> Snaps
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the store never reached the expected state: {:?}", store.snapshot());
+    panic!(
+        "the store never reached the expected state: {:?}",
+        store.snapshot()
+    );
 }
 
 #[tokio::test]
@@ -79,9 +82,13 @@ async fn a_restart_keeps_sessions_subscriptions_queued_messages_and_retained_mes
             };
             publisher.publish("t/a", &[i], qos, false).await;
         }
-        publisher.publish("r/1", b"kept", QoS::AtLeastOnce, true).await;
+        publisher
+            .publish("r/1", b"kept", QoS::AtLeastOnce, true)
+            .await;
         // Not stored: QoS 0 for an offline session.
-        publisher.publish("t/a", b"q0", QoS::AtMostOnce, false).await;
+        publisher
+            .publish("t/a", b"q0", QoS::AtMostOnce, false)
+            .await;
         publisher.disconnect().await;
 
         let broker = restart(broker, &store).await;
@@ -100,7 +107,9 @@ async fn a_restart_keeps_sessions_subscriptions_queued_messages_and_retained_mes
         assert!(sub.try_recv(Duration::from_millis(100)).await.is_none());
         // The subscription survived: new messages arrive without subscribing again.
         let mut publisher = Client::connect(&broker, version, "pub").await;
-        publisher.publish("t/b", b"new", QoS::AtLeastOnce, false).await;
+        publisher
+            .publish("t/b", b"new", QoS::AtLeastOnce, false)
+            .await;
         let p = sub.expect_publish().await;
         assert_eq!(p.payload, Bytes::from_static(b"new"));
         sub.ack(&p).await;
@@ -184,7 +193,10 @@ async fn in_flight_messages_are_resent_with_their_packet_ids_after_a_restart() {
     sub.send(Packet::PubComp(Ack::new(second_id))).await;
     sub.ack(&again3).await;
     assert!(sub.try_recv(Duration::from_millis(100)).await.is_none());
-    stored(&store, |s| s.sessions.iter().all(|s| s.deliveries.is_empty())).await;
+    stored(&store, |s| {
+        s.sessions.iter().all(|s| s.deliveries.is_empty())
+    })
+    .await;
     sub.disconnect().await;
     broker.shutdown().await;
 }
@@ -222,7 +234,11 @@ async fn an_inbound_qos2_message_is_not_routed_twice_across_a_restart() {
     publisher.send(Packet::PubRel(Ack::new(pid(7)))).await;
     match publisher.recv().await {
         Some(Packet::PubComp(ack)) => {
-            assert_eq!(ack.reason_code, ReasonCode::Success, "the identifier was known")
+            assert_eq!(
+                ack.reason_code,
+                ReasonCode::Success,
+                "the identifier was known"
+            )
         }
         other => panic!("expected PUBCOMP, got {other:?}"),
     }
@@ -409,7 +425,12 @@ async fn a_delayed_will_survives_a_restart_and_is_cancelled_by_the_clients_retur
     let p = watcher.expect_publish().await;
     assert_eq!(&*p.topic, "will/w1");
     watcher.ack(&p).await;
-    assert!(watcher.try_recv(Duration::from_millis(1500)).await.is_none());
+    assert!(
+        watcher
+            .try_recv(Duration::from_millis(1500))
+            .await
+            .is_none()
+    );
     stored(&store, |s| s.wills.is_empty()).await;
     w2.disconnect().await;
     watcher.disconnect().await;

@@ -840,79 +840,13 @@ fn churn_leaves_no_rows_and_the_file_stops_growing() {
     assert!(largest_wal <= 6 * 1024 * 1024, "{largest_wal}");
 }
 
-/// Not a test: prints the write rate of a store (`cargo test --release -p broker-core
-/// --features sqlite --test store_sqlite -- --ignored --nocapture throughput`). Each batch
-/// is 10,000 changes: 5,000 deliveries queued over 100 sessions and the 5,000 queued by the
-/// batch before completed; either each message goes to all 100 sessions (fan-out) or each
-/// delivery has a message of its own (one row written and deleted per delivery).
-#[test]
-#[ignore = "a measurement, run by hand in release mode"]
-fn throughput() {
-    const SESSIONS: u64 = 100;
-    const PER_SESSION: u64 = 50;
-    const BATCHES: u64 = 20;
-    static PAYLOAD: [u8; 64] = [0x42; 64];
-    for fan_out in [true, false] {
-        for sync in [
-            SyncPolicy::Periodic(Duration::from_secs(1)),
-            SyncPolicy::Always,
-        ] {
-            let dir = TempDir::new("throughput");
-            let mut store = SqliteStore::open(dir.join("store.db"), sync).unwrap();
-            let setup: Vec<StoreOp> = (0..SESSIONS)
-                .map(|k| session(k, &format!("c{k}"), SessionExpiry::Never))
-                .collect();
-            store.apply(&setup).unwrap();
-            let message_id = |seq: u64, k: u64| {
-                if fan_out { seq } else { seq * SESSIONS + k }
-            };
-            let (mut ops, mut elapsed) = (0, Duration::ZERO);
-            for batch_no in 0..BATCHES {
-                let mut batch = Vec::new();
-                for n in 0..PER_SESSION {
-                    let seq = batch_no * PER_SESSION + n;
-                    let shared = message(seq, "bench/topic", &PAYLOAD, QoS::AtLeastOnce, None);
-                    for k in 0..SESSIONS {
-                        if batch_no > 0 {
-                            let old = seq - PER_SESSION;
-                            batch.push(completed(k, old, message_id(old, k)));
-                        }
-                        let m = if fan_out {
-                            shared.clone()
-                        } else {
-                            message(
-                                message_id(seq, k),
-                                "bench/topic",
-                                &PAYLOAD,
-                                QoS::AtLeastOnce,
-                                None,
-                            )
-                        };
-                        batch.push(queued(k, delivery(seq, &m, QoS::AtLeastOnce, &[])));
-                    }
-                }
-                let start = Instant::now();
-                store.apply(&batch).unwrap();
-                elapsed += start.elapsed();
-                ops += batch.len();
-            }
-            println!(
-                "fan-out {fan_out}, {sync:?}: {ops} changes in {elapsed:.2?}: {:.0} changes/s",
-                ops as f64 / elapsed.as_secs_f64()
-            );
-        }
-    }
-}
-
 #[test]
 fn a_second_store_on_the_same_file_is_refused() {
     let dir = TempDir::new("locked");
     let path = dir.0.join("nanomq.db");
     let mut first = SqliteStore::open(&path, SyncPolicy::Always).unwrap();
     first.load().unwrap();
-    first
-        .apply(&[StoreOp::SessionEnded { key: 1 }])
-        .unwrap();
+    first.apply(&[StoreOp::SessionEnded { key: 1 }]).unwrap();
     let error = SqliteStore::open(&path, SyncPolicy::Always)
         .and_then(|mut second| second.load().map(|_| ()))
         .expect_err("two stores on one file");

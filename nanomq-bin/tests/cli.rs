@@ -417,7 +417,11 @@ fn an_unreadable_session_store_stops_the_start_and_is_left_alone() {
         "the error names the setting and the file: {stderr}"
     );
     assert!(!stderr.contains("listening on"), "{stderr}");
-    assert_eq!(std::fs::read(&db).unwrap(), garbage, "the file is untouched");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        garbage,
+        "the file is untouched"
+    );
 
     // A directory where the file should be.
     let config = loopback_config(&format!(

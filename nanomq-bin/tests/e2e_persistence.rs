@@ -173,11 +173,7 @@ fn mosquitto_sub(broker: &Broker, args: &[&str]) -> Vec<String> {
         output.stderr,
         broker.log()
     );
-    output
-        .stdout
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    output.stdout.lines().map(str::to_owned).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,11 +188,15 @@ async fn a_graceful_restart_keeps_sessions_queued_and_in_flight_messages_and_ret
     // Offline persistent subscribers, MQTT 5 and 3.1.1 (clean session 0).
     mosquitto_sub(
         &broker,
-        &["-V", "5", "-c", "-i", "sub-v5", "-x", "3600", "-q", "1", "-t", "q/#", "-E"],
+        &[
+            "-V", "5", "-c", "-i", "sub-v5", "-x", "3600", "-q", "1", "-t", "q/#", "-E",
+        ],
     );
     mosquitto_sub(
         &broker,
-        &["-V", "311", "-c", "-i", "sub-v311", "-q", "2", "-t", "q/#", "-E"],
+        &[
+            "-V", "311", "-c", "-i", "sub-v311", "-q", "2", "-t", "q/#", "-E",
+        ],
     );
     let messages: Vec<String> = (0..200).map(|i| format!("m-{i:04}")).collect();
     mosquitto_pub_lines(&broker, &["-V", "5", "-q", "1", "-t", "q/a"], &messages);
@@ -327,7 +327,11 @@ async fn after_sigkill_every_acknowledged_message_is_delivered_in_order() {
             while !killed && next < KILL_ROUND_MESSAGES && next - acked.len() as u32 <= WINDOW {
                 let id = pid((next % 60_000 + 1) as u16);
                 publisher
-                    .publish(&topic, next.to_string().as_bytes(), PublishQoS::AtLeastOnce(id))
+                    .publish(
+                        &topic,
+                        next.to_string().as_bytes(),
+                        PublishQoS::AtLeastOnce(id),
+                    )
                     .await;
                 next += 1;
             }
@@ -417,7 +421,11 @@ async fn expired_sessions_leave_the_database_and_it_stops_growing() {
             sub.subscribe(&format!("c/{id}"), QoS::AtLeastOnce).await;
             sub.disconnect().await;
             publisher
-                .publish(&format!("c/{id}"), &[7; 512], PublishQoS::AtLeastOnce(pid(1)))
+                .publish(
+                    &format!("c/{id}"),
+                    &[7; 512],
+                    PublishQoS::AtLeastOnce(pid(1)),
+                )
                 .await;
             match publisher.recv(Duration::from_secs(10)).await {
                 Some(Packet::PubAck(_)) => {}

@@ -313,5 +313,7 @@ pub(crate) fn to_wall_clock(at: std::time::Instant) -> SystemTime {
 /// has passed).
 pub(crate) fn from_wall_clock(at: SystemTime) -> std::time::Instant {
     let now = tokio::time::Instant::now().into_std();
-    now + at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    now + at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
 }
