@@ -321,8 +321,8 @@ impl Broker {
         {
             let mut state = session.state.lock();
             state.connection_lost();
-            if expiry != SessionExpiry::Immediately {
-                if let Some(durable) = state.durable.clone() {
+            if expiry != SessionExpiry::Immediately
+                && let Some(durable) = state.durable.clone() {
                     state.set_durable(
                         Some(durable),
                         StoreOp::Session {
@@ -333,7 +333,6 @@ impl Broker {
                         },
                     );
                 }
-            }
         }
         if let Some(will) = will {
             let will_delay =
@@ -360,12 +359,11 @@ impl Broker {
         let weak = Arc::downgrade(session);
         let task = tokio::spawn(async move {
             tokio::time::sleep(after).await;
-            if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade()) {
-                if !session.is_online() {
+            if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade())
+                && !session.is_online() {
                     session.expiry_task.lock().take();
                     broker.discard(&session);
                 }
-            }
         });
         if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
             old.abort();

@@ -21,7 +21,7 @@ use support::*;
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 async fn cycle(broker: &std::sync::Arc<broker_core::Broker>, n: usize) {
-    let version = if n % 2 == 0 {
+    let version = if n.is_multiple_of(2) {
         ProtocolVersion::V5
     } else {
         ProtocolVersion::V3_1_1
@@ -37,7 +37,7 @@ async fn cycle(broker: &std::sync::Arc<broker_core::Broker>, n: usize) {
         qos: QoS::AtLeastOnce,
         retain: false,
         properties: WillProperties {
-            will_delay_interval: (n % 4 == 0).then_some(1),
+            will_delay_interval: n.is_multiple_of(4).then_some(1),
             ..WillProperties::default()
         },
     });
@@ -55,7 +55,7 @@ async fn cycle(broker: &std::sync::Arc<broker_core::Broker>, n: usize) {
             )
             .await;
     }
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         client.drop_abruptly();
     } else {
         client.disconnect().await;

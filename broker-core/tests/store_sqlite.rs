@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use broker_core::{
     DeliveryState, MemoryStore, Message, SessionExpiry, Snapshot, SqliteStore, Store, StoreError,
@@ -98,7 +98,7 @@ fn delivery(seq: u64, message: &StoredMessage, qos: QoS, ids: &[u32]) -> StoredD
         seq,
         message: message.clone(),
         qos,
-        retain: seq % 2 == 0,
+        retain: seq.is_multiple_of(2),
         subscription_ids: ids
             .iter()
             .map(|&i| SubscriptionId::new(i).unwrap())

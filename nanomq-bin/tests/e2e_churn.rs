@@ -173,8 +173,8 @@ fn plan(prefix: &str, n: usize) -> Plan {
         client_id,
         shared,
         version,
-        abrupt: n % 3 == 0,
-        will_delay: (version == ProtocolVersion::V5 && n % 8 == 0).then_some(1),
+        abrupt: n.is_multiple_of(3),
+        will_delay: (version == ProtocolVersion::V5 && n.is_multiple_of(8)).then_some(1),
         previous: client_id_of(prefix, n.saturating_sub(1)).0,
     }
 }

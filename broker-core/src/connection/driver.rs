@@ -194,11 +194,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
             tokio::select! {
                 () = durable_reached(self.durable.as_mut(), awaited) => {}
                 changed = control.changed() => {
-                    if changed.is_ok() {
-                        if let Control::Close(reason) = *control.borrow_and_update() {
+                    if changed.is_ok()
+                        && let Control::Close(reason) = *control.borrow_and_update() {
                             return Exit::Closed(reason);
                         }
-                    }
                 }
                 _ = stopping.changed() => return Exit::Shutdown,
                 read = self.reader.fill(stream) => match read {

@@ -95,11 +95,10 @@ impl State {
                 }
             }
             StoreOp::Queued { session, delivery } => {
-                if let Some(s) = self.sessions.get_mut(session) {
-                    if !s.deliveries.iter().any(|d| d.seq == delivery.seq) {
+                if let Some(s) = self.sessions.get_mut(session)
+                    && !s.deliveries.iter().any(|d| d.seq == delivery.seq) {
                         s.deliveries.push(delivery.clone());
                     }
-                }
             }
             StoreOp::Progressed {
                 session,
@@ -120,11 +119,10 @@ impl State {
                 }
             }
             StoreOp::Qos2Received { session, packet_id } => {
-                if let Some(s) = self.sessions.get_mut(session) {
-                    if !s.inbound_qos2.contains(packet_id) {
+                if let Some(s) = self.sessions.get_mut(session)
+                    && !s.inbound_qos2.contains(packet_id) {
                         s.inbound_qos2.push(*packet_id);
                     }
-                }
             }
             StoreOp::Qos2Released { session, packet_id } => {
                 if let Some(s) = self.sessions.get_mut(session) {

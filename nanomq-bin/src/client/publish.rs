@@ -126,11 +126,10 @@ async fn run(args: PubArgs) -> Result<(), ClientError> {
             publish_lines(&mut client, &template).await?;
         } else {
             for i in 0..args.repeat {
-                if i > 0 {
-                    if let Some(delay) = args.repeat_delay {
+                if i > 0
+                    && let Some(delay) = args.repeat_delay {
                         tokio::time::sleep(delay).await;
                     }
-                }
                 client.publish(template.clone()).await?;
             }
         }

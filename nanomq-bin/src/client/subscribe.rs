@@ -172,11 +172,10 @@ async fn receive(
             _ = &mut interrupted => return client.disconnect().await,
         };
         // Answered outside the select: an acknowledgement is never half sent.
-        if let Event::Message(publish) = client.handle(packet).await? {
-            if deliver(&publish)? == Delivered::Enough {
+        if let Event::Message(publish) = client.handle(packet).await?
+            && deliver(&publish)? == Delivered::Enough {
                 return client.disconnect().await;
             }
-        }
     }
 }
 
