@@ -7,6 +7,7 @@
 //! until the announced position reaches its ticket. While a batch is being written the next
 //! one fills up, so the cost of a commit is shared by everything that arrived meanwhile.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -127,9 +128,10 @@ impl Journal {
         self.appended_cond.notify_one();
         let handle = self.writer.lock().take();
         if let Some(handle) = handle
-            && handle.join().is_err() {
-                tracing::error!("the session store writer panicked");
-            }
+            && handle.join().is_err()
+        {
+            tracing::error!("the session store writer panicked");
+        }
     }
 
     fn write_loop(&self, mut store: Box<dyn Store>) {
@@ -154,6 +156,7 @@ impl Journal {
                 }
                 pending.appended
             };
+            coalesce(&mut batch);
             match store.apply(&batch) {
                 Ok(()) => {
                     batch.clear();
@@ -184,5 +187,131 @@ impl Journal {
                 }
             }
         }
+    }
+}
+
+/// Drops the changes of deliveries that begin and end within `batch` (queued, sent and
+/// acknowledged while the previous batch was being written): the store would insert rows
+/// only to delete them. For a persistent subscriber that is online and keeps up, that is
+/// nearly every message.
+fn coalesce(batch: &mut Vec<StoreOp>) {
+    let completed: HashSet<(u64, u64)> = batch
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::Completed { session, seq, .. } => Some((*session, *seq)),
+            _ => None,
+        })
+        .collect();
+    if completed.is_empty() {
+        return;
+    }
+    let transient: HashSet<(u64, u64)> = batch
+        .iter()
+        .filter_map(|op| match op {
+            StoreOp::Queued { session, delivery } => Some((*session, delivery.seq)),
+            _ => None,
+        })
+        .filter(|key| completed.contains(key))
+        .collect();
+    if transient.is_empty() {
+        return;
+    }
+    batch.retain(|op| match op {
+        StoreOp::Queued { session, delivery } => !transient.contains(&(*session, delivery.seq)),
+        StoreOp::Progressed { session, seq, .. } | StoreOp::Completed { session, seq, .. } => {
+            !transient.contains(&(*session, *seq))
+        }
+        _ => true,
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{DeliveryState, StoredDelivery};
+    use mqtt_codec::{PacketId, QoS, TopicName};
+
+    fn queued(session: u64, seq: u64) -> StoreOp {
+        let message = Message::new(
+            TopicName::new("t").unwrap_or_else(|_| unreachable!()),
+            bytes::Bytes::from_static(b"x"),
+            QoS::AtLeastOnce,
+            false,
+            None,
+        );
+        StoreOp::Queued {
+            session,
+            delivery: StoredDelivery {
+                seq,
+                message: StoredMessage {
+                    id: seq,
+                    message: Arc::new(message),
+                    expires_at: None,
+                },
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                subscription_ids: Vec::new(),
+                state: DeliveryState::Queued,
+            },
+        }
+    }
+
+    fn progressed(session: u64, seq: u64) -> StoreOp {
+        StoreOp::Progressed {
+            session,
+            seq,
+            state: DeliveryState::AwaitingPubAck(
+                PacketId::new(1).unwrap_or_else(|| unreachable!()),
+            ),
+        }
+    }
+
+    fn completed(session: u64, seq: u64) -> StoreOp {
+        StoreOp::Completed {
+            session,
+            seq,
+            message: seq,
+        }
+    }
+
+    fn keys(batch: &[StoreOp]) -> Vec<(char, u64, u64)> {
+        batch
+            .iter()
+            .map(|op| match op {
+                StoreOp::Queued { session, delivery } => ('q', *session, delivery.seq),
+                StoreOp::Progressed { session, seq, .. } => ('p', *session, *seq),
+                StoreOp::Completed { session, seq, .. } => ('c', *session, *seq),
+                _ => ('?', 0, 0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn deliveries_that_begin_and_end_in_one_batch_are_not_written() {
+        let mut batch = vec![
+            // Queued in an earlier batch, completed in this one: the row must go.
+            progressed(1, 1),
+            completed(1, 1),
+            // Queued, sent and acknowledged within this batch: nothing to write.
+            queued(1, 2),
+            progressed(1, 2),
+            completed(1, 2),
+            // Same sequence number, another session: still queued.
+            queued(2, 2),
+            progressed(2, 2),
+            // Queued only.
+            queued(1, 3),
+        ];
+        coalesce(&mut batch);
+        assert_eq!(
+            keys(&batch),
+            [
+                ('p', 1, 1),
+                ('c', 1, 1),
+                ('q', 2, 2),
+                ('p', 2, 2),
+                ('q', 1, 3)
+            ]
+        );
     }
 }
