@@ -11,8 +11,7 @@
 //!
 //! A scenario may ask nanomq for more ([`Tuning`]): longer queues, and the SQLite store
 //! (`[persistence]`) with a fresh database file in the broker's directory, whose size
-//! [`Running::database_bytes`] gives after the run. [`Running::cpu_seconds`] reads the
-//! broker's CPU time from `/proc`.
+//! [`database_bytes`] gives after the run.
 //!
 //! Both inherit this process's open-files limit, which the harness raises first.
 
@@ -232,8 +231,7 @@ impl Running {
     /// The CPU time (user and system, every thread) it has used so far, in seconds; `None`
     /// where `/proc` cannot tell (not Linux).
     pub(crate) fn cpu_seconds(&self) -> Option<f64> {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).ok()?;
-        cpu_seconds_of(&stat)
+        super::cpu::process_seconds(self.pid())
     }
 
     /// Its SQLite database file, if it has one.
@@ -255,21 +253,6 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Linux's USER_HZ, the unit of the CPU times in `/proc/PID/stat` (100 on every
-/// architecture Linux exposes to user space today).
-const CLOCK_TICKS_PER_S: f64 = 100.0;
-
-/// utime + stime of a `/proc/PID/stat` line, in seconds.
-fn cpu_seconds_of(stat: &str) -> Option<f64> {
-    // The command name, in parentheses, may contain spaces: count fields after its end.
-    // After it: state (field 3), ..., utime (14), stime (15).
-    let (_, rest) = stat.rsplit_once(')')?;
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / CLOCK_TICKS_PER_S)
 }
 
 /// The size of an SQLite database: the file, its write-ahead log and shared memory index.
@@ -607,12 +590,5 @@ mod tests {
             ..tuning
         };
         assert!(!nanomq_config(None, &memory, None).contains("[persistence]"));
-    }
-
-    #[test]
-    fn cpu_time_is_read_from_proc_stat() {
-        let stat = "4242 (nano mq) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 9 0";
-        assert_eq!(cpu_seconds_of(stat), Some(3.25));
-        assert_eq!(cpu_seconds_of("garbage"), None);
     }
 }

@@ -16,9 +16,10 @@
 //!
 //! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
 //! figures read from their reports), [`output`] (tables and chart), [`tls`] (the
-//! certificate).
+//! certificate), [`cpu`] (CPU use during a run).
 
 mod broker;
+mod cpu;
 mod output;
 mod scenario;
 mod tls;
@@ -311,20 +312,47 @@ fn run_persistence(
         let store = scenario.tuning.store.name();
         println!("==> {} with sessions {store} on nanomq", scenario.name);
         let run = run_measured(nanomq, &kind, &scenario, out_dir);
+        let (mut cores, mut drain_s) = (None, None);
         let (rate, notes) = match &run.report {
             Ok(report) => {
+                let seconds = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64);
+                let connecting = seconds("/elapsed_s/connecting").unwrap_or(0.0);
+                if let Some(acknowledging) = seconds("/elapsed_s/acknowledging") {
+                    // Publishing, as the broker's clock sees it: from the start (after the
+                    // connections, give or take the client's start-up) to the last PUBACK.
+                    let from = Duration::try_from_secs_f64(connecting + 0.1).unwrap_or_default();
+                    let to =
+                        Duration::try_from_secs_f64(connecting + acknowledging).unwrap_or_default();
+                    cores = cpu::cores_between(&run.samples, from, to);
+                    drain_s = seconds("/elapsed_s/delivering").map(|d| d - acknowledging);
+                }
                 let mut line = one_line(&scenario, report);
+                if let Some(c) = cores {
+                    line.push_str(&format!(
+                        ", CPU while publishing: broker {:.2} cores, machine {:.2}",
+                        c.broker, c.machine
+                    ));
+                }
+                if let Some(drain) = drain_s {
+                    line.push_str(&format!(", drained in {drain:.1} s"));
+                }
                 if let Some(cpu) = run.cpu_s {
-                    line.push_str(&format!(", broker CPU {cpu:.1} s"));
+                    line.push_str(&format!(", broker CPU {cpu:.1} s in all"));
                 }
                 if let Some(bytes) = run.database_bytes {
                     line.push_str(&format!(", database {}", output::megabytes(bytes)));
                 }
                 println!("    {line}");
-                (
-                    scenario::read(report, &scenario::ACKED_RATE),
-                    scenario::integrity(report),
-                )
+                let mut notes = scenario::integrity(report);
+                let lost = report.pointer("/messages/lost").and_then(Value::as_u64);
+                let cut = scenario::PERSISTENCE_DRAIN.as_secs_f64() - 1.0;
+                if lost.is_some_and(|n| n > 0) && drain_s.is_some_and(|d| d >= cut) {
+                    notes.push_str(&format!(
+                        "; drain cut at {} s",
+                        scenario::PERSISTENCE_DRAIN.as_secs()
+                    ));
+                }
+                (scenario::read(report, &scenario::ACKED_RATE), notes)
             }
             Err(e) => {
                 println!("    FAILED: {e:#}");
@@ -346,7 +374,8 @@ fn run_persistence(
             store,
             rate,
             memory,
-            cpu_s: run.cpu_s,
+            cores,
+            drain_s,
             database_bytes: run.database_bytes,
             notes,
         });
@@ -356,6 +385,7 @@ fn run_persistence(
             "store": store,
             "broker": kind.name(),
             "broker_cpu_s": run.cpu_s,
+            "publishing_cores": cores.map(|c| json!({"broker": c.broker, "machine": c.machine})),
             "database_bytes": run.database_bytes,
             "report": run.report.as_ref().ok(),
             "error": run.report.as_ref().err().map(|e| format!("{e:#}")),
@@ -378,10 +408,10 @@ fn one_line(scenario: &Scenario, report: &Value) -> String {
     if !integrity.is_empty() {
         parts.push(integrity);
     }
-    if let Some(errors) = report.pointer("/errors").and_then(Value::as_array) {
-        if let Some(first) = errors.first().and_then(Value::as_str) {
-            parts.push(format!("{} error(s), first: {first}", errors.len()));
-        }
+    if let Some(errors) = report.pointer("/errors").and_then(Value::as_array)
+        && let Some(first) = errors.first().and_then(Value::as_str)
+    {
+        parts.push(format!("{} error(s), first: {first}", errors.len()));
     }
     parts.join(", ")
 }
@@ -406,6 +436,8 @@ struct Measured {
     report: Result<Value>,
     /// The broker's CPU time over the run, seconds.
     cpu_s: Option<f64>,
+    /// CPU times sampled during the run.
+    samples: Vec<cpu::Sample>,
     /// Its database's size once it stopped, bytes.
     database_bytes: Option<u64>,
 }
@@ -418,12 +450,15 @@ fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path)
             return Measured {
                 report: Err(e),
                 cpu_s: None,
+                samples: Vec::new(),
                 database_bytes: None,
             };
         }
     };
     let before = broker.cpu_seconds();
+    let sampler = cpu::Sampler::start(broker.pid());
     let report = bench_on(client, &mut broker, scenario);
+    let samples = sampler.finish();
     let cpu_s = broker
         .cpu_seconds()
         .zip(before)
@@ -434,6 +469,7 @@ fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path)
     Measured {
         report,
         cpu_s,
+        samples,
         database_bytes: database.as_deref().and_then(broker::database_bytes),
     }
 }

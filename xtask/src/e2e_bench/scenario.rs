@@ -215,7 +215,7 @@ pub(crate) const PERSISTENCE_QUEUE: u32 = 10_000_000;
 const PERSISTENCE_QUEUE_BYTES: u64 = 8 << 30;
 
 /// How long the subscriber may take to receive its queue once back.
-const PERSISTENCE_DRAIN: Duration = Duration::from_secs(120);
+pub(crate) const PERSISTENCE_DRAIN: Duration = Duration::from_secs(120);
 
 /// The persistence scenarios (nanomq only): QoS 1 fan-in from `sizes.clients` (at most 20)
 /// publishers to one subscriber that is an offline persistent session (MQTT 5) while they
