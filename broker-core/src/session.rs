@@ -114,6 +114,14 @@ impl InFlight {
     }
 }
 
+/// The earlier of two optional times (`None`: never).
+fn earlier(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// A delivery as the store records it, still queued.
 fn stored_delivery(journal: &Journal, delivery: &Delivery) -> StoredDelivery {
     StoredDelivery {
@@ -150,6 +158,9 @@ pub(crate) struct SessionState {
     pub(crate) subscriptions: HashMap<TopicFilter, (SubscriptionOptions, Option<SubscriptionId>)>,
     pub(crate) queue: VecDeque<Delivery>,
     queued_bytes: usize,
+    /// No queued message expires before this (`None`: none expires), so that looking for
+    /// expired messages does not walk the whole queue every time something is sent.
+    first_expiry: Option<Instant>,
     pub(crate) inflight: VecDeque<InFlight>,
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
     pub(crate) inbound_qos2: HashSet<u16>,
@@ -192,6 +203,7 @@ impl SessionShared {
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
+                first_expiry: None,
                 inflight: VecDeque::new(),
                 inbound_qos2: HashSet::new(),
                 next_packet_id: 1,
@@ -283,6 +295,7 @@ impl SessionState {
             });
         }
         self.queued_bytes += size;
+        self.note_expiry(&delivery);
         self.queue.push_back(delivery);
         Enqueued { result, ticket }
     }
@@ -450,12 +463,14 @@ impl SessionState {
     /// Puts a delivery back at the front of the queue (the window closed before it went).
     pub(crate) fn unpop(&mut self, d: Delivery) {
         self.queued_bytes += d.message.payload.len();
+        self.note_expiry(&d);
         self.queue.push_front(d);
     }
 
     /// Appends a delivery read back from the store (already stored: nothing is recorded).
     pub(crate) fn unpop_back(&mut self, d: Delivery) {
         self.queued_bytes += d.message.payload.len();
+        self.note_expiry(&d);
         self.queue.push_back(d);
     }
 
@@ -504,12 +519,18 @@ impl SessionState {
     /// Drops queued messages that expired by `now`; returns how many. Messages in flight
     /// stay: once a PUBLISH has gone out, its exchange is completed.
     pub(crate) fn drop_expired(&mut self, now: Instant) -> usize {
+        if self.first_expiry.is_none_or(|first| first > now) {
+            return 0;
+        }
         let before = self.queue.len();
         let mut bytes = 0;
+        let mut first = None;
         let durable = self.durable.as_ref();
         self.queue.retain(|d| {
             let keep = !d.message.is_expired(now);
-            if !keep {
+            if keep {
+                first = earlier(first, d.message.expires_at);
+            } else {
                 bytes += d.message.payload.len();
                 if let Some(durable) = durable {
                     durable.completed(d);
@@ -517,8 +538,13 @@ impl SessionState {
             }
             keep
         });
+        self.first_expiry = first;
         self.queued_bytes -= bytes;
         before - self.queue.len()
+    }
+
+    fn note_expiry(&mut self, d: &Delivery) {
+        self.first_expiry = earlier(self.first_expiry, d.message.expires_at);
     }
 
     /// When the oldest unacknowledged message sent on this connection is due for a resend.
