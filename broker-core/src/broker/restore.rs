@@ -13,7 +13,8 @@ use crate::message::Message;
 use crate::session::{Awaiting, Delivery, Durable, InFlight, SessionShared};
 use crate::store::{DeliveryState, Snapshot, StoreOp, StoredMessage, from_wall_clock};
 
-/// The first message identifier not used in `snapshot`.
+/// The first message identifier not used in `snapshot`: identifiers are never reused, or
+/// a new message's deliveries would refer to an old message's row.
 pub(super) fn first_message_id(snapshot: &Snapshot) -> u64 {
     let deliveries = snapshot
         .sessions
@@ -21,7 +22,9 @@ pub(super) fn first_message_id(snapshot: &Snapshot) -> u64 {
         .flat_map(|s| &s.deliveries)
         .map(|d| d.message.id);
     let retained = snapshot.retained.iter().map(|m| m.id);
-    deliveries.chain(retained).max().unwrap_or(0) + 1
+    // A delayed will keeps its identifier: its deliveries, once it fires, refer to it.
+    let wills = snapshot.wills.iter().map(|w| w.message.id);
+    deliveries.chain(retained).chain(wills).max().unwrap_or(0) + 1
 }
 
 /// Rebuilds stored messages, one `Arc` per stored identifier (deliveries of one publish
@@ -185,5 +188,43 @@ impl Broker {
             delayed_wills = wills,
             "restored from the session store"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{StoredMessage, StoredWill};
+    use bytes::Bytes;
+    use mqtt_codec::{ClientId, QoS, TopicName};
+
+    fn stored(id: u64) -> StoredMessage {
+        let topic = TopicName::new("t").unwrap_or_else(|_| unreachable!());
+        StoredMessage {
+            id,
+            message: Arc::new(Message::new(
+                topic,
+                Bytes::new(),
+                QoS::AtLeastOnce,
+                false,
+                None,
+            )),
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn new_message_identifiers_follow_every_stored_one() {
+        let mut snapshot = Snapshot::default();
+        assert_eq!(first_message_id(&snapshot), 1);
+        snapshot.retained.push(stored(4));
+        assert_eq!(first_message_id(&snapshot), 5);
+        snapshot.wills.push(StoredWill {
+            client_id: ClientId::new("w").unwrap_or_else(|_| unreachable!()),
+            message: stored(9),
+            expiry_interval: None,
+            fire_at: SystemTime::now(),
+        });
+        assert_eq!(first_message_id(&snapshot), 10);
     }
 }
