@@ -278,7 +278,7 @@ fn publish(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
             if v.is_v5() {
                 // An alias lets the topic be empty; exercise that too.
                 if props.topic_alias.is_some() && dup {
-                    p.topic = TopicName::empty();
+                    p.set_topic(TopicName::empty());
                 }
                 *p.properties_mut() = props;
             }
@@ -553,7 +553,7 @@ proptest! {
 }
 
 #[test]
-fn decoding_a_publish_borrows_the_payload() {
+fn decoding_a_publish_borrows_the_topic_and_payload() {
     let payload = Bytes::from(vec![7u8; 4096]);
     let p = Packet::Publish(Publish::new(TopicName::new("t/1").unwrap(), payload));
     let mut buf = encode(ProtocolVersion::V5, &p);
@@ -565,7 +565,17 @@ fn decoding_a_publish_borrows_the_payload() {
     else {
         panic!("not a PUBLISH")
     };
-    for ptr in [decoded.payload.as_ptr(), decoded.topic.as_ptr()] {
+    let topic = decoded.topic_name();
+    let payload = decoded.payload_bytes();
+    let (owned_topic, owned_payload) = decoded.clone().into_parts();
+    for ptr in [
+        decoded.payload().as_ptr(),
+        decoded.topic().as_ptr(),
+        topic.as_ptr(),
+        payload.as_ptr(),
+        owned_topic.as_ptr(),
+        owned_payload.as_ptr(),
+    ] {
         let ptr = ptr as usize;
         assert!(
             (frame_start..frame_end).contains(&ptr),
