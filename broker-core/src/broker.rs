@@ -322,17 +322,18 @@ impl Broker {
             let mut state = session.state.lock();
             state.connection_lost();
             if expiry != SessionExpiry::Immediately
-                && let Some(durable) = state.durable.clone() {
-                    state.set_durable(
-                        Some(durable),
-                        StoreOp::Session {
-                            key: session.key,
-                            client_id: session.client_id.clone(),
-                            expiry,
-                            disconnected_at: Some(SystemTime::now()),
-                        },
-                    );
-                }
+                && let Some(durable) = state.durable.clone()
+            {
+                state.set_durable(
+                    Some(durable),
+                    StoreOp::Session {
+                        key: session.key,
+                        client_id: session.client_id.clone(),
+                        expiry,
+                        disconnected_at: Some(SystemTime::now()),
+                    },
+                );
+            }
         }
         if let Some(will) = will {
             let will_delay =
@@ -360,10 +361,11 @@ impl Broker {
         let task = tokio::spawn(async move {
             tokio::time::sleep(after).await;
             if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade())
-                && !session.is_online() {
-                    session.expiry_task.lock().take();
-                    broker.discard(&session);
-                }
+                && !session.is_online()
+            {
+                session.expiry_task.lock().take();
+                broker.discard(&session);
+            }
         });
         if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
             old.abort();

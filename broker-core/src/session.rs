@@ -273,14 +273,15 @@ impl SessionState {
         }
         let mut ticket = 0;
         if let Some(durable) = &self.durable
-            && delivery.qos != QoS::AtMostOnce {
-                delivery.seq = self.next_seq;
-                self.next_seq += 1;
-                ticket = durable.record(StoreOp::Queued {
-                    session: durable.key,
-                    delivery: stored_delivery(&durable.journal, &delivery),
-                });
-            }
+            && delivery.qos != QoS::AtMostOnce
+        {
+            delivery.seq = self.next_seq;
+            self.next_seq += 1;
+            ticket = durable.record(StoreOp::Queued {
+                session: durable.key,
+                delivery: stored_delivery(&durable.journal, &delivery),
+            });
+        }
         self.queued_bytes += size;
         self.queue.push_back(delivery);
         Enqueued { result, ticket }
@@ -289,21 +290,23 @@ impl SessionState {
     /// Records that the delivery at `index` in flight moved on (sent, or PUBREC received).
     pub(crate) fn progressed(&self, index: usize) {
         if let (Some(durable), Some(f)) = (&self.durable, self.inflight.get(index))
-            && f.delivery.seq != 0 {
-                durable.record(StoreOp::Progressed {
-                    session: durable.key,
-                    seq: f.delivery.seq,
-                    state: f.stored_state(),
-                });
-            }
+            && f.delivery.seq != 0
+        {
+            durable.record(StoreOp::Progressed {
+                session: durable.key,
+                seq: f.delivery.seq,
+                state: f.stored_state(),
+            });
+        }
     }
 
     /// Removes the delivery at `index` in flight: its exchange ended.
     pub(crate) fn remove_inflight(&mut self, index: usize) {
         if let Some(f) = self.inflight.remove(index)
-            && let Some(durable) = &self.durable {
-                durable.completed(&f.delivery);
-            }
+            && let Some(durable) = &self.durable
+        {
+            durable.completed(&f.delivery);
+        }
     }
 
     /// Records that a delivery taken from the queue will never be sent (too large).

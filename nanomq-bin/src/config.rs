@@ -657,9 +657,10 @@ impl Problems {
         max: i64,
     ) -> Option<T> {
         if (min..=max).contains(&value)
-            && let Ok(value) = T::try_from(value) {
-                return Some(value);
-            }
+            && let Ok(value) = T::try_from(value)
+        {
+            return Some(value);
+        }
         if max == i64::MAX {
             self.add(key, format!("must be at least {min}, got {value}"));
         } else {

@@ -82,10 +82,11 @@ fn start(args: &StartArgs) -> Result<()> {
     // Everything that matters has finished inside `run`; do not wait on stragglers.
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Err(error) = &result
-        && log_to_file {
-            // The console gets it from `main`; the log file should say why the broker stopped.
-            tracing::error!("{error:#}");
-        }
+        && log_to_file
+    {
+        // The console gets it from `main`; the log file should say why the broker stopped.
+        tracing::error!("{error:#}");
+    }
     result
 }
 

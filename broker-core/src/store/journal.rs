@@ -127,9 +127,10 @@ impl Journal {
         self.appended_cond.notify_one();
         let handle = self.writer.lock().take();
         if let Some(handle) = handle
-            && handle.join().is_err() {
-                tracing::error!("the session store writer panicked");
-            }
+            && handle.join().is_err()
+        {
+            tracing::error!("the session store writer panicked");
+        }
     }
 
     fn write_loop(&self, mut store: Box<dyn Store>) {

@@ -96,9 +96,10 @@ impl State {
             }
             StoreOp::Queued { session, delivery } => {
                 if let Some(s) = self.sessions.get_mut(session)
-                    && !s.deliveries.iter().any(|d| d.seq == delivery.seq) {
-                        s.deliveries.push(delivery.clone());
-                    }
+                    && !s.deliveries.iter().any(|d| d.seq == delivery.seq)
+                {
+                    s.deliveries.push(delivery.clone());
+                }
             }
             StoreOp::Progressed {
                 session,
@@ -120,9 +121,10 @@ impl State {
             }
             StoreOp::Qos2Received { session, packet_id } => {
                 if let Some(s) = self.sessions.get_mut(session)
-                    && !s.inbound_qos2.contains(packet_id) {
-                        s.inbound_qos2.push(*packet_id);
-                    }
+                    && !s.inbound_qos2.contains(packet_id)
+                {
+                    s.inbound_qos2.push(*packet_id);
+                }
             }
             StoreOp::Qos2Released { session, packet_id } => {
                 if let Some(s) = self.sessions.get_mut(session) {

@@ -127,9 +127,10 @@ async fn run(args: PubArgs) -> Result<(), ClientError> {
         } else {
             for i in 0..args.repeat {
                 if i > 0
-                    && let Some(delay) = args.repeat_delay {
-                        tokio::time::sleep(delay).await;
-                    }
+                    && let Some(delay) = args.repeat_delay
+                {
+                    tokio::time::sleep(delay).await;
+                }
                 client.publish(template.clone()).await?;
             }
         }

@@ -173,9 +173,10 @@ async fn receive(
         };
         // Answered outside the select: an acknowledgement is never half sent.
         if let Event::Message(publish) = client.handle(packet).await?
-            && deliver(&publish)? == Delivered::Enough {
-                return client.disconnect().await;
-            }
+            && deliver(&publish)? == Delivered::Enough
+        {
+            return client.disconnect().await;
+        }
     }
 }
 
