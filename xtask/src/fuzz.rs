@@ -166,10 +166,11 @@ fn discover_targets(dir: &Path) -> Result<Vec<String>> {
         let path = entry
             .with_context(|| format!("could not list {}", dir.display()))?
             .path();
-        if path.is_file() && path.extension().is_some_and(|ext| ext == "rs") {
-            if let Some(stem) = path.file_stem().and_then(|stem| stem.to_str()) {
-                targets.push(stem.to_owned());
-            }
+        if path.is_file()
+            && path.extension().is_some_and(|ext| ext == "rs")
+            && let Some(stem) = path.file_stem().and_then(|stem| stem.to_str())
+        {
+            targets.push(stem.to_owned());
         }
     }
     targets.sort();

@@ -378,10 +378,10 @@ fn one_line(scenario: &Scenario, report: &Value) -> String {
     if !integrity.is_empty() {
         parts.push(integrity);
     }
-    if let Some(errors) = report.pointer("/errors").and_then(Value::as_array) {
-        if let Some(first) = errors.first().and_then(Value::as_str) {
-            parts.push(format!("{} error(s), first: {first}", errors.len()));
-        }
+    if let Some(errors) = report.pointer("/errors").and_then(Value::as_array)
+        && let Some(first) = errors.first().and_then(Value::as_str)
+    {
+        parts.push(format!("{} error(s), first: {first}", errors.len()));
     }
     parts.join(", ")
 }
