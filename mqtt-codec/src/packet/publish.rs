@@ -268,6 +268,16 @@ impl Publish {
     }
 
     /// The payload.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use mqtt_codec::{Publish, TopicName};
+    ///
+    /// let mut publish = Publish::new(TopicName::new("t").unwrap(), Bytes::from("21.5"));
+    /// assert_eq!(publish.payload(), b"21.5");
+    /// publish.set_payload(Bytes::from("22.0"));
+    /// assert_eq!((publish.topic(), publish.payload()), ("t", &b"22.0"[..]));
+    /// ```
     pub fn payload(&self) -> &[u8] {
         match &self.content {
             Content::Parts { payload, .. } => payload,
@@ -444,10 +454,12 @@ impl Publish {
         if self.qos.packet_id().is_some() {
             len += 2;
         }
-        if version.is_v5() {
-            len += self.properties().block_len()?;
-        } else {
-            no_properties_before_v5(self.properties(), version)?;
+        // Most messages carry no properties: no need to look at each one.
+        match (&self.properties, version.is_v5()) {
+            (None, true) => len += 1,
+            (None, false) => {}
+            (Some(p), true) => len += p.block_len()?,
+            (Some(p), false) => no_properties_before_v5(&**p, version)?,
         }
         Ok(len)
     }
@@ -462,7 +474,10 @@ impl Publish {
             buf.put_u16(id.get());
         }
         if version.is_v5() {
-            self.properties().write_block(buf);
+            match &self.properties {
+                None => buf.put_u8(0),
+                Some(p) => p.write_block(buf),
+            }
         }
     }
 
