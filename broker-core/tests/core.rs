@@ -41,8 +41,8 @@ async fn qos_0_1_2_are_delivered_with_the_lower_qos() {
                 .await;
             let p = sub.expect_publish().await;
             assert_eq!(p.qos.qos(), qos);
-            assert_eq!(p.payload, Bytes::from(format!("m{i}")));
-            assert_eq!(&*p.topic, "t/a");
+            assert_eq!(p.payload(), Bytes::from(format!("m{i}")));
+            assert_eq!(p.topic(), "t/a");
             sub.ack(&p).await;
         }
         // A QoS 1 subscription downgrades QoS 2 messages.
@@ -139,7 +139,7 @@ async fn retained_messages_are_stored_replaced_deleted_and_follow_retain_handlin
     let mut sub = Client::connect(&broker, V5, "sub").await;
     sub.subscribe("r/1", QoS::AtLeastOnce).await;
     let p = sub.expect_publish().await;
-    assert_eq!((p.payload.as_ref(), p.retain), (&b"new"[..], true));
+    assert_eq!((p.payload(), p.retain), (&b"new"[..], true));
     sub.ack(&p).await;
 
     // Retain handling 1: only for a new subscription.
@@ -160,7 +160,7 @@ async fn retained_messages_are_stored_replaced_deleted_and_follow_retain_handlin
     let mut late = Client::connect(&broker, V5, "late").await;
     late.subscribe("r/+", QoS::AtLeastOnce).await;
     let p = late.expect_publish().await;
-    assert_eq!(&*p.topic, "r/2");
+    assert_eq!(p.topic(), "r/2");
     assert!(late.try_recv(Duration::from_secs(1)).await.is_none());
 }
 
@@ -212,7 +212,7 @@ async fn keep_alive_timeout_closes_with_0x8d_and_publishes_the_will() {
         "closed after {waited:?}, expected 1.5 x 10 s"
     );
     let will = watcher.expect_publish().await;
-    assert_eq!(will.payload.as_ref(), b"gone");
+    assert_eq!(will.payload(), b"gone");
 }
 
 #[tokio::test(start_paused = true)]
@@ -361,7 +361,7 @@ async fn takeover_closes_the_old_connection_with_0x8e_and_keeps_messages_in_flig
     let resent = second.expect_publish().await;
     assert_eq!(resent.qos, p.qos, "same packet identifier");
     assert!(resent.dup);
-    assert_eq!(resent.payload, p.payload);
+    assert_eq!(resent.payload(), p.payload());
     second.ack(&resent).await;
     assert_eq!(broker.metrics().takeovers, 1);
 }
@@ -404,7 +404,7 @@ async fn offline_queue_is_bounded_and_drops_the_oldest() {
     assert!(ack.session_present);
     for i in 5..10u8 {
         let p = sub.expect_publish().await;
-        assert_eq!(p.payload.as_ref(), &[i]);
+        assert_eq!(p.payload(), &[i]);
         sub.ack(&p).await;
     }
     assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());
@@ -429,7 +429,7 @@ async fn drop_newest_keeps_the_first_messages() {
     let (mut sub, _) = Client::connect_with(&broker, persistent(V5, "sub", 3600)).await;
     for i in 0..3u8 {
         let p = sub.expect_publish().await;
-        assert_eq!(p.payload.as_ref(), &[i]);
+        assert_eq!(p.payload(), &[i]);
         sub.ack(&p).await;
     }
     assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());
@@ -483,7 +483,7 @@ async fn offline_messages_resume_under_the_new_connections_limits() {
             Some(Packet::Publish(p)) => {
                 assert!(!p.dup, "sent twice");
                 received.push((
-                    u32::from_be_bytes(p.payload[..4].try_into().unwrap()),
+                    u32::from_be_bytes(p.payload()[..4].try_into().unwrap()),
                     p.qos.qos(),
                 ));
                 match p.qos {
@@ -533,7 +533,7 @@ async fn the_receive_maximum_bounds_messages_in_flight() {
         "window exceeded"
     );
     slow.ack(&held[0]).await;
-    assert_eq!(slow.expect_publish().await.payload.as_ref(), &[3]);
+    assert_eq!(slow.expect_publish().await.payload(), &[3]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -595,12 +595,12 @@ async fn topic_aliases_work_both_ways() {
 
     // Outbound: the first delivery names the topic and an alias, the second only the alias.
     let first = sub.expect_publish().await;
-    assert_eq!(&*first.topic, "long/topic/name");
+    assert_eq!(first.topic(), "long/topic/name");
     let alias = first.properties().topic_alias.expect("alias set up");
     let second = sub.expect_publish().await;
-    assert!(second.topic.is_empty());
+    assert!(second.topic().is_empty());
     assert_eq!(second.properties().topic_alias, Some(alias));
-    assert_eq!(second.payload.as_ref(), b"2");
+    assert_eq!(second.payload(), b"2");
 
     // An alias never set up is a protocol error.
     let mut p = Publish::new(TopicName::empty(), Bytes::new());
@@ -629,7 +629,7 @@ async fn shared_subscriptions_take_turns() {
     for client in [&mut a, &mut b] {
         for _ in 0..5 {
             let p = client.expect_publish().await;
-            seen.push(p.payload[0]);
+            seen.push(p.payload()[0]);
             client.ack(&p).await;
         }
         assert!(client.try_recv(Duration::from_secs(1)).await.is_none());
@@ -654,7 +654,7 @@ async fn message_expiry_drops_queued_messages_and_forwards_the_remaining_interva
     tokio::time::sleep(Duration::from_secs(10)).await;
     let (mut sub, _) = Client::connect_with(&broker, persistent(V5, "sub", 3600)).await;
     let p = sub.expect_publish().await;
-    assert_eq!(p.payload.as_ref(), b"long_");
+    assert_eq!(p.payload(), b"long_");
     assert_eq!(p.properties().message_expiry_interval, Some(90));
     sub.ack(&p).await;
     assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());
@@ -726,7 +726,7 @@ async fn malformed_packets_close_only_their_connection() {
     publisher
         .publish("t", b"still here", QoS::AtMostOnce, false)
         .await;
-    assert_eq!(sub.expect_publish().await.payload.as_ref(), b"still here");
+    assert_eq!(sub.expect_publish().await.payload(), b"still here");
     assert_eq!(broker.metrics().protocol_errors, 3);
 }
 
@@ -833,7 +833,7 @@ async fn unacknowledged_messages_too_large_for_the_new_connection_are_dropped_in
     for i in [1u8, 3] {
         let p = sub.expect_publish().await;
         assert!(p.dup);
-        assert_eq!(p.payload[0], i);
+        assert_eq!(p.payload()[0], i);
         sub.ack(&p).await;
     }
     assert!(sub.try_recv(Duration::from_secs(1)).await.is_none());

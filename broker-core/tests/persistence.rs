@@ -97,7 +97,7 @@ async fn a_restart_keeps_sessions_subscriptions_queued_messages_and_retained_mes
         let mut received = Vec::new();
         for i in 0..10u8 {
             let p = sub.expect_publish().await;
-            assert_eq!(p.payload, Bytes::from(vec![i]), "{version}: in order");
+            assert_eq!(p.payload(), Bytes::from(vec![i]), "{version}: in order");
             assert!(!p.dup, "never sent before the restart");
             received.push(p);
         }
@@ -111,14 +111,14 @@ async fn a_restart_keeps_sessions_subscriptions_queued_messages_and_retained_mes
             .publish("t/b", b"new", QoS::AtLeastOnce, false)
             .await;
         let p = sub.expect_publish().await;
-        assert_eq!(p.payload, Bytes::from_static(b"new"));
+        assert_eq!(p.payload(), Bytes::from_static(b"new"));
         sub.ack(&p).await;
         // So did the retained message.
         let mut other = Client::connect(&broker, version, "other").await;
         other.subscribe("r/#", QoS::AtLeastOnce).await;
         let p = other.expect_publish().await;
         assert!(p.retain);
-        assert_eq!(p.payload, Bytes::from_static(b"kept"));
+        assert_eq!(p.payload(), Bytes::from_static(b"kept"));
         // Clear it for the next version's round.
         publisher.publish("r/1", b"", QoS::AtLeastOnce, true).await;
         publisher.disconnect().await;
@@ -180,7 +180,7 @@ async fn in_flight_messages_are_resent_with_their_packet_ids_after_a_restart() {
     let again = sub.expect_publish().await;
     assert!(again.dup);
     assert_eq!(again.qos, first.qos, "same packet identifier");
-    assert_eq!(again.payload, first.payload);
+    assert_eq!(again.payload(), first.payload());
     match sub.recv().await {
         Some(Packet::PubRel(rel)) => assert_eq!(rel.packet_id, second_id),
         other => panic!("expected PUBREL for the PUBREC'd message, got {other:?}"),
@@ -188,7 +188,7 @@ async fn in_flight_messages_are_resent_with_their_packet_ids_after_a_restart() {
     let again3 = sub.expect_publish().await;
     assert!(again3.dup);
     assert_eq!(again3.qos, third.qos);
-    assert_eq!(again3.payload, third.payload);
+    assert_eq!(again3.payload(), third.payload());
     sub.ack(&again).await;
     sub.send(Packet::PubComp(Ack::new(second_id))).await;
     sub.ack(&again3).await;
@@ -215,7 +215,7 @@ async fn an_inbound_qos2_message_is_not_routed_twice_across_a_restart() {
         Some(Packet::PubRec(ack)) => assert_eq!(ack.packet_id, pid(7)),
         other => panic!("expected PUBREC, got {other:?}"),
     }
-    assert_eq!(sub.expect_publish().await.payload, p.payload);
+    assert_eq!(sub.expect_publish().await.payload(), p.payload());
     publisher.drop_abruptly();
     sub.disconnect().await;
 
@@ -309,7 +309,7 @@ async fn sync_always_acknowledges_only_what_the_store_has() {
     p.qos = PublishQoS::AtLeastOnce(pid(1));
     publisher.send(Packet::Publish(p.clone())).await;
     // Acknowledgements go out in order: this one waits behind the first.
-    p.topic = topic("t/nobody");
+    p.set_topic(topic("t/nobody"));
     p.qos = PublishQoS::AtLeastOnce(pid(2));
     publisher.send(Packet::Publish(p)).await;
     assert!(
@@ -423,7 +423,7 @@ async fn a_delayed_will_survives_a_restart_and_is_cancelled_by_the_clients_retur
     let (w2, ack) = Client::connect_with(&broker, persistent(V5, "w2", 60)).await;
     assert!(ack.session_present);
     let p = watcher.expect_publish().await;
-    assert_eq!(&*p.topic, "will/w1");
+    assert_eq!(p.topic(), "will/w1");
     watcher.ack(&p).await;
     assert!(
         watcher

@@ -3,7 +3,8 @@
 
 use bytes::{Bytes, BytesMut};
 
-use crate::{DecodeError, FixedHeader, Packet, ProtocolVersion};
+use crate::parse::{VarInt, decode_varint};
+use crate::{DecodeError, FixedHeader, Packet, PacketType, ProtocolVersion, Publish};
 
 /// The largest packet MQTT can express: a 5-byte fixed header and 268,435,455 bytes of body.
 pub const MAX_PACKET_SIZE: u32 = 268_435_460;
@@ -89,7 +90,35 @@ impl Decoder {
     /// Returns `Ok(None)` if `buf` does not hold a whole packet yet (nothing is consumed),
     /// and an error as soon as the bytes present prove the packet invalid. The packet's
     /// strings and payload share `buf`'s memory: nothing is copied.
+    #[inline]
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
+        // The hot path: a PUBLISH on a connection whose version is known, with its remaining
+        // length complete and within the limit. Anything else, including every error the
+        // fixed header can have, takes the general path.
+        if let (Some(version), Some(&first)) = (self.version, buf.first())
+            && first >> 4 == PacketType::Publish as u8
+            && (first >> 1) & 0b11 != 3
+            && let VarInt::Value(remaining, len_bytes) =
+                decode_varint(buf.get(1..).unwrap_or_default())
+            && 1 + len_bytes + remaining as usize <= self.max_packet_size as usize
+        {
+            let header_len = 1 + len_bytes;
+            let frame_len = header_len + remaining as usize;
+            if buf.len() < frame_len {
+                return Ok(None);
+            }
+            let frame = buf.split_to(frame_len).freeze();
+            return match Publish::decode(frame, header_len, first & 0x0F, version) {
+                Ok(publish) => Ok(Some(Packet::Publish(publish))),
+                Err(e) => Err(e),
+            };
+        }
+        self.decode_general(buf)
+    }
+
+    /// [`Decoder::decode`] for every packet but the hot path's.
+    #[inline(never)]
+    fn decode_general(&mut self, buf: &mut BytesMut) -> Result<Option<Packet>, DecodeError> {
         let Some(header) = FixedHeader::parse(buf, self.version, self.max_packet_size)? else {
             return Ok(None);
         };

@@ -6,7 +6,8 @@
 //!   whole packet is there. The maximum packet size is checked on the fixed header, before the
 //!   body is buffered.
 //! - **Zero copy**: topics, strings and payloads of a decoded packet are slices of the received
-//!   bytes ([`bytes::Bytes`], [`ByteString`]).
+//!   bytes ([`bytes::Bytes`], [`ByteString`]). A decoded [`Publish`] holds one handle, on its
+//!   frame, with its topic and payload as ranges of it.
 //! - **Strict**: reserved bits, QoS 3, UTF-8 rules, wildcard placement, packet identifiers,
 //!   which properties each packet may carry, CONNECT flag consistency, shared subscription
 //!   syntax. Every [`DecodeError`] maps to the MQTT 5 [`ReasonCode`] a server sends for it.

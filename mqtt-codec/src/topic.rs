@@ -6,7 +6,10 @@
 use core::fmt;
 use core::ops::Deref;
 
+use bytes::Bytes;
 use bytestring::ByteString;
+
+use crate::DecodeError;
 
 /// The longest string MQTT can encode: its length prefix is two bytes.
 pub const MAX_STRING_LEN: usize = u16::MAX as usize;
@@ -164,7 +167,8 @@ impl TopicName {
         if name.is_empty() {
             return Err(InvalidTopic::Empty);
         }
-        Self::new_allow_empty(name)
+        check_topic_name(&name)?;
+        Ok(Self(name))
     }
 
     /// The empty topic name of an MQTT 5 PUBLISH that names its topic by alias only.
@@ -172,18 +176,10 @@ impl TopicName {
         Self(ByteString::from_static(""))
     }
 
-    pub(crate) fn new_allow_empty(name: ByteString) -> Result<Self, InvalidTopic> {
-        if name.len() > MAX_STRING_LEN {
-            return Err(InvalidTopic::TooLong);
-        }
-        let bytes = name.as_bytes();
-        if memchr::memchr3(0, b'+', b'#', bytes).is_none() {
-            Ok(Self(name))
-        } else if memchr::memchr(0, bytes).is_some() {
-            Err(InvalidTopic::NullCharacter)
-        } else {
-            Err(InvalidTopic::WildcardInName)
-        }
+    /// The topic name of a decoded PUBLISH, from the bytes [`check_decoded_topic_name`]
+    /// accepted (UTF-8 is checked again: without `unsafe`, a `str` cannot skip it).
+    pub(crate) fn from_decoded(bytes: Bytes) -> Self {
+        ByteString::try_from(bytes).map_or_else(|_| Self::empty(), Self)
     }
 
     /// Whether this is a `$`-topic (such as `$SYS/...`), which wildcards at the first level
@@ -191,6 +187,80 @@ impl TopicName {
     pub fn is_system(&self) -> bool {
         self.0.starts_with('$')
     }
+}
+
+/// Checks the bytes of a decoded PUBLISH's topic name, which may be empty (an alias names
+/// the topic; the caller checks that): UTF-8, then no U+0000 and no wildcards.
+///
+/// Most topic names are short and ASCII: one pass over 8 bytes at a time proves those valid,
+/// and only a name that fails it goes through the full checks, which pick the error.
+#[inline]
+pub(crate) fn check_decoded_topic_name(bytes: &[u8]) -> Result<(), DecodeError> {
+    if is_plain_topic_name(bytes) {
+        Ok(())
+    } else {
+        check_decoded_topic_name_slow(bytes)
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn check_decoded_topic_name_slow(bytes: &[u8]) -> Result<(), DecodeError> {
+    let name = core::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    check_topic_name(name).map_err(DecodeError::InvalidTopicName)
+}
+
+/// The rules of a topic name beyond UTF-8, the empty name allowed.
+fn check_topic_name(name: &str) -> Result<(), InvalidTopic> {
+    if name.len() > MAX_STRING_LEN {
+        return Err(InvalidTopic::TooLong);
+    }
+    let bytes = name.as_bytes();
+    if memchr::memchr3(0, b'+', b'#', bytes).is_none() {
+        Ok(())
+    } else if memchr::memchr(0, bytes).is_some() {
+        Err(InvalidTopic::NullCharacter)
+    } else {
+        Err(InvalidTopic::WildcardInName)
+    }
+}
+
+/// Whether `bytes` is ASCII without U+0000, `+` or `#`: a valid topic name at a glance.
+/// `false` says only that the full checks must decide.
+///
+/// Written for the vectorizer: the bytes are read in blocks of 16 (the last block again,
+/// overlapping, for the tail) and the verdicts of every block are or-ed together without a
+/// branch, which compiles to a few SSE2 instructions per block. Out of line, because that
+/// shape does not survive inlining into a large caller.
+#[inline(never)]
+fn is_plain_topic_name(bytes: &[u8]) -> bool {
+    if let Some(last) = bytes.last_chunk::<16>() {
+        let (blocks, _) = bytes.as_chunks::<16>();
+        let mut bad = [0_u8; 16];
+        for block in blocks.iter().chain([last]) {
+            for (bad, &byte) in bad.iter_mut().zip(block) {
+                *bad |= bad_byte(byte);
+            }
+        }
+        bad == [0; 16]
+    } else if let (Some(first), Some(last)) = (bytes.first_chunk::<8>(), bytes.last_chunk::<8>()) {
+        let mut bad = [0_u8; 8];
+        for block in [first, last] {
+            for (bad, &byte) in bad.iter_mut().zip(block) {
+                *bad |= bad_byte(byte);
+            }
+        }
+        bad == [0; 8]
+    } else {
+        bytes.iter().all(|&byte| bad_byte(byte) == 0)
+    }
+}
+
+/// Non-zero for a byte that is not plain ASCII, or is U+0000, `+` or `#`.
+#[inline(always)]
+const fn bad_byte(b: u8) -> u8 {
+    // `#` (0x23) and `+` (0x2B) differ only in bit 3.
+    (b & 0x80) | (b == 0) as u8 | (b | 0x08 == b'+') as u8
 }
 
 /// A shared subscription's parts: `$share/{group}/{filter}`.
@@ -328,6 +398,48 @@ mod tests {
             Err(InvalidTopic::TooLong)
         );
         assert!(TopicName::new("/").is_ok());
+    }
+
+    #[test]
+    fn the_quick_topic_check_agrees_with_the_full_one() {
+        // Every length around the 8-byte words, every position, every kind of byte.
+        let specials: &[&[u8]] = &[
+            b"\0",
+            b"+",
+            b"#",
+            b"\x7f",
+            b"\x80",
+            b"\xff",
+            b"\xc3\xa9",
+            b"\xc0\xaf",
+            b"\xed\xa0\x80",
+            b"\xf0\x9f\x92\xa1",
+            b"*",
+            b"'",
+            b"/",
+            b"$",
+            b"+#",
+        ];
+        for len in 0..=20 {
+            for at in 0..=len {
+                for special in specials {
+                    let mut bytes = b"a/b-c_d.e".repeat(3);
+                    bytes.truncate(len);
+                    bytes.splice(at..at, special.iter().copied());
+                    let full = core::str::from_utf8(&bytes)
+                        .map_err(|_| DecodeError::InvalidUtf8)
+                        .and_then(|s| check_topic_name(s).map_err(DecodeError::InvalidTopicName));
+                    assert_eq!(check_decoded_topic_name(&bytes), full, "{bytes:x?}");
+                    if is_plain_topic_name(&bytes) {
+                        assert!(bytes.is_ascii() && full.is_ok(), "{bytes:x?}");
+                    }
+                }
+            }
+        }
+        assert!(is_plain_topic_name(
+            b"sensors/building-7/floor-3/temperature"
+        ));
+        assert!(is_plain_topic_name(b""));
     }
 
     #[test]

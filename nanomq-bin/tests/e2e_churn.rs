@@ -337,7 +337,7 @@ async fn will_watcher(
                 Ok(packet) => packet.unwrap(),
             };
             if let Packet::Publish(publish) = packet {
-                let n: usize = std::str::from_utf8(&publish.payload)
+                let n: usize = std::str::from_utf8(publish.payload())
                     .unwrap()
                     .parse()
                     .unwrap();

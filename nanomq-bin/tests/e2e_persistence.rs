@@ -270,9 +270,9 @@ async fn a_graceful_restart_keeps_sessions_queued_and_in_flight_messages_and_ret
     match &resent[..] {
         [Packet::Publish(a), Packet::PubRel(rel), Packet::Publish(c)] => {
             assert!(a.dup && c.dup, "resent with DUP");
-            assert_eq!((a.qos, &a.payload), (sent[0].qos, &sent[0].payload));
+            assert_eq!((a.qos, a.payload()), (sent[0].qos, sent[0].payload()));
             assert_eq!(rel.packet_id, two);
-            assert_eq!((c.qos, &c.payload), (sent[2].qos, &sent[2].payload));
+            assert_eq!((c.qos, c.payload()), (sent[2].qos, sent[2].payload()));
         }
         other => panic!("expected PUBLISH, PUBREL, PUBLISH; got {other:?}"),
     }
@@ -366,7 +366,7 @@ async fn after_sigkill_every_acknowledged_message_is_delivered_in_order() {
             let Packet::Publish(p) = packet else {
                 panic!("expected PUBLISH, got {packet:?}");
             };
-            let seq: u32 = std::str::from_utf8(&p.payload).unwrap().parse().unwrap();
+            let seq: u32 = std::str::from_utf8(p.payload()).unwrap().parse().unwrap();
             if let PublishQoS::AtLeastOnce(id) = p.qos {
                 sub.send(Packet::PubAck(Ack::new(id))).await;
             }

@@ -309,7 +309,7 @@ async fn raw_frames_against_the_binary() {
     assert!(got.iter().any(|p| matches!(p, Packet::PingResp)), "{got:?}");
     assert!(
         got.iter()
-            .any(|p| matches!(p, Packet::Publish(m) if &m.payload[..] == b"batched")),
+            .any(|p| matches!(p, Packet::Publish(m) if m.payload() == b"batched")),
         "{got:?}"
     );
 

@@ -223,7 +223,7 @@ async fn a_packet_may_span_messages_and_a_message_may_hold_several_packets() {
             _ => None,
         })
         .unwrap_or_else(|| panic!("no PUBLISH in {got:?}"));
-    assert_eq!(&delivered.payload[..], b"hello");
+    assert_eq!(delivered.payload(), b"hello");
 }
 
 #[tokio::test]
@@ -254,7 +254,7 @@ async fn a_large_packet_goes_out_in_several_messages() {
     }
     let before = client.messages;
     match client.packet().await {
-        Packet::Publish(publish) => assert_eq!(&publish.payload[..], &payload[..]),
+        Packet::Publish(publish) => assert_eq!(publish.payload(), &payload[..]),
         other => panic!("expected PUBLISH, got {other:?}"),
     }
     assert!(

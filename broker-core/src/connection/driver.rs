@@ -370,21 +370,21 @@ impl<'a, P: Pipe> Driver<'a, P> {
             if alias.get() > self.broker.config.max_topic_alias {
                 return Some(self.protocol_error(ReasonCode::TopicAliasInvalid));
             }
-            if publish.topic.is_empty() {
+            if publish.topic().is_empty() {
                 match self.inbound_aliases.get(&alias.get()) {
-                    Some(topic) => publish.topic = topic.clone(),
+                    Some(topic) => publish.set_topic(topic.clone()),
                     None => return Some(self.protocol_error(ReasonCode::ProtocolError)),
                 }
             } else {
                 self.inbound_aliases
-                    .insert(alias.get(), publish.topic.clone());
+                    .insert(alias.get(), publish.topic_name());
             }
         }
         if !publish.properties().subscription_identifiers.is_empty() {
             // A client may not send subscription identifiers (MQTT 5 3.3.4).
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         }
-        let forbidden = publish.topic.starts_with("$SYS");
+        let forbidden = publish.topic().starts_with("$SYS");
         let now = Instant::now().into_std();
         match publish.qos {
             PublishQoS::AtMostOnce => {
@@ -451,22 +451,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     /// Routes a client's PUBLISH.
-    fn route(&self, publish: Publish, now: std::time::Instant) -> Routed {
+    fn route(&self, mut publish: Publish, now: std::time::Instant) -> Routed {
         // Alias and expiry belong to this hop; what is left passes through to subscribers.
-        let mut properties = publish.properties;
+        let mut properties = publish.properties.take();
         let expiry = properties.as_mut().and_then(|p| {
             p.topic_alias = None;
             p.message_expiry_interval.take()
         });
         let properties = properties.filter(|p| !p.is_empty());
-        let mut message = Message::new(
-            publish.topic,
-            publish.payload,
-            publish.qos.qos(),
-            publish.retain,
-            properties,
-        )
-        .with_expiry_interval(expiry, now);
+        let (qos, retain) = (publish.qos.qos(), publish.retain);
+        // The topic and payload stay slices of the received frame: no copy.
+        let (topic, payload) = publish.into_parts();
+        let mut message =
+            Message::new(topic, payload, qos, retain, properties).with_expiry_interval(expiry, now);
         message.publisher = Some(self.session.key);
         self.broker.publish(message)
     }
@@ -772,14 +769,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
             } else {
                 None
             };
-        let mut publish = Publish {
-            dup,
-            qos,
-            retain: delivery.retain,
-            topic: message.topic.clone(),
-            payload: message.payload.clone(),
-            properties,
-        };
+        // Shares the message's topic and payload: no copy per subscriber.
+        let mut publish = Publish::new(message.topic.clone(), message.payload.clone());
+        publish.dup = dup;
+        publish.qos = qos;
+        publish.retain = delivery.retain;
+        publish.properties = properties;
         let max = self.param().maximum_packet_size;
         let fits = publish
             .encoded_len(self.version())
@@ -794,14 +789,14 @@ impl<'a, P: Pipe> Driver<'a, P> {
             return None;
         }
         if v5 {
-            self.apply_topic_alias(&mut publish);
+            self.apply_topic_alias(&mut publish, &message.topic);
         }
         Some(publish)
     }
 
     /// Replaces the topic with an alias the client already knows, or sets one up while the
     /// client's (and our) alias maximum allows.
-    fn apply_topic_alias(&mut self, publish: &mut Publish) {
+    fn apply_topic_alias(&mut self, publish: &mut Publish, topic: &TopicName) {
         let limit = self
             .param()
             .topic_alias_maximum
@@ -809,13 +804,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
         if limit == 0 {
             return;
         }
-        if let Some(alias) = self.outbound_aliases.get(&publish.topic) {
+        if let Some(alias) = self.outbound_aliases.get(topic) {
             publish.properties_mut().topic_alias = Some(*alias);
-            publish.topic = TopicName::empty();
+            publish.set_topic(TopicName::empty());
         } else if self.outbound_aliases.len() < usize::from(limit) {
             let next = self.outbound_aliases.len() as u16 + 1;
             if let Some(alias) = NonZeroU16::new(next) {
-                self.outbound_aliases.insert(publish.topic.clone(), alias);
+                self.outbound_aliases.insert(topic.clone(), alias);
                 publish.properties_mut().topic_alias = Some(alias);
             }
         }

@@ -713,16 +713,12 @@ fn next_ord(scratch: &mut Scratch) -> i64 {
 
 /// Encodes a message as an MQTT 5 PUBLISH into `buf`.
 fn encode(message: &Message, buf: &mut BytesMut) -> rusqlite::Result<()> {
-    let publish = Publish {
-        dup: false,
-        // The packet identifier means nothing here (each delivery gets its own when it is
-        // sent), but a QoS 1/2 PUBLISH must carry one.
-        qos: PublishQoS::with_packet_id(message.qos, PacketId::from(NonZeroU16::MIN)),
-        retain: message.retain,
-        topic: message.topic.clone(),
-        payload: message.payload.clone(),
-        properties: message.properties.clone(),
-    };
+    let mut publish = Publish::new(message.topic.clone(), message.payload.clone());
+    // The packet identifier means nothing here (each delivery gets its own when it is
+    // sent), but a QoS 1/2 PUBLISH must carry one.
+    publish.qos = PublishQoS::with_packet_id(message.qos, PacketId::from(NonZeroU16::MIN));
+    publish.retain = message.retain;
+    publish.properties = message.properties.clone();
     buf.clear();
     Packet::Publish(publish)
         .encode(ProtocolVersion::V5, buf)
@@ -734,13 +730,11 @@ fn encode(message: &Message, buf: &mut BytesMut) -> rusqlite::Result<()> {
 fn decode(packet: Vec<u8>) -> Result<Message, String> {
     let packet = Bytes::from(packet);
     match Decoder::with_version(ProtocolVersion::V5).decode_bytes(&packet) {
-        Ok(Some((Packet::Publish(p), len))) if len == packet.len() => Ok(Message::new(
-            p.topic,
-            p.payload,
-            p.qos.qos(),
-            p.retain,
-            p.properties,
-        )),
+        Ok(Some((Packet::Publish(mut p), len))) if len == packet.len() => {
+            let (qos, retain, properties) = (p.qos.qos(), p.retain, p.properties.take());
+            let (topic, payload) = p.into_parts();
+            Ok(Message::new(topic, payload, qos, retain, properties))
+        }
         Ok(Some((_, len))) if len != packet.len() => {
             Err(format!("{} bytes after the PUBLISH", packet.len() - len))
         }

@@ -533,7 +533,7 @@ async fn read_messages(
             }
         }
         Live::add(&live.received, 1);
-        let Some(stamp) = Stamp::read(&publish.payload) else {
+        let Some(stamp) = Stamp::read(publish.payload()) else {
             outcome.tracker.foreign += 1;
             continue;
         };

@@ -30,11 +30,11 @@ impl Printer {
     /// Writes one message and flushes, so that a reader of a pipe sees it at once.
     pub(crate) fn print(&self, out: &mut impl Write, publish: &Publish) -> io::Result<()> {
         match self.format {
-            Format::Payload => out.write_all(&publish.payload)?,
+            Format::Payload => out.write_all(publish.payload())?,
             Format::Verbose => {
-                out.write_all(publish.topic.as_bytes())?;
+                out.write_all(publish.topic().as_bytes())?;
                 out.write_all(b" ")?;
-                out.write_all(&publish.payload)?;
+                out.write_all(publish.payload())?;
             }
             Format::Json => {
                 out.write_all(json_line(publish).to_string().as_bytes())?;
@@ -52,12 +52,12 @@ impl Printer {
 /// The JSON object for one message. A payload that is not UTF-8 is given as `payload_hex`.
 pub(crate) fn json_line(publish: &Publish) -> Value {
     let mut object = Map::new();
-    object.insert("topic".into(), json!(publish.topic.as_str()));
+    object.insert("topic".into(), json!(publish.topic()));
     object.insert("qos".into(), json!(publish.qos.qos().as_u8()));
     object.insert("retain".into(), json!(publish.retain));
-    match std::str::from_utf8(&publish.payload) {
+    match std::str::from_utf8(publish.payload()) {
         Ok(text) => object.insert("payload".into(), json!(text)),
-        Err(_) => object.insert("payload_hex".into(), json!(hex(&publish.payload))),
+        Err(_) => object.insert("payload_hex".into(), json!(hex(publish.payload()))),
     };
     let props = publish.properties();
     if !props.user_properties.is_empty() {

@@ -190,7 +190,7 @@ async fn publish_lines(client: &mut Client, template: &Publish) -> Result<(), Cl
         let line =
             line.map_err(|e| ClientError::Usage(format!("cannot read standard input: {e}")))?;
         let mut publish = template.clone();
-        publish.payload = Bytes::from(line);
+        publish.set_payload(Bytes::from(line));
         client.publish(publish).await?;
     }
 }

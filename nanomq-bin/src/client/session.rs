@@ -306,7 +306,7 @@ pub(crate) fn describe(packet: &Packet) -> String {
         ),
         Packet::Publish(p) => format!(
             "PUBLISH (topic `{}`, QoS {}{}{}{}, {} bytes)",
-            p.topic,
+            p.topic(),
             p.qos.qos().as_u8(),
             p.qos
                 .packet_id()
@@ -314,7 +314,7 @@ pub(crate) fn describe(packet: &Packet) -> String {
                 .unwrap_or_default(),
             if p.retain { ", retain" } else { "" },
             if p.dup { ", dup" } else { "" },
-            p.payload.len()
+            p.payload().len()
         ),
         Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => format!(
             "{:?} (id {}, 0x{:02X})",
