@@ -29,7 +29,7 @@
 //! is `NULL` for never, `-1` for immediately, otherwise milliseconds. `u64` keys, sequence
 //! numbers and message ids are stored bit for bit as SQLite's signed 64-bit integers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::num::NonZeroU16;
 use std::path::Path;
@@ -166,6 +166,10 @@ struct Scratch {
     packet: BytesMut,
     /// The messages of the deliveries a `SessionEnded` deleted.
     released: Vec<i64>,
+    /// The keys of the stored sessions, so that a delivery for a session that has ended is
+    /// skipped without asking the database for every delivery. After a failed batch it is
+    /// read again from the file.
+    sessions: HashSet<i64, BuildHasherDefault<IdHash>>,
 }
 
 /// Reference counts by message identifier.
@@ -278,6 +282,7 @@ impl SqliteStore {
         prepare(&mut conn, sync).map_err(|e| e.into_store_error(&location))?;
         let (refs, max_ord) = reference_counts(&conn).map_err(|e| classify(e, &location))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let sessions = live_sessions(&conn).map_err(|e| classify(e, &location))?;
         Ok(Self {
             conn,
             _lock: lock,
@@ -290,6 +295,7 @@ impl SqliteStore {
                 next_ord: max_ord.saturating_add(1),
                 packet: BytesMut::new(),
                 released: Vec::new(),
+                sessions,
             },
         })
     }
@@ -312,6 +318,12 @@ impl Store for SqliteStore {
         let loaded = read_all(&mut self.conn).map_err(|e| e.into_store_error(&self.location))?;
         self.scratch.refs.reset(loaded.refs);
         self.scratch.next_ord = loaded.max_ord.saturating_add(1);
+        self.scratch.sessions = loaded
+            .snapshot
+            .sessions
+            .iter()
+            .map(|s| sql_int(s.key))
+            .collect();
         Ok(loaded.snapshot)
     }
 
@@ -325,8 +337,13 @@ impl Store for SqliteStore {
                 Ok(())
             }
             Err(e) => {
-                // The transaction rolled back when it was dropped; so do the counts.
+                // The transaction rolled back when it was dropped; so do the counts, and
+                // the sessions are what the file says (if it can say: if not, the retry
+                // reads them again).
                 self.scratch.refs.rollback();
+                if let Ok(sessions) = live_sessions(&self.conn) {
+                    self.scratch.sessions = sessions;
+                }
                 Err(StoreError::Write {
                     location: self.location.clone(),
                     reason: e.to_string(),
@@ -451,6 +468,12 @@ fn reference_counts(conn: &Connection) -> rusqlite::Result<(Counts, i64)> {
     Ok((refs, max_ord))
 }
 
+/// The keys of the stored sessions.
+fn live_sessions(conn: &Connection) -> rusqlite::Result<HashSet<i64, BuildHasherDefault<IdHash>>> {
+    let mut stmt = conn.prepare("SELECT key FROM sessions")?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
 /// Applies one change inside the batch's transaction.
 fn apply_op<'t>(
     tx: &'t Transaction<'_>,
@@ -478,9 +501,11 @@ fn apply_op<'t>(
                 expiry_to_sql(*expiry),
                 disconnected_at.map(unix_ms),
             ])?;
+            scratch.sessions.insert(sql_int(*key));
         }
         StoreOp::SessionEnded { key } => {
             let key = sql_int(*key);
+            scratch.sessions.remove(&key);
             // Collected first: the messages are deleted once the statement is done.
             let mut released = std::mem::take(&mut scratch.released);
             released.clear();
@@ -612,6 +637,10 @@ fn queue<'t>(
     session: u64,
     delivery: &StoredDelivery,
 ) -> rusqlite::Result<()> {
+    if !scratch.sessions.contains(&sql_int(session)) {
+        // The session ended before this change reached the store.
+        return Ok(());
+    }
     let message = sql_int(delivery.message.id);
     let (packet_id, state) = state_to_sql(delivery.state);
     let subscription_ids = (!delivery.subscription_ids.is_empty()).then(|| {
@@ -621,8 +650,8 @@ fn queue<'t>(
             .flat_map(|id| id.get().to_le_bytes())
             .collect::<Vec<u8>>()
     });
-    // 0 rows: the session is gone, or this is a retry and the delivery is there already;
-    // either way the message is not referred to once more.
+    // 0 rows: this is a retry and the delivery is there already; the message is not
+    // referred to once more.
     let inserted =
         Hot::prepared(&mut hot.insert_delivery, tx, INSERT_DELIVERY)?.execute(params![
             sql_int(session),
@@ -665,12 +694,11 @@ fn release<'t>(
     Ok(())
 }
 
-/// A delivery's row, if its session exists (0 rows: the session is gone, or this is a retry
-/// and the row is there already).
+/// A delivery's row (0 rows: this is a retry and the row is there already). Only for a
+/// session in `Scratch::sessions`.
 const INSERT_DELIVERY: &str = "INSERT OR IGNORE INTO deliveries \
      (session, seq, message, qos, retain, subscription_ids, packet_id, state) \
-     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 \
-     WHERE EXISTS (SELECT 1 FROM sessions WHERE key = ?1)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 /// REPLACE: no delivery refers to a row that may be there, so it can be overwritten.
 const INSERT_MESSAGE: &str =
     "INSERT OR REPLACE INTO messages (id, packet, expires_at) VALUES (?1, ?2, ?3)";
