@@ -198,45 +198,51 @@ impl Hasher for IdHash {
     }
 }
 
-/// Reference counts of stored messages, by message id. Changes made by a batch are held in
-/// `pending` until its transaction commits, so a failed batch leaves `committed` exactly
-/// matching the tables.
+/// Reference counts of stored messages, by message id. A batch changes them in place and
+/// notes each count's value before its first change, so that a failed batch can put them
+/// back exactly as they match the tables (one hash lookup per change, not one per map).
 #[derive(Debug, Default)]
 struct RefCounts {
     committed: Counts,
-    pending: Counts,
+    /// The counts the current batch changed, with their values before it (0: absent).
+    undo: Vec<(i64, u32)>,
 }
 
 impl RefCounts {
     fn get(&self, message: i64) -> u32 {
-        self.pending
-            .get(&message)
-            .or_else(|| self.committed.get(&message))
-            .copied()
-            .unwrap_or(0)
+        self.committed.get(&message).copied().unwrap_or(0)
     }
 
     fn set(&mut self, message: i64, count: u32) {
-        self.pending.insert(message, count);
+        let before = if count == 0 {
+            self.committed.remove(&message)
+        } else {
+            self.committed.insert(message, count)
+        };
+        self.undo.push((message, before.unwrap_or(0)));
     }
 
     fn commit(&mut self) {
-        for (message, count) in self.pending.drain() {
-            if count == 0 {
-                self.committed.remove(&message);
-            } else {
-                self.committed.insert(message, count);
-            }
+        self.undo.clear();
+        if self.undo.capacity() > 64 * 1024 {
+            self.undo = Vec::new();
         }
     }
 
     fn rollback(&mut self) {
-        self.pending.clear();
+        // Newest first: a count changed twice ends at its value from before the first.
+        while let Some((message, before)) = self.undo.pop() {
+            if before == 0 {
+                self.committed.remove(&message);
+            } else {
+                self.committed.insert(message, before);
+            }
+        }
     }
 
     fn reset(&mut self, committed: Counts) {
         self.committed = committed;
-        self.pending.clear();
+        self.undo.clear();
     }
 }
 
@@ -290,7 +296,7 @@ impl SqliteStore {
             scratch: Scratch {
                 refs: RefCounts {
                     committed: refs,
-                    pending: Counts::default(),
+                    undo: Vec::new(),
                 },
                 next_ord: max_ord.saturating_add(1),
                 packet: BytesMut::new(),
