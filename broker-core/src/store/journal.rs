@@ -18,6 +18,11 @@ use tokio::sync::watch;
 use super::{Store, StoreOp, StoredMessage, SyncPolicy, to_wall_clock};
 use crate::message::Message;
 
+/// Under `sync = "periodic"`, how many changes may wait for the writer before publishers'
+/// acknowledgements wait for it too (a few hundred bytes each: tens of MB at most). Far
+/// above what one flush interval holds at full speed (about 60,000 on the benchmark).
+const BACKLOG_LIMIT: u64 = 250_000;
+
 /// How long the writer waits before retrying a batch the store refused.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
@@ -95,11 +100,17 @@ impl Journal {
     }
 
     /// The ticket an acknowledgement must wait for after changes up to `ticket` were
-    /// recorded: `ticket` under [`SyncPolicy::Always`], none (0) otherwise.
+    /// recorded: `ticket` under [`SyncPolicy::Always`]; none (0) under
+    /// [`SyncPolicy::Periodic`], unless the writer is more than [`BACKLOG_LIMIT`] changes
+    /// behind: then publishers wait as under `Always`, which bounds the journal's memory
+    /// when the disk cannot keep up.
     pub(crate) fn ack_ticket(&self, ticket: u64) -> u64 {
         match self.sync {
             SyncPolicy::Always => ticket,
-            SyncPolicy::Periodic(_) => 0,
+            SyncPolicy::Periodic(_) => {
+                let behind = ticket.saturating_sub(*self.durable.borrow());
+                if behind > BACKLOG_LIMIT { ticket } else { 0 }
+            }
         }
     }
 
@@ -284,6 +295,43 @@ mod tests {
                 _ => ('?', 0, 0),
             })
             .collect()
+    }
+
+    /// A store whose writes wait until the test lets them through.
+    struct Stuck(Arc<(parking_lot::Mutex<bool>, Condvar)>);
+
+    impl Store for Stuck {
+        fn load(&mut self) -> Result<crate::store::Snapshot, crate::store::StoreError> {
+            Ok(crate::store::Snapshot::default())
+        }
+
+        fn apply(&mut self, _: &[StoreOp]) -> Result<(), crate::store::StoreError> {
+            let (open, cond) = &*self.0;
+            let mut open = open.lock();
+            while !*open {
+                cond.wait(&mut open);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn periodic_acknowledgements_wait_only_when_the_writer_is_far_behind() {
+        let gate = Arc::new((parking_lot::Mutex::new(false), Condvar::new()));
+        let policy = SyncPolicy::Periodic(Duration::from_millis(1));
+        let journal = Journal::start(Box::new(Stuck(Arc::clone(&gate))), policy, 1)
+            .unwrap_or_else(|_| unreachable!());
+        let mut ticket = 0;
+        for seq in 0..=BACKLOG_LIMIT {
+            ticket = journal.record(completed(1, seq));
+        }
+        assert_eq!(journal.ack_ticket(BACKLOG_LIMIT), 0, "within the limit");
+        assert_eq!(journal.ack_ticket(ticket), ticket, "beyond it");
+        *gate.0.lock() = true;
+        gate.1.notify_all();
+        journal.stop();
+        assert_eq!(*journal.durable.borrow(), ticket);
+        assert_eq!(journal.ack_ticket(ticket + 1), 0);
     }
 
     #[test]
