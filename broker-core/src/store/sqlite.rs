@@ -8,8 +8,9 @@
 //!   queued for: deliveries refer to it by id, and the store counts the references in memory
 //!   (rebuilt from the table when the file is opened or loaded) to know, without a query,
 //!   when the first delivery must insert the message and when the last one must delete it.
-//!   Those counts change only when the transaction commits, so a failed batch leaves them as
-//!   they were, and the caller may retry it.
+//!   A failed batch puts the counts back as they were (an undo log), so the caller may retry
+//!   it. Likewise the keys of the stored sessions are kept in memory, so a change about a
+//!   session that has ended is skipped without a query.
 //! - **Idempotent changes.** Inserts are `INSERT OR IGNORE` / `OR REPLACE`, deletes of what
 //!   is gone are no-ops, and a change about a session that no longer exists (a message queued
 //!   for a session ended in an earlier batch) is skipped, as [`super::MemoryStore`] does: a
@@ -169,8 +170,11 @@ struct Scratch {
     /// The keys of the stored sessions, so that a delivery for a session that has ended is
     /// skipped without asking the database for every delivery. After a failed batch it is
     /// read again from the file.
-    sessions: HashSet<i64, BuildHasherDefault<IdHash>>,
+    sessions: Keys,
 }
+
+/// Session keys.
+type Keys = HashSet<i64, BuildHasherDefault<IdHash>>;
 
 /// Reference counts by message identifier.
 type Counts = HashMap<i64, u32, BuildHasherDefault<IdHash>>;
@@ -475,12 +479,13 @@ fn reference_counts(conn: &Connection) -> rusqlite::Result<(Counts, i64)> {
 }
 
 /// The keys of the stored sessions.
-fn live_sessions(conn: &Connection) -> rusqlite::Result<HashSet<i64, BuildHasherDefault<IdHash>>> {
+fn live_sessions(conn: &Connection) -> rusqlite::Result<Keys> {
     let mut stmt = conn.prepare("SELECT key FROM sessions")?;
     stmt.query_map([], |r| r.get(0))?.collect()
 }
 
-/// Applies one change inside the batch's transaction.
+/// Applies one change inside the batch's transaction. A change about a session that is not
+/// stored (it ended before the change reached the store) is skipped.
 fn apply_op<'t>(
     tx: &'t Transaction<'_>,
     hot: &mut Hot<'t>,
@@ -539,12 +544,15 @@ fn apply_op<'t>(
             session,
             subscription,
         } => {
+            if !scratch.sessions.contains(&sql_int(*session)) {
+                return Ok(());
+            }
             // REPLACE gives a replaced subscription a new `ord`: it moves to the end, as in
             // MemoryStore.
             let ord = next_ord(scratch);
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO subscriptions (session, filter, options, id, ord) \
-                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM sessions WHERE key = ?1)",
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![
                 sql_int(*session),
@@ -582,10 +590,13 @@ fn apply_op<'t>(
             }
         }
         StoreOp::Qos2Received { session, packet_id } => {
+            if !scratch.sessions.contains(&sql_int(*session)) {
+                return Ok(());
+            }
             let ord = next_ord(scratch);
             tx.prepare_cached(
                 "INSERT OR IGNORE INTO inbound_qos2 (session, packet_id, ord) \
-                 SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM sessions WHERE key = ?1)",
+                 VALUES (?1, ?2, ?3)",
             )?
             .execute(params![sql_int(*session), packet_id.get(), ord])?;
         }
@@ -644,7 +655,6 @@ fn queue<'t>(
     delivery: &StoredDelivery,
 ) -> rusqlite::Result<()> {
     if !scratch.sessions.contains(&sql_int(session)) {
-        // The session ended before this change reached the store.
         return Ok(());
     }
     let message = sql_int(delivery.message.id);
