@@ -273,12 +273,7 @@ impl Broker {
             _ => None,
         };
         let op = match durable {
-            Some(_) => StoreOp::Session {
-                key: session.key,
-                client_id: session.client_id.clone(),
-                expiry,
-                disconnected_at: None,
-            },
+            Some(_) => session.stored(expiry, None),
             None => StoreOp::SessionEnded { key: session.key },
         };
         session.state.lock().set_durable(durable, op);
@@ -322,17 +317,9 @@ impl Broker {
             let mut state = session.state.lock();
             state.connection_lost();
             if expiry != SessionExpiry::Immediately
-                && let Some(durable) = state.durable.clone()
+                && let Some(durable) = &state.durable
             {
-                state.set_durable(
-                    Some(durable),
-                    StoreOp::Session {
-                        key: session.key,
-                        client_id: session.client_id.clone(),
-                        expiry,
-                        disconnected_at: Some(SystemTime::now()),
-                    },
-                );
+                durable.record(session.stored(expiry, Some(SystemTime::now())));
             }
         }
         if let Some(will) = will {

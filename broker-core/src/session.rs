@@ -60,7 +60,7 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
-    fn record(&self, op: StoreOp) -> u64 {
+    pub(crate) fn record(&self, op: StoreOp) -> u64 {
         self.journal.record(op)
     }
 
@@ -226,6 +226,21 @@ impl SessionShared {
 
     pub(crate) fn set_online(&self, online: bool) {
         self.online.store(online, Ordering::Release);
+    }
+
+    /// The session as the store records it: its expiry and, once its connection has
+    /// closed, when.
+    pub(crate) fn stored(
+        &self,
+        expiry: crate::SessionExpiry,
+        disconnected_at: Option<std::time::SystemTime>,
+    ) -> StoreOp {
+        StoreOp::Session {
+            key: self.key,
+            client_id: self.client_id.clone(),
+            expiry,
+            disconnected_at,
+        }
     }
 
     /// Queues a delivery for the client and wakes its connection.

@@ -141,12 +141,7 @@ impl Broker {
                 .lock()
                 .insert(stored.client_id.clone(), Arc::clone(&session));
             if stored.disconnected_at.is_none() {
-                journal.record(StoreOp::Session {
-                    key: stored.key,
-                    client_id: stored.client_id,
-                    expiry: stored.expiry,
-                    disconnected_at: Some(now),
-                });
+                journal.record(session.stored(stored.expiry, Some(now)));
             }
             if let Some(after) = remaining {
                 self.schedule_expiry(&session, after);

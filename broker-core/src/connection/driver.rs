@@ -195,9 +195,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 () = durable_reached(self.durable.as_mut(), awaited) => {}
                 changed = control.changed() => {
                     if changed.is_ok()
-                        && let Control::Close(reason) = *control.borrow_and_update() {
-                            return Exit::Closed(reason);
-                        }
+                        && let Control::Close(reason) = *control.borrow_and_update()
+                    {
+                        return Exit::Closed(reason);
+                    }
                 }
                 _ = stopping.changed() => return Exit::Shutdown,
                 read = self.reader.fill(stream) => match read {
