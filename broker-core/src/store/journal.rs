@@ -32,6 +32,10 @@ struct Pending {
     /// How many changes were ever appended: the ticket of the last one.
     appended: u64,
     stopping: bool,
+    /// The writer waits for changes: the next one must wake it. Not while it writes, nor
+    /// while it sleeps out a flush interval (a wake per change would only make it check
+    /// the clock and sleep again, taking this lock from the publishers each time).
+    writer_idle: bool,
 }
 
 /// The journal shared by the broker and its writer thread.
@@ -77,8 +81,11 @@ impl Journal {
         pending.ops.push(op);
         pending.appended += 1;
         let ticket = pending.appended;
+        let wake = std::mem::take(&mut pending.writer_idle);
         drop(pending);
-        self.appended_cond.notify_one();
+        if wake {
+            self.appended_cond.notify_one();
+        }
         ticket
     }
 
@@ -152,8 +159,10 @@ impl Journal {
             let batch_end = {
                 let mut pending = self.pending.lock();
                 while pending.ops.is_empty() && batch.is_empty() && !pending.stopping {
+                    pending.writer_idle = true;
                     self.appended_cond.wait(&mut pending);
                 }
+                pending.writer_idle = false;
                 if pending.ops.is_empty() && batch.is_empty() {
                     return;
                 }
