@@ -170,15 +170,31 @@ fn rows(db: &rusqlite::Connection, table: &str) -> i64 {
         .unwrap()
 }
 
-const TABLES: [&str; 7] = [
+const TABLES: [&str; 8] = [
     "sessions",
     "subscriptions",
-    "messages",
-    "deliveries",
+    "segments",
+    "segment_done",
+    "delivery_states",
     "inbound_qos2",
     "retained",
     "wills",
 ];
+
+/// How many times `needle` occurs in the stored segments.
+fn occurrences_in_segments(db: &rusqlite::Connection, needle: &[u8]) -> usize {
+    let blobs: Vec<Vec<u8>> = db
+        .prepare("SELECT data FROM segments")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    blobs
+        .iter()
+        .map(|b| b.windows(needle.len()).filter(|w| *w == needle).count())
+        .sum()
+}
 
 /// Batches that use every kind of change, including changes about sessions, deliveries and
 /// messages that do not exist, and keys and sequence numbers above `i64::MAX`.
@@ -395,33 +411,35 @@ fn a_message_is_stored_once_and_goes_with_its_last_delivery() {
     let path = dir.join("store.db");
     let mut store = open(&path);
     let db = rusqlite::Connection::open(&path).unwrap();
-    let m = message(7, "t", b"shared", QoS::AtLeastOnce, None);
+    let m = message(7, "t", b"shared payload", QoS::AtLeastOnce, None);
     let mut batch: Vec<StoreOp> = (1..=3)
         .map(|k| session(k, &format!("c{k}"), SessionExpiry::Never))
         .collect();
     batch.extend((1..=3).map(|k| queued(k, delivery(1, &m, QoS::AtLeastOnce, &[]))));
     store.apply(&batch).unwrap();
-    assert_eq!((rows(&db, "messages"), rows(&db, "deliveries")), (1, 3));
+    // One segment for the batch, holding the message once for its three deliveries.
+    assert_eq!(rows(&db, "segments"), 1);
+    assert_eq!(occurrences_in_segments(&db, b"shared payload"), 1);
 
     store.apply(&[completed(1, 1, 7)]).unwrap();
     store.apply(&[completed(2, 1, 7)]).unwrap();
-    assert_eq!((rows(&db, "messages"), rows(&db, "deliveries")), (1, 1));
+    assert_eq!((rows(&db, "segments"), rows(&db, "segment_done")), (1, 1));
 
-    // The counts are rebuilt from the file by `open`, without `load`.
+    // Where the deliveries are is rebuilt from the file by `open`, without `load`.
     drop(store);
     let mut store = open(&path);
     store.apply(&[completed(3, 1, 7)]).unwrap();
-    assert_eq!((rows(&db, "messages"), rows(&db, "deliveries")), (0, 0));
+    assert_eq!((rows(&db, "segments"), rows(&db, "segment_done")), (0, 0));
 
-    // A message queued again after its row went is stored again.
+    // A message queued again after its segment went is stored again.
     store
         .apply(&[queued(1, delivery(2, &m, QoS::AtLeastOnce, &[]))])
         .unwrap();
-    assert_eq!(rows(&db, "messages"), 1);
+    assert_eq!(occurrences_in_segments(&db, b"shared payload"), 1);
     let snapshot = store.load().unwrap();
     assert_eq!(
         snapshot.sessions[0].deliveries[0].message.message.payload,
-        "shared"
+        "shared payload"
     );
 }
 
@@ -449,22 +467,36 @@ fn session_ended_removes_everything_it_held() {
             },
         ])
         .unwrap();
-    assert_eq!(rows(&db, "messages"), 2);
+    store
+        .apply(&[StoreOp::Progressed {
+            session: 1,
+            seq: 2,
+            state: DeliveryState::AwaitingPubRec(pid(4)),
+        }])
+        .unwrap();
+    assert_eq!(
+        (rows(&db, "segments"), rows(&db, "delivery_states")),
+        (1, 1)
+    );
 
     store.apply(&[StoreOp::SessionEnded { key: 1 }]).unwrap();
     assert_eq!(rows(&db, "sessions"), 1);
     assert_eq!(rows(&db, "subscriptions"), 0);
     assert_eq!(rows(&db, "inbound_qos2"), 0);
-    assert_eq!(rows(&db, "deliveries"), 1);
-    // The message session 2 still waits for stays; the other one went.
-    let ids: Vec<i64> = db
-        .prepare("SELECT id FROM messages")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    assert_eq!(ids, [1]);
+    assert_eq!(rows(&db, "delivery_states"), 0);
+    // The segment stays for the delivery session 2 still waits for.
+    assert_eq!((rows(&db, "segments"), rows(&db, "segment_done")), (1, 1));
+    let snapshot = store.load().unwrap();
+    assert_eq!(snapshot.sessions.len(), 1);
+    assert_eq!(snapshot.sessions[0].deliveries.len(), 1);
+    assert_eq!(
+        snapshot.sessions[0].deliveries[0]
+            .message
+            .message
+            .topic
+            .as_str(),
+        "shared"
+    );
 
     store.apply(&[StoreOp::SessionEnded { key: 2 }]).unwrap();
     for table in TABLES {
@@ -490,9 +522,10 @@ fn applying_a_batch_twice_is_harmless() {
     assert_eq!(canonical(twice.load().unwrap()), expected);
     assert_eq!(canonical(memory.load().unwrap()), expected);
 
-    // The message was counted once per delivery, not per application: completing the
-    // deliveries that remain deletes it.
+    // The deliveries were stored once, not per application: completing them deletes their
+    // segment.
     let db = rusqlite::Connection::open(&twice_path).unwrap();
+    let segments = rows(&db, "segments");
     let m = message(50, "t", b"x", QoS::AtLeastOnce, None);
     let batch = [
         queued(1, delivery(10, &m, QoS::AtLeastOnce, &[])),
@@ -503,12 +536,7 @@ fn applying_a_batch_twice_is_harmless() {
     twice.apply(&[completed(1, 10, 50)]).unwrap();
     twice.apply(&[completed(2, 10, 50)]).unwrap();
     twice.apply(&[completed(2, 10, 50)]).unwrap();
-    let left: i64 = db
-        .query_row("SELECT count(*) FROM messages WHERE id = 50", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(rows(&db, "segments"), segments);
 }
 
 #[test]
@@ -544,15 +572,14 @@ fn a_failed_batch_leaves_nothing_behind() {
         "{err}"
     );
     assert!(err.to_string().contains("injected"), "{err}");
-    assert_eq!((rows(&db, "messages"), rows(&db, "deliveries")), (0, 0));
+    assert_eq!(rows(&db, "segments"), 0);
 
-    // The retry succeeds, and the message is referred to once: its one delivery's
-    // completion deletes it.
+    // The retry succeeds, and the delivery is stored once: its completion deletes it.
     db.execute_batch("DROP TRIGGER fail").unwrap();
     store.apply(&batch).unwrap();
-    assert_eq!((rows(&db, "messages"), rows(&db, "wills")), (1, 1));
+    assert_eq!((rows(&db, "segments"), rows(&db, "wills")), (1, 1));
     store.apply(&[completed(1, 1, 5)]).unwrap();
-    assert_eq!(rows(&db, "messages"), 0);
+    assert_eq!(rows(&db, "segments"), 0);
 }
 
 #[test]
@@ -808,7 +835,13 @@ fn churn_leaves_no_rows_and_the_file_stops_growing() {
             end.push(StoreOp::SessionEnded { key });
         }
         store.apply(&start).unwrap();
-        assert_eq!(rows(&db, "messages"), (SESSIONS + 1) as i64);
+        // One segment, holding the shared message once and each session's own.
+        assert_eq!(rows(&db, "segments"), 1);
+        let size: i64 = db
+            .query_row("SELECT length(data) FROM segments", [], |r| r.get(0))
+            .unwrap();
+        let messages = (SESSIONS + 1) as i64 * 512;
+        assert!(messages < size && size < messages * 5 / 4, "{size}");
         store.apply(&end).unwrap();
         largest_wal = largest_wal.max(file_size(&wal));
         pages.push(page_count(&db));

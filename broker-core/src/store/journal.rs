@@ -211,9 +211,10 @@ impl Journal {
 }
 
 /// Drops the changes of deliveries that begin and end within `batch` (queued, sent and
-/// acknowledged while the previous batch was being written): the store would insert rows
+/// acknowledged while the previous batch was being written): the store would write them
 /// only to delete them. For a persistent subscriber that is online and keeps up, that is
-/// nearly every message.
+/// nearly every message. Also drops the progress of deliveries that end within `batch`
+/// (sent and acknowledged): their end is all the store needs to know.
 fn coalesce(batch: &mut Vec<StoreOp>) {
     let completed: HashSet<(u64, u64)> = batch
         .iter()
@@ -233,14 +234,10 @@ fn coalesce(batch: &mut Vec<StoreOp>) {
         })
         .filter(|key| completed.contains(key))
         .collect();
-    if transient.is_empty() {
-        return;
-    }
     batch.retain(|op| match op {
         StoreOp::Queued { session, delivery } => !transient.contains(&(*session, delivery.seq)),
-        StoreOp::Progressed { session, seq, .. } | StoreOp::Completed { session, seq, .. } => {
-            !transient.contains(&(*session, *seq))
-        }
+        StoreOp::Progressed { session, seq, .. } => !completed.contains(&(*session, *seq)),
+        StoreOp::Completed { session, seq, .. } => !transient.contains(&(*session, *seq)),
         _ => true,
     });
 }
@@ -346,7 +343,8 @@ mod tests {
     #[test]
     fn deliveries_that_begin_and_end_in_one_batch_are_not_written() {
         let mut batch = vec![
-            // Queued in an earlier batch, completed in this one: the row must go.
+            // Queued in an earlier batch, sent and completed in this one: only the end
+            // matters.
             progressed(1, 1),
             completed(1, 1),
             // Queued, sent and acknowledged within this batch: nothing to write.
@@ -362,13 +360,7 @@ mod tests {
         coalesce(&mut batch);
         assert_eq!(
             keys(&batch),
-            [
-                ('p', 1, 1),
-                ('c', 1, 1),
-                ('q', 2, 2),
-                ('p', 2, 2),
-                ('q', 1, 3)
-            ]
+            [('c', 1, 1), ('q', 2, 2), ('p', 2, 2), ('q', 1, 3)]
         );
     }
 }

@@ -1,0 +1,726 @@
+//! A store in an SQLite database file: what [`super::MemoryStore`] keeps, in tables, so that
+//! it survives the process (and, with [`SyncPolicy::Always`], the machine).
+//!
+//! - **One transaction per batch.** The writer thread hands over thousands of changes at a
+//!   time; each batch is one `IMMEDIATE` transaction, so a commit (and its fsync) is paid
+//!   once per batch, not per change.
+//! - **A row per batch, not per message.** The deliveries a batch queues are written as one
+//!   [`segment`] row holding them and their messages (each message once, however many
+//!   sessions it is queued for). What happens to them later is small: a bit per delivery
+//!   that is done (`segment_done`), a row per delivery in flight (`delivery_states`). A
+//!   segment goes when its last delivery is done.
+//! - **No reads on the write path.** The writer keeps an [`index::Index`] of where each
+//!   stored delivery is, and the keys of the stored sessions, so no change needs a query to
+//!   find what it is about. Both are built from the file, and built again after a failed
+//!   batch rather than rolled back.
+//! - **Idempotent changes.** Inserts are `INSERT OR IGNORE` / `OR REPLACE`, a delivery
+//!   already stored is not stored again, deletes of what is gone are no-ops, and a change
+//!   about a session that no longer exists (a message queued for a session ended in an
+//!   earlier batch) is skipped, as [`super::MemoryStore`] does: a retried batch, or one that
+//!   arrives after the session ended, never fails.
+//! - **Never emptied by accident.** A file that cannot be read, is not a database, is
+//!   damaged, or holds someone else's tables is refused with an error naming it; the store
+//!   creates its schema only in a file that is new or empty.
+//! - **Bounded on disk.** Deleted rows free their pages for reuse; the WAL is checkpointed
+//!   automatically every [`WAL_AUTOCHECKPOINT_PAGES`] and truncated back to
+//!   [`WAL_SIZE_LIMIT`] when it has grown past it.
+//!
+//! A message's topic, payload, QoS, retain flag and properties are kept as an encoded MQTT 5
+//! PUBLISH (the codec is the format the broker already trusts); its expiry beside it, as a
+//! wall-clock time. Units are in [`columns`].
+
+mod columns;
+mod index;
+mod read;
+mod segment;
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use bytes::BytesMut;
+use mqtt_codec::SubscriptionId;
+use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+
+use super::{Snapshot, Store, StoreError, StoreOp, SyncPolicy};
+use columns::{IdBuild, encode, expiry_to_sql, sql_int, state_to_sql, unix_ms};
+use index::{Index, Place, Touched};
+use segment::SegmentBuilder;
+
+/// The schema this code reads and writes, kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// The tables of [`SCHEMA`], sorted: a file at [`SCHEMA_VERSION`] must hold exactly these.
+const TABLES: [&str; 8] = [
+    "delivery_states",
+    "inbound_qos2",
+    "retained",
+    "segment_done",
+    "segments",
+    "sessions",
+    "subscriptions",
+    "wills",
+];
+
+/// The schema. Tables keyed by session use `WITHOUT ROWID` (one B-tree, rows stored in key
+/// order, so a session's rows are together); the ones holding message bodies keep a rowid,
+/// as SQLite advises for large rows. `segment_done` is apart from `segments` because SQLite
+/// rewrites a whole row to change one column: a bitmap update must not copy megabytes of
+/// messages. There are no foreign keys: the writer keeps the references right itself, and
+/// `load` removes anything left dangling.
+const SCHEMA: &str = "
+CREATE TABLE sessions (
+    key             INTEGER PRIMARY KEY,
+    client_id       TEXT NOT NULL,
+    expiry          INTEGER,
+    disconnected_at INTEGER
+);
+CREATE TABLE subscriptions (
+    session INTEGER NOT NULL,
+    filter  TEXT NOT NULL,
+    options INTEGER NOT NULL,
+    id      INTEGER,
+    ord     INTEGER NOT NULL,
+    PRIMARY KEY (session, filter)
+) WITHOUT ROWID;
+CREATE TABLE segments (
+    id   INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE segment_done (
+    segment INTEGER PRIMARY KEY,
+    done    BLOB NOT NULL
+);
+CREATE TABLE delivery_states (
+    session   INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    packet_id INTEGER,
+    state     INTEGER NOT NULL,
+    PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
+CREATE TABLE inbound_qos2 (
+    session   INTEGER NOT NULL,
+    packet_id INTEGER NOT NULL,
+    ord       INTEGER NOT NULL,
+    PRIMARY KEY (session, packet_id)
+) WITHOUT ROWID;
+CREATE TABLE retained (
+    topic      TEXT PRIMARY KEY,
+    id         INTEGER NOT NULL,
+    packet     BLOB NOT NULL,
+    expires_at INTEGER
+);
+CREATE TABLE wills (
+    client_id       TEXT PRIMARY KEY,
+    id              INTEGER NOT NULL,
+    packet          BLOB NOT NULL,
+    expires_at      INTEGER,
+    expiry_interval INTEGER,
+    fire_at         INTEGER NOT NULL
+);
+";
+
+/// A segment is written once it holds about this much, even in the middle of a batch: a
+/// segment stays whole until its last delivery is done, so smaller ones give space back
+/// sooner, and one batch of large messages does not become one huge row.
+const SEGMENT_BYTES: usize = 4 * 1024 * 1024;
+
+/// WAL pages after which a commit checkpoints (SQLite's default, stated so it is not lost):
+/// about 4 MiB with 4 KiB pages. Larger would make fewer, longer checkpoints.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+
+/// The size the WAL file is truncated back to when it is reset after a checkpoint, so one
+/// huge batch does not leave a huge file behind forever.
+const WAL_SIZE_LIMIT: u64 = 8 * 1024 * 1024;
+
+/// Enough for every statement `apply` uses (rusqlite's default cache holds 16).
+const STATEMENT_CACHE: usize = 32;
+
+/// A [`Store`] in an SQLite database file (WAL mode).
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+    /// Held while the store is open; declared after `conn`, so released after it closes.
+    _lock: std::fs::File,
+    /// The path, as errors name it.
+    location: String,
+    scratch: Scratch,
+}
+
+/// What `apply` keeps between and within batches.
+#[derive(Debug, Default)]
+struct Scratch {
+    /// Where the stored deliveries are; `None` until it is built from the file (by `load`,
+    /// or before the first batch), and again after a failed batch.
+    index: Option<Index>,
+    /// The segment of the current batch.
+    segment: SegmentBuilder,
+    /// The next value of the `ord` columns, which keep subscriptions and inbound QoS 2
+    /// identifiers in the order [`super::MemoryStore`] gives them back in.
+    next_ord: i64,
+    /// The encoded PUBLISH of a retained message or will being written (reused).
+    packet: BytesMut,
+    /// The keys of the stored sessions, so that a delivery for a session that has ended is
+    /// skipped without asking the database. After a failed batch it is read again from
+    /// the file.
+    sessions: Keys,
+}
+
+/// Session keys, as stored.
+type Keys = HashSet<i64, IdBuild>;
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directory if missing) the database at `path`.
+    ///
+    /// `SyncPolicy::Always` -> `PRAGMA synchronous=FULL` (a committed batch survives power
+    /// loss); `Periodic(_)` -> `synchronous=NORMAL` (survives a crash of the process).
+    ///
+    /// A file that cannot be opened or is not a database gives [`StoreError::Unreadable`];
+    /// one that is damaged, written by another schema version or holding other tables gives
+    /// [`StoreError::Corrupt`]. Such a file is left as it is.
+    pub fn open(path: impl AsRef<Path>, sync: SyncPolicy) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let unreadable = |reason: String| StoreError::Unreadable {
+            location: location.clone(),
+            reason,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| unreadable(format!("cannot create {}: {e}", parent.display())))?;
+        }
+        // SQLite's own message for a directory is only "unable to open database file".
+        if path.is_dir() {
+            return Err(unreadable("it is a directory".to_owned()));
+        }
+        let lock = lock_file(path).map_err(unreadable)?;
+        // No SQLITE_OPEN_URI: a path is a path, even if it starts with "file:".
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut conn =
+            Connection::open_with_flags(path, flags).map_err(|e| classify(e, &location))?;
+        // SQLite silently opens a write-protected file read-only; every batch would then
+        // fail, so say why now.
+        if conn
+            .is_readonly("main")
+            .map_err(|e| classify(e, &location))?
+        {
+            return Err(unreadable("the file is read-only".to_owned()));
+        }
+        prepare(&mut conn, sync).map_err(|e| e.into_store_error(&location))?;
+        let max_ord = read::max_ord(&conn).map_err(|e| classify(e, &location))?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        let sessions = live_sessions(&conn).map_err(|e| classify(e, &location))?;
+        Ok(Self {
+            conn,
+            _lock: lock,
+            location,
+            scratch: Scratch {
+                next_ord: max_ord.saturating_add(1),
+                sessions,
+                ..Scratch::default()
+            },
+        })
+    }
+
+    fn apply_batch(&mut self, batch: &[StoreOp]) -> Result<(), LoadError> {
+        let Self { conn, scratch, .. } = self;
+        // IMMEDIATE: take the write lock at BEGIN rather than at the first write.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut index = match scratch.index.take() {
+            Some(index) => index,
+            None => read::read_all(&tx)?.index,
+        };
+        let mut writing = Batch {
+            tx: &tx,
+            hot: Hot::default(),
+            index: &mut index,
+            scratch,
+        };
+        for op in batch {
+            writing.apply(op)?;
+        }
+        writing.seal()?;
+        writing.write_touched()?;
+        drop(writing);
+        tx.commit()?;
+        scratch.index = Some(index);
+        Ok(())
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&mut self) -> Result<Snapshot, StoreError> {
+        let loaded = (|| {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let loaded = read::read_all(&tx)?;
+            tx.commit()?;
+            Ok::<_, LoadError>(loaded)
+        })()
+        .map_err(|e| e.into_store_error(&self.location))?;
+        self.scratch.index = Some(loaded.index);
+        self.scratch.next_ord = loaded.max_ord.saturating_add(1);
+        self.scratch.sessions = loaded
+            .snapshot
+            .sessions
+            .iter()
+            .map(|s| sql_int(s.key))
+            .collect();
+        Ok(loaded.snapshot)
+    }
+
+    fn apply(&mut self, batch: &[StoreOp]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        match self.apply_batch(batch) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // The transaction rolled back when it was dropped. The index and the
+                // segment being built are thrown away (the index is built again from the
+                // file before the retry), and the sessions are what the file says (if it
+                // can say: if not, the retry reads them again).
+                self.scratch.index = None;
+                self.scratch.segment.finish().ok();
+                if let Ok(sessions) = live_sessions(&self.conn) {
+                    self.scratch.sessions = sessions;
+                }
+                let reason = match e {
+                    LoadError::Sql(e) => e.to_string(),
+                    LoadError::Unreadable(reason) | LoadError::Corrupt(reason) => reason,
+                };
+                Err(StoreError::Write {
+                    location: self.location.clone(),
+                    reason,
+                })
+            }
+        }
+    }
+}
+
+/// Takes the lock that makes a broker the only one using the database at `path`: an
+/// exclusive advisory lock on `PATH.lock`, held until the store is dropped. A second broker
+/// started on the same file would otherwise interleave its writes with ours. A file of its
+/// own, not the database: SQLite's locks on the database are its business (and closing
+/// another descriptor of the database file would drop them).
+fn lock_file(path: &Path) -> Result<std::fs::File, String> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "another broker is using it (it holds the lock on {})",
+            lock_path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(format!("cannot lock {}: {e}", lock_path.display()))
+        }
+    }
+}
+
+/// Checks the file, creates the schema in a new one, and sets the pragmas.
+fn prepare(conn: &mut Connection, sync: SyncPolicy) -> Result<(), LoadError> {
+    // The first read of the file: "file is not a database" shows here.
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    quick_check(conn)?;
+    let tables = table_names(conn)?;
+    match version {
+        0 if tables.is_empty() => {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        0 => {
+            return Err(LoadError::Corrupt(format!(
+                "it holds tables that are not a session store's ({})",
+                tables.join(", ")
+            )));
+        }
+        SCHEMA_VERSION if tables == TABLES => {}
+        SCHEMA_VERSION => {
+            return Err(LoadError::Corrupt(format!(
+                "its tables ({}) are not those of schema version {SCHEMA_VERSION} ({})",
+                tables.join(", "),
+                TABLES.join(", ")
+            )));
+        }
+        other => {
+            return Err(LoadError::Corrupt(format!(
+                "it has schema version {other}; this broker reads version {SCHEMA_VERSION}"
+            )));
+        }
+    }
+    // Only now that the file is known to be ours: switching to WAL writes its header.
+    let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(LoadError::Unreadable(format!(
+            "cannot switch it to WAL mode (journal mode is {mode})"
+        )));
+    }
+    let synchronous = match sync {
+        SyncPolicy::Always => "FULL",
+        SyncPolicy::Periodic(_) => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", synchronous)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    // The pragma answers with the limit set; nothing to check in it.
+    let _: i64 =
+        conn.pragma_update_and_check(None, "journal_size_limit", WAL_SIZE_LIMIT, |r| r.get(0))?;
+    Ok(())
+}
+
+/// `PRAGMA quick_check`: the structure of every page, without the slower index checks.
+fn quick_check(conn: &Connection) -> Result<(), LoadError> {
+    let mut stmt = conn.prepare("PRAGMA quick_check(20)")?;
+    let problems = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    if problems.len() == 1 && problems.first().is_some_and(|p| p == "ok") {
+        return Ok(());
+    }
+    Err(LoadError::Corrupt(format!(
+        "integrity check failed: {}",
+        problems.join("; ")
+    )))
+}
+
+/// The names of the file's own tables (not SQLite's internal ones), sorted.
+fn table_names(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' \
+         AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
+/// The keys of the stored sessions.
+fn live_sessions(conn: &Connection) -> rusqlite::Result<Keys> {
+    let mut stmt = conn.prepare("SELECT key FROM sessions")?;
+    stmt.query_map([], |r| r.get(0))?.collect()
+}
+
+/// One batch being applied: its transaction, and what the writer keeps.
+struct Batch<'a, 't> {
+    /// The transaction.
+    tx: &'t Connection,
+    hot: Hot<'t>,
+    index: &'a mut Index,
+    scratch: &'a mut Scratch,
+}
+
+impl<'t> Batch<'_, 't> {
+    /// Applies one change. A change about a session that is not stored (it ended before
+    /// the change reached the store) is skipped.
+    fn apply(&mut self, op: &StoreOp) -> rusqlite::Result<()> {
+        let tx = self.tx;
+        let scratch = &mut *self.scratch;
+        match op {
+            StoreOp::Session {
+                key,
+                client_id,
+                expiry,
+                disconnected_at,
+            } => {
+                // An existing session keeps its client id, as in MemoryStore.
+                tx.prepare_cached(
+                    "INSERT INTO sessions (key, client_id, expiry, disconnected_at) \
+                     VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT (key) DO UPDATE \
+                     SET expiry = excluded.expiry, disconnected_at = excluded.disconnected_at",
+                )?
+                .execute(params![
+                    sql_int(*key),
+                    client_id.as_str(),
+                    expiry_to_sql(*expiry),
+                    disconnected_at.map(unix_ms),
+                ])?;
+                scratch.sessions.insert(sql_int(*key));
+            }
+            StoreOp::SessionEnded { key } => self.end_session(*key)?,
+            StoreOp::Subscribed {
+                session,
+                subscription,
+            } => {
+                if !scratch.sessions.contains(&sql_int(*session)) {
+                    return Ok(());
+                }
+                // REPLACE gives a replaced subscription a new `ord`: it moves to the end, as in
+                // MemoryStore.
+                let ord = next_ord(scratch);
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO subscriptions (session, filter, options, id, ord) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![
+                    sql_int(*session),
+                    subscription.filter.as_str(),
+                    subscription.options.to_byte(),
+                    subscription.id.map(SubscriptionId::get),
+                    ord,
+                ])?;
+            }
+            StoreOp::Unsubscribed { session, filter } => {
+                tx.prepare_cached("DELETE FROM subscriptions WHERE session = ?1 AND filter = ?2")?
+                    .execute(params![sql_int(*session), filter.as_str()])?;
+            }
+            StoreOp::Queued { session, delivery } => {
+                if !scratch.sessions.contains(&sql_int(*session))
+                    || self.index.locate(*session, delivery.seq).is_some()
+                {
+                    return Ok(());
+                }
+                let placed = scratch.segment.queue(*session, delivery)?;
+                self.index.add_building(*session, delivery.seq, placed);
+                if scratch.segment.size() >= SEGMENT_BYTES {
+                    self.seal()?;
+                }
+            }
+            StoreOp::Progressed {
+                session,
+                seq,
+                state,
+            } => {
+                match self.index.locate(*session, *seq) {
+                    Some(Place::Building(placed)) => scratch.segment.set_state(placed, *state),
+                    Some(Place::Stored { segment, entry })
+                        if !self.index.is_done(segment, entry) =>
+                    {
+                        let (packet_id, state) = state_to_sql(*state);
+                        Hot::prepared(&mut self.hot.progressed, tx, PROGRESSED)?
+                            .execute(params![sql_int(*session), sql_int(*seq), packet_id, state])?;
+                        self.index.add_state(*session, *seq);
+                    }
+                    _ => {}
+                }
+            }
+            StoreOp::Completed { session, seq, .. } => match self.index.locate(*session, *seq) {
+                Some(Place::Building(placed)) => scratch.segment.mark_done(placed),
+                Some(Place::Stored { segment, entry }) => {
+                    self.index.mark_done(segment, entry);
+                    if self.index.remove_state(*session, *seq) {
+                        Hot::prepared(&mut self.hot.state_done, tx, STATE_DONE)?
+                            .execute([sql_int(*session), sql_int(*seq)])?;
+                    }
+                }
+                None => {}
+            },
+            StoreOp::Qos2Received { session, packet_id } => {
+                if !scratch.sessions.contains(&sql_int(*session)) {
+                    return Ok(());
+                }
+                let ord = next_ord(scratch);
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO inbound_qos2 (session, packet_id, ord) \
+                     VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![sql_int(*session), packet_id.get(), ord])?;
+            }
+            StoreOp::Qos2Released { session, packet_id } => {
+                tx.prepare_cached(
+                    "DELETE FROM inbound_qos2 WHERE session = ?1 AND packet_id = ?2",
+                )?
+                .execute(params![sql_int(*session), packet_id.get()])?;
+            }
+            StoreOp::Retained { message } => {
+                encode(&message.message, &mut scratch.packet)?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO retained (topic, id, packet, expires_at) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )?
+                .execute(params![
+                    message.message.topic.as_str(),
+                    sql_int(message.id),
+                    scratch.packet.as_ref(),
+                    message.expires_at.map(unix_ms),
+                ])?;
+            }
+            StoreOp::RetainedCleared { topic } => {
+                tx.prepare_cached("DELETE FROM retained WHERE topic = ?1")?
+                    .execute([topic.as_str()])?;
+            }
+            StoreOp::WillScheduled { will } => {
+                encode(&will.message.message, &mut scratch.packet)?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO wills \
+                     (client_id, id, packet, expires_at, expiry_interval, fire_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    will.client_id.as_str(),
+                    sql_int(will.message.id),
+                    scratch.packet.as_ref(),
+                    will.message.expires_at.map(unix_ms),
+                    will.expiry_interval,
+                    unix_ms(will.fire_at),
+                ])?;
+            }
+            StoreOp::WillDone { client_id } => {
+                tx.prepare_cached("DELETE FROM wills WHERE client_id = ?1")?
+                    .execute([client_id.as_str()])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A session ended: it goes, with everything it holds.
+    fn end_session(&mut self, key: u64) -> rusqlite::Result<()> {
+        let tx = self.tx;
+        self.scratch.sessions.remove(&sql_int(key));
+        for run in self.index.end_session(key) {
+            if let Some(building) = self.index.release_run(run) {
+                self.scratch.segment.drop_run(building);
+            }
+        }
+        if self.index.remove_states_of(key) {
+            tx.prepare_cached("DELETE FROM delivery_states WHERE session = ?1")?
+                .execute([sql_int(key)])?;
+        }
+        for sql in [
+            "DELETE FROM subscriptions WHERE session = ?1",
+            "DELETE FROM inbound_qos2 WHERE session = ?1",
+            "DELETE FROM sessions WHERE key = ?1",
+        ] {
+            tx.prepare_cached(sql)?.execute([sql_int(key)])?;
+        }
+        Ok(())
+    }
+
+    /// Writes the segment being built, if it holds anything.
+    fn seal(&mut self) -> rusqlite::Result<()> {
+        if self.scratch.segment.is_empty() {
+            return Ok(());
+        }
+        let Some(segment) = self.scratch.segment.finish()? else {
+            return Ok(());
+        };
+        let id = self.index.next_segment_id();
+        Hot::prepared(&mut self.hot.insert_segment, self.tx, INSERT_SEGMENT)?
+            .execute(params![id, segment.data])?;
+        self.index.sealed(id, &segment);
+        Ok(())
+    }
+
+    /// See [`write_touched`].
+    fn write_touched(&mut self) -> rusqlite::Result<()> {
+        write_touched(self.tx, self.index)
+    }
+}
+
+/// Writes the done bitmaps that changed, and deletes the segments all done.
+fn write_touched(conn: &Connection, index: &mut Index) -> rusqlite::Result<()> {
+    for (id, touched) in index.take_touched() {
+        match touched {
+            Touched::Done(done) => {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO segment_done (segment, done) VALUES (?1, ?2)",
+                )?
+                .execute(params![id, done])?;
+            }
+            Touched::Empty => {
+                conn.prepare_cached("DELETE FROM segments WHERE id = ?1")?
+                    .execute([id])?;
+                conn.prepare_cached("DELETE FROM segment_done WHERE segment = ?1")?
+                    .execute([id])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+const INSERT_SEGMENT: &str = "INSERT INTO segments (id, data) VALUES (?1, ?2)";
+const PROGRESSED: &str = "INSERT OR REPLACE INTO delivery_states (session, seq, packet_id, state) \
+     VALUES (?1, ?2, ?3, ?4)";
+const STATE_DONE: &str = "DELETE FROM delivery_states WHERE session = ?1 AND seq = ?2";
+
+/// The statements of the changes that come by the thousand, taken from rusqlite's
+/// statement cache once per batch rather than once per change (a cache lookup hashes the
+/// SQL text).
+#[derive(Default)]
+struct Hot<'t> {
+    insert_segment: Option<CachedStatement<'t>>,
+    progressed: Option<CachedStatement<'t>>,
+    state_done: Option<CachedStatement<'t>>,
+}
+
+impl<'t> Hot<'t> {
+    /// The statement in `slot`, prepared on first use in this batch.
+    fn prepared<'s>(
+        slot: &'s mut Option<CachedStatement<'t>>,
+        conn: &'t Connection,
+        sql: &str,
+    ) -> rusqlite::Result<&'s mut CachedStatement<'t>> {
+        if slot.is_none() {
+            *slot = Some(conn.prepare_cached(sql)?);
+        }
+        slot.as_mut().ok_or(rusqlite::Error::InvalidQuery)
+    }
+}
+
+fn next_ord(scratch: &mut Scratch) -> i64 {
+    let ord = scratch.next_ord;
+    scratch.next_ord = ord.saturating_add(1);
+    ord
+}
+
+/// Why `open` or `load` failed, before it is given the store's location.
+#[derive(Debug)]
+enum LoadError {
+    Sql(rusqlite::Error),
+    Unreadable(String),
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for LoadError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl LoadError {
+    fn into_store_error(self, location: &str) -> StoreError {
+        match self {
+            Self::Sql(e) => classify(e, location),
+            Self::Unreadable(reason) => StoreError::Unreadable {
+                location: location.to_owned(),
+                reason,
+            },
+            Self::Corrupt(reason) => StoreError::Corrupt {
+                location: location.to_owned(),
+                reason,
+            },
+        }
+    }
+}
+
+/// An SQLite error met while opening or reading: damage, or values of the wrong type, is
+/// `Corrupt`; anything else (permissions, not a database, I/O) is `Unreadable`.
+fn classify(e: rusqlite::Error, location: &str) -> StoreError {
+    let corrupt = matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseCorrupt))
+        || matches!(
+            e,
+            rusqlite::Error::InvalidColumnType(..)
+                | rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..)
+        );
+    if corrupt {
+        StoreError::Corrupt {
+            location: location.to_owned(),
+            reason: e.to_string(),
+        }
+    } else {
+        StoreError::Unreadable {
+            location: location.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+}
