@@ -31,6 +31,7 @@
 
 mod columns;
 mod index;
+mod migrate;
 mod read;
 mod segment;
 
@@ -61,7 +62,7 @@ const TABLES: [&str; 8] = [
     "wills",
 ];
 
-/// The schema. Tables keyed by session use `WITHOUT ROWID` (one B-tree, rows stored in key
+/// The schema, with [`SCHEMA_SEGMENTS`]. Tables keyed by session use `WITHOUT ROWID` (one B-tree, rows stored in key
 /// order, so a session's rows are together); the ones holding message bodies keep a rowid,
 /// as SQLite advises for large rows. `segment_done` is apart from `segments` because SQLite
 /// rewrites a whole row to change one column: a bitmap update must not copy megabytes of
@@ -81,21 +82,6 @@ CREATE TABLE subscriptions (
     id      INTEGER,
     ord     INTEGER NOT NULL,
     PRIMARY KEY (session, filter)
-) WITHOUT ROWID;
-CREATE TABLE segments (
-    id   INTEGER PRIMARY KEY,
-    data BLOB NOT NULL
-);
-CREATE TABLE segment_done (
-    segment INTEGER PRIMARY KEY,
-    done    BLOB NOT NULL
-);
-CREATE TABLE delivery_states (
-    session   INTEGER NOT NULL,
-    seq       INTEGER NOT NULL,
-    packet_id INTEGER,
-    state     INTEGER NOT NULL,
-    PRIMARY KEY (session, seq)
 ) WITHOUT ROWID;
 CREATE TABLE inbound_qos2 (
     session   INTEGER NOT NULL,
@@ -117,6 +103,25 @@ CREATE TABLE wills (
     expiry_interval INTEGER,
     fire_at         INTEGER NOT NULL
 );
+";
+
+/// The tables of the deliveries, new in schema version 2 (see [`segment`]).
+const SCHEMA_SEGMENTS: &str = "
+CREATE TABLE segments (
+    id   INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+CREATE TABLE segment_done (
+    segment INTEGER PRIMARY KEY,
+    done    BLOB NOT NULL
+);
+CREATE TABLE delivery_states (
+    session   INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    packet_id INTEGER,
+    state     INTEGER NOT NULL,
+    PRIMARY KEY (session, seq)
+) WITHOUT ROWID;
 ";
 
 /// A segment is written once it holds about this much, even in the middle of a batch: a
@@ -337,6 +342,7 @@ fn prepare(conn: &mut Connection, sync: SyncPolicy) -> Result<(), LoadError> {
         0 if tables.is_empty() => {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
+            tx.execute_batch(SCHEMA_SEGMENTS)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
             tx.commit()?;
         }
@@ -346,6 +352,7 @@ fn prepare(conn: &mut Connection, sync: SyncPolicy) -> Result<(), LoadError> {
                 tables.join(", ")
             )));
         }
+        1 if tables == migrate::V1_TABLES => migrate::from_v1(conn)?,
         SCHEMA_VERSION if tables == TABLES => {}
         SCHEMA_VERSION => {
             return Err(LoadError::Corrupt(format!(

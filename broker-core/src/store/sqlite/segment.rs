@@ -527,7 +527,7 @@ mod tests {
                     false,
                     None,
                 )),
-                expires_at: (id % 2 == 0).then(|| UNIX_EPOCH + Duration::from_millis(id)),
+                expires_at: id.is_multiple_of(2).then(|| UNIX_EPOCH + Duration::from_millis(id)),
             },
             qos: QoS::AtLeastOnce,
             retain: id == 1,
