@@ -299,12 +299,14 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// Sends a PUBACK or PUBREC once the store is durable up to `ticket` (at once for 0),
     /// after every acknowledgement held before it.
     fn acknowledge(&mut self, packet: Packet, ticket: u64) {
-        let ticket = match &self.broker.journal {
-            Some(journal) => journal.ack_ticket(ticket),
-            None => 0,
+        let (ticket, durable) = match &self.broker.journal {
+            Some(journal) => {
+                let ticket = journal.ack_ticket(ticket);
+                (ticket, ticket == 0 || ticket <= journal.durable_now())
+            }
+            None => (0, true),
         };
-        let durable = self.durable.as_ref().map_or(0, |d| *d.borrow());
-        if self.held_acks.is_empty() && ticket <= durable {
+        if self.held_acks.is_empty() && durable {
             self.send(packet);
         } else {
             self.held_acks.push_back((ticket, packet));
@@ -313,10 +315,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
 
     /// Sends the held acknowledgements whose changes are now durable.
     fn release_acks(&mut self) {
-        let Some(durable) = &self.durable else {
+        let Some(journal) = &self.broker.journal else {
             return;
         };
-        let durable = *durable.borrow();
+        let durable = journal.durable_now();
         while let Some((ticket, _)) = self.held_acks.front() {
             if *ticket > durable {
                 break;

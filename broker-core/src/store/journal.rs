@@ -43,8 +43,11 @@ struct Pending {
 pub(crate) struct Journal {
     pending: Mutex<Pending>,
     appended_cond: Condvar,
-    /// The ticket up to which every change is durable.
+    /// The ticket up to which every change is durable, for those who wait for it.
     durable: watch::Sender<u64>,
+    /// The same, for those who only look: read on every acknowledgement, where the watch's
+    /// lock would be taken by every connection in turn.
+    durable_now: AtomicU64,
     sync: SyncPolicy,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The identifier the next stored message gets.
@@ -63,6 +66,7 @@ impl Journal {
             pending: Mutex::default(),
             appended_cond: Condvar::new(),
             durable: watch::Sender::new(0),
+            durable_now: AtomicU64::new(0),
             sync,
             writer: Mutex::new(None),
             next_message_id: AtomicU64::new(first_message_id),
@@ -115,10 +119,15 @@ impl Journal {
         match self.sync {
             SyncPolicy::Always => ticket,
             SyncPolicy::Periodic(_) => {
-                let behind = ticket.saturating_sub(*self.durable.borrow());
+                let behind = ticket.saturating_sub(self.durable_now());
                 if behind > BACKLOG_LIMIT { ticket } else { 0 }
             }
         }
+    }
+
+    /// The ticket up to which every change is durable now.
+    pub(crate) fn durable_now(&self) -> u64 {
+        self.durable_now.load(Ordering::Acquire)
     }
 
     /// Watches how far the store is durable.
@@ -176,13 +185,19 @@ impl Journal {
                 }
                 pending.appended
             };
+            let taken = batch.len();
             coalesce(&mut batch);
             match store.apply(&batch) {
                 Ok(()) => {
                     batch.clear();
-                    if batch.capacity() > 64 * 1024 {
-                        batch = Vec::new();
+                    // This vector goes back to the publishers at the next swap. At a steady
+                    // rate it keeps the room one batch needs (growing it again each time
+                    // would copy and fault in megabytes per batch on the publish path);
+                    // after a burst it gives most of it back.
+                    if batch.capacity() > 64 * 1024 && batch.capacity() / 4 > taken {
+                        batch.shrink_to(taken * 2);
                     }
+                    self.durable_now.store(batch_end, Ordering::Release);
                     self.durable.send_replace(batch_end);
                 }
                 Err(error) => {

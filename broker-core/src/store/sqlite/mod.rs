@@ -22,7 +22,7 @@
 //!   damaged, or holds someone else's tables is refused with an error naming it; the store
 //!   creates its schema only in a file that is new or empty.
 //! - **Bounded on disk.** Deleted rows free their pages for reuse; the WAL is checkpointed
-//!   automatically every [`WAL_AUTOCHECKPOINT_PAGES`] and truncated back to
+//!   automatically every [`WAL_AUTOCHECKPOINT_BYTES`] and truncated back to
 //!   [`WAL_SIZE_LIMIT`] when it has grown past it.
 //!
 //! A message's topic, payload, QoS, retain flag and properties are kept as an encoded MQTT 5
@@ -129,9 +129,16 @@ CREATE TABLE delivery_states (
 /// sooner, and one batch of large messages does not become one huge row.
 const SEGMENT_BYTES: usize = 4 * 1024 * 1024;
 
-/// WAL pages after which a commit checkpoints (SQLite's default, stated so it is not lost):
-/// about 4 MiB with 4 KiB pages. Larger would make fewer, longer checkpoints.
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 1000;
+/// The page size of a new file. Segments are large blobs, written as chains of overflow
+/// pages: 16 KiB pages make a quarter of the WAL frames (two writes each) and checkpoint
+/// copies that 4 KiB pages would, which measured about 10% more messages per second with
+/// `sync = "periodic"` (and the same with `"always"`). A file keeps the page size it was
+/// created with.
+const PAGE_SIZE: i64 = 16 * 1024;
+
+/// WAL bytes after which a commit checkpoints (SQLite's default of 1000 pages at 4 KiB).
+/// Larger would make fewer, longer checkpoints, and a larger WAL file.
+const WAL_AUTOCHECKPOINT_BYTES: i64 = 4000 * 1024;
 
 /// The size the WAL file is truncated back to when it is reset after a checkpoint, so one
 /// huge batch does not leave a huge file behind forever.
@@ -340,6 +347,8 @@ fn prepare(conn: &mut Connection, sync: SyncPolicy) -> Result<(), LoadError> {
     let tables = table_names(conn)?;
     match version {
         0 if tables.is_empty() => {
+            // Only while the file is empty; `VACUUM` would be needed later.
+            conn.pragma_update(None, "page_size", PAGE_SIZE)?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute_batch(SCHEMA)?;
             tx.execute_batch(SCHEMA_SEGMENTS)?;
@@ -379,7 +388,12 @@ fn prepare(conn: &mut Connection, sync: SyncPolicy) -> Result<(), LoadError> {
         SyncPolicy::Periodic(_) => "NORMAL",
     };
     conn.pragma_update(None, "synchronous", synchronous)?;
-    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
+    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+    conn.pragma_update(
+        None,
+        "wal_autocheckpoint",
+        (WAL_AUTOCHECKPOINT_BYTES / page_size.max(512)).max(1),
+    )?;
     // The pragma answers with the limit set; nothing to check in it.
     let _: i64 =
         conn.pragma_update_and_check(None, "journal_size_limit", WAL_SIZE_LIMIT, |r| r.get(0))?;
@@ -614,6 +628,7 @@ impl<'t> Batch<'_, 't> {
         Hot::prepared(&mut self.hot.insert_segment, self.tx, INSERT_SEGMENT)?
             .execute(params![id, segment.data])?;
         self.index.sealed(id, &segment);
+        self.scratch.segment.recycle(segment.data);
         Ok(())
     }
 
