@@ -308,9 +308,18 @@ fn run_persistence(
 ) -> Vec<PersistenceRow> {
     let kind = Kind::Nanomq(nanomq.to_path_buf());
     let mut rows: Vec<PersistenceRow> = Vec::new();
-    for scenario in scenario::persistence(sizes) {
+    let rounds = (1..=output::PERSISTENCE_ROUNDS).flat_map(|round| {
+        scenario::persistence(sizes)
+            .into_iter()
+            .map(move |s| (round, s))
+    });
+    for (round, scenario) in rounds {
         let store = scenario.tuning.store.name();
-        println!("==> {} with sessions {store} on nanomq", scenario.name);
+        println!(
+            "==> {} with sessions {store} on nanomq (round {round} of {})",
+            scenario.name,
+            output::PERSISTENCE_ROUNDS
+        );
         let run = run_measured(nanomq, &kind, &scenario, out_dir);
         let (mut cores, mut drain_s) = (None, None);
         let (rate, notes) = match &run.report {
@@ -365,8 +374,10 @@ fn run_persistence(
                 )
             }
         };
+        // This round's: in-memory runs first in each round.
         let memory = rows
             .iter()
+            .rev()
             .find(|r| r.store == broker::Store::Memory.name())
             .map_or(rate, |r| r.rate);
         rows.push(PersistenceRow {
@@ -378,11 +389,13 @@ fn run_persistence(
             drain_s,
             database_bytes: run.database_bytes,
             notes,
+            rounds: Vec::new(),
         });
         raw.push(json!({
             "scenario": scenario.name,
             "transport": scenario.transport.name(),
             "store": store,
+            "round": round,
             "broker": kind.name(),
             "broker_cpu_s": run.cpu_s,
             "publishing_cores": cores.map(|c| json!({"broker": c.broker, "machine": c.machine})),
@@ -391,7 +404,7 @@ fn run_persistence(
             "error": run.report.as_ref().err().map(|e| format!("{e:#}")),
         }));
     }
-    rows
+    output::median_rounds(&rows)
 }
 
 /// The scenario's figures from `report`, on one line.
