@@ -375,11 +375,14 @@ fn run_persistence(
             }
         };
         // This round's: in-memory runs first in each round.
-        let memory = rows
-            .iter()
-            .rev()
-            .find(|r| r.store == broker::Store::Memory.name())
-            .map_or(rate, |r| r.rate);
+        let memory = if store == broker::Store::Memory.name() {
+            rate
+        } else {
+            rows.iter()
+                .rev()
+                .find(|r| r.store == broker::Store::Memory.name())
+                .and_then(|r| r.rate)
+        };
         rows.push(PersistenceRow {
             scenario: scenario.name.clone(),
             store,

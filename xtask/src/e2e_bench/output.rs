@@ -149,11 +149,7 @@ pub(crate) fn median_rounds(rows: &[PersistenceRow]) -> Vec<PersistenceRow> {
         .filter_map(|store| {
             let of_store: Vec<&PersistenceRow> = rows.iter().filter(|r| r.store == store).collect();
             let figure = |r: &PersistenceRow| {
-                if r.store == MEMORY {
-                    r.rate
-                } else {
-                    r.ratio()
-                }
+                if r.store == MEMORY { r.rate } else { r.ratio() }
             };
             let mut sorted = of_store.clone();
             sorted.sort_by(|a, b| {
