@@ -1,9 +1,9 @@
 //! How fast the session stores apply batches of changes, as the journal's writer thread
 //! hands them over: each batch queues 5,000 QoS 1 deliveries over 100 persistent sessions
 //! and completes the 5,000 the previous batch queued. Either one message goes to all 100
-//! sessions (fan-out: one message row per 100 deliveries), or every delivery has a message
-//! of its own (a row written and deleted per delivery). `MemoryStore` runs in the same group
-//! as the baseline. Run with `cargo bench -p broker-core --bench store`.
+//! sessions (fan-out: SQLite keeps it once for its 100 deliveries), or every delivery has a
+//! message of its own. `MemoryStore` runs in the same group as the baseline. Run with
+//! `cargo bench -p broker-core --bench store`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 

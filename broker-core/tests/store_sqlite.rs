@@ -444,6 +444,78 @@ fn a_message_is_stored_once_and_goes_with_its_last_delivery() {
 }
 
 #[test]
+fn a_large_batch_is_split_into_segments_that_later_changes_find() {
+    static BIG: [u8; 100_000] = [7; 100_000];
+    let dir = TempDir::new("split");
+    let path = dir.join("store.db");
+    let mut store = open(&path);
+    let mut memory = MemoryStore::new();
+    let mut batch = vec![
+        session(1, "c1", SessionExpiry::Never),
+        session(2, "c2", SessionExpiry::Never),
+    ];
+    // About 6 MB: more than one segment holds.
+    for seq in 1..=60 {
+        let m = message(seq, "big", &BIG, QoS::AtLeastOnce, None);
+        batch.push(queued(1, delivery(seq, &m, QoS::AtLeastOnce, &[])));
+        if seq % 20 == 0 {
+            batch.push(queued(2, delivery(seq / 20, &m, QoS::ExactlyOnce, &[])));
+        }
+    }
+    // Changes within the same batch, to deliveries in the segment already written and in
+    // the one still being built.
+    batch.extend([
+        StoreOp::Progressed {
+            session: 1,
+            seq: 1,
+            state: DeliveryState::AwaitingPubAck(pid(1)),
+        },
+        completed(1, 2, 2),
+        completed(2, 1, 20),
+        StoreOp::Progressed {
+            session: 1,
+            seq: 60,
+            state: DeliveryState::AwaitingPubAck(pid(2)),
+        },
+        completed(1, 59, 59),
+    ]);
+    store.apply(&batch).unwrap();
+    memory.apply(&batch).unwrap();
+    let db = rusqlite::Connection::open(&path).unwrap();
+    assert_eq!(rows(&db, "segments"), 2);
+    let later = [
+        completed(1, 3, 3),
+        StoreOp::Progressed {
+            session: 2,
+            seq: 3,
+            state: DeliveryState::AwaitingPubRec(pid(9)),
+        },
+    ];
+    store.apply(&later).unwrap();
+    memory.apply(&later).unwrap();
+    drop(store);
+    let mut store = open(&path);
+    assert_eq!(
+        canonical(store.load().unwrap()),
+        canonical(memory.load().unwrap())
+    );
+    // Everything done: both segments go.
+    let rest: Vec<StoreOp> = (1..=60)
+        .map(|seq| completed(1, seq, seq))
+        .chain((1..=3).map(|seq| completed(2, seq, seq * 20)))
+        .collect();
+    store.apply(&rest).unwrap();
+    assert_eq!(
+        (
+            rows(&db, "segments"),
+            rows(&db, "segment_done"),
+            rows(&db, "delivery_states")
+        ),
+        (0, 0, 0)
+    );
+}
+
+#[test]
 fn session_ended_removes_everything_it_held() {
     let dir = TempDir::new("session-ended");
     let path = dir.join("store.db");

@@ -62,9 +62,9 @@ const TABLES: [&str; 8] = [
     "wills",
 ];
 
-/// The schema, with [`SCHEMA_SEGMENTS`]. Tables keyed by session use `WITHOUT ROWID` (one B-tree, rows stored in key
-/// order, so a session's rows are together); the ones holding message bodies keep a rowid,
-/// as SQLite advises for large rows. `segment_done` is apart from `segments` because SQLite
+/// The schema, with [`SCHEMA_SEGMENTS`]. Tables keyed by session use `WITHOUT ROWID` (one
+/// B-tree, rows stored in key order, so a session's rows are together); the ones holding
+/// message bodies keep a rowid, as SQLite advises for large rows. `segment_done` is apart from `segments` because SQLite
 /// rewrites a whole row to change one column: a bitmap update must not copy megabytes of
 /// messages. There are no foreign keys: the writer keeps the references right itself, and
 /// `load` removes anything left dangling.
