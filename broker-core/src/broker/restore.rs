@@ -3,8 +3,8 @@
 //! against session expiry, message expiry and will delays.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use super::Broker;
@@ -35,29 +35,43 @@ struct Messages {
 }
 
 impl Messages {
-    fn get(&mut self, stored: &StoredMessage) -> Arc<Message> {
-        Arc::clone(
-            self.by_id
-                .entry(stored.id)
-                .or_insert_with(|| Arc::new(rebuild(stored))),
-        )
+    /// The broker's message for `stored`: the one already rebuilt for its identifier, or
+    /// `stored`'s own, taken over when nothing else holds it (a copy otherwise), so that a
+    /// restart with millions of queued messages does not hold each twice.
+    fn take(&mut self, stored: StoredMessage) -> Arc<Message> {
+        let StoredMessage {
+            id,
+            message,
+            expires_at,
+        } = stored;
+        Arc::clone(self.by_id.entry(id).or_insert_with(|| {
+            let mut message = Arc::try_unwrap(message).unwrap_or_else(|shared| copy(&shared));
+            message.publisher = None;
+            message.expires_at = expires_at.map(from_wall_clock);
+            message.store_id = OnceLock::from(id);
+            Arc::new(message)
+        }))
     }
 }
 
-/// A stored message as the broker holds it: expiry back on the monotonic clock, and its
-/// store identifier kept so it is not stored twice.
+/// A message as the broker holds it: expiry back on the monotonic clock, and its store
+/// identifier kept so it is not stored twice.
 fn rebuild(stored: &StoredMessage) -> Message {
-    let m = &stored.message;
-    let mut message = Message::new(
+    let mut message = copy(&stored.message);
+    message.expires_at = stored.expires_at.map(from_wall_clock);
+    message.store_id = OnceLock::from(stored.id);
+    message
+}
+
+/// A new message with `m`'s content (no expiry, publisher or store identifier).
+fn copy(m: &Message) -> Message {
+    Message::new(
         m.topic.clone(),
         m.payload.clone(),
         m.qos,
         m.retain,
         m.properties.clone(),
-    );
-    message.expires_at = stored.expires_at.map(from_wall_clock);
-    let _ = message.store_id.set(stored.id);
-    message
+    )
 }
 
 impl Broker {
@@ -100,13 +114,13 @@ impl Broker {
                 }
                 state.inbound_qos2 = stored.inbound_qos2.iter().map(|id| id.get()).collect();
                 let mut last_seq = 0;
-                for d in &stored.deliveries {
+                for d in stored.deliveries {
                     last_seq = last_seq.max(d.seq);
                     let mut delivery = Delivery::new(
-                        messages.get(&d.message),
+                        messages.take(d.message),
                         d.qos,
                         d.retain,
-                        d.subscription_ids.clone(),
+                        d.subscription_ids,
                     );
                     delivery.seq = d.seq;
                     let (packet_id, awaiting) = match d.state {
@@ -152,8 +166,8 @@ impl Broker {
 
         let instant_now = tokio::time::Instant::now().into_std();
         let mut retained = self.retained.write();
-        for stored in &snapshot.retained {
-            let message = messages.get(stored);
+        for stored in snapshot.retained {
+            let message = messages.take(stored);
             if message.is_expired(instant_now) {
                 journal.record(StoreOp::RetainedCleared {
                     topic: message.topic.clone(),
