@@ -45,21 +45,24 @@ impl Messages {
             expires_at,
         } = stored;
         Arc::clone(self.by_id.entry(id).or_insert_with(|| {
-            let mut message = Arc::try_unwrap(message).unwrap_or_else(|shared| copy(&shared));
-            message.publisher = None;
-            message.expires_at = expires_at.map(from_wall_clock);
-            message.store_id = OnceLock::from(id);
-            Arc::new(message)
+            let message = Arc::try_unwrap(message).unwrap_or_else(|shared| copy(&shared));
+            Arc::new(restored(message, id, expires_at))
         }))
     }
 }
 
-/// A message as the broker holds it: expiry back on the monotonic clock, and its store
-/// identifier kept so it is not stored twice.
+/// A stored message as the broker holds it: expiry back on the monotonic clock, and its
+/// store identifier kept so it is not stored twice.
 fn rebuild(stored: &StoredMessage) -> Message {
-    let mut message = copy(&stored.message);
-    message.expires_at = stored.expires_at.map(from_wall_clock);
-    message.store_id = OnceLock::from(stored.id);
+    restored(copy(&stored.message), stored.id, stored.expires_at)
+}
+
+/// `message`, read from the store as `id`, made the broker's (no publisher: none was
+/// stored).
+fn restored(mut message: Message, id: u64, expires_at: Option<SystemTime>) -> Message {
+    message.publisher = None;
+    message.expires_at = expires_at.map(from_wall_clock);
+    message.store_id = OnceLock::from(id);
     message
 }
 

@@ -18,7 +18,7 @@ const BUILDING: i64 = 0;
 /// consecutive entries of one segment from `base`. In the segment being built, `base` is
 /// the builder's run number instead.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Run {
+struct Run {
     first: u64,
     len: u32,
     segment: i64,
@@ -132,18 +132,15 @@ impl Index {
             run.len += 1;
             return;
         }
-        let run = Run {
-            first: seq,
-            len: 1,
-            segment: BUILDING,
-            base: placed.run,
-        };
-        if runs.last().is_none_or(|last| last.first < seq) {
-            runs.push(run);
-        } else {
-            let at = runs.partition_point(|r| r.first < seq);
-            runs.insert(at, run);
-        }
+        insert_run(
+            runs,
+            Run {
+                first: seq,
+                len: 1,
+                segment: BUILDING,
+                base: placed.run,
+            },
+        );
     }
 
     /// The id the next stored segment gets.
@@ -155,7 +152,6 @@ impl Index {
 
     /// The segment being built was stored as `id`: its runs point there now.
     pub(super) fn sealed(&mut self, id: i64, segment: &Finished) {
-        let mut sessions: Vec<u64> = Vec::new();
         for sealed in &segment.runs {
             if let Some(run) = self.runs.get_mut(&sealed.session).and_then(|runs| {
                 runs.iter_mut()
@@ -165,25 +161,10 @@ impl Index {
                 run.segment = id;
                 run.base = sealed.base;
             }
-            if sessions.last() != Some(&sealed.session) {
-                sessions.push(sealed.session);
-            }
         }
-        sessions.sort_unstable();
-        sessions.dedup();
+        let sessions = segment.runs.iter().map(|r| r.session).collect();
         let touched = segment.live < segment.entries;
-        self.segments.insert(
-            id,
-            Segment {
-                live: segment.live,
-                done: segment.done.clone(),
-                sessions,
-                touched,
-            },
-        );
-        if touched {
-            self.touched.push(id);
-        }
+        self.insert_segment(id, segment.live, segment.done.clone(), sessions, touched);
     }
 
     /// A stored segment, as read from the file, with its runs `(session, first, len, base)`.
@@ -195,24 +176,32 @@ impl Index {
         runs: &[(u64, u64, u32, u32)],
         touched: bool,
     ) {
-        let mut sessions = Vec::new();
         for &(session, first, len, base) in runs {
-            let list = self.runs.entry(session).or_default();
-            let run = Run {
-                first,
-                len,
-                segment: id,
-                base,
-            };
             // Segments are read in id order, so this is nearly always a push.
-            if list.last().is_none_or(|last| last.first < first) {
-                list.push(run);
-            } else {
-                let at = list.partition_point(|r| r.first < first);
-                list.insert(at, run);
-            }
-            sessions.push(session);
+            insert_run(
+                self.runs.entry(session).or_default(),
+                Run {
+                    first,
+                    len,
+                    segment: id,
+                    base,
+                },
+            );
         }
+        let sessions = runs.iter().map(|&(session, ..)| session).collect();
+        self.insert_segment(id, live, done, sessions, touched);
+        self.next_segment = self.next_segment.max(id + 1);
+    }
+
+    /// Records segment `id`, whose runs belong to `sessions` (in any order, repeated).
+    fn insert_segment(
+        &mut self,
+        id: i64,
+        live: u32,
+        done: Vec<u8>,
+        mut sessions: Vec<u64>,
+        touched: bool,
+    ) {
         sessions.sort_unstable();
         sessions.dedup();
         self.segments.insert(
@@ -227,25 +216,22 @@ impl Index {
         if touched {
             self.touched.push(id);
         }
-        self.next_segment = self.next_segment.max(id + 1);
     }
 
-    /// `session` ended: forgets its runs, and returns them so that the caller can mark
-    /// their entries done (stored) or drop them (being built).
-    pub(super) fn end_session(&mut self, session: u64) -> Vec<Run> {
-        self.runs.remove(&session).unwrap_or_default()
-    }
-
-    /// Marks every entry of an ended session's stored run done; returns the builder's run
-    /// number if the run is in the segment being built instead.
-    pub(super) fn release_run(&mut self, run: Run) -> Option<u32> {
-        if run.segment == BUILDING {
-            return Some(run.base);
+    /// `session` ended: forgets its runs and marks their stored entries done. Returns the
+    /// builder's numbers of its runs in the segment being built, for the caller to drop.
+    pub(super) fn end_session(&mut self, session: u64) -> Vec<u32> {
+        let mut building = Vec::new();
+        for run in self.runs.remove(&session).unwrap_or_default() {
+            if run.segment == BUILDING {
+                building.push(run.base);
+                continue;
+            }
+            for entry in run.base..run.base.saturating_add(run.len) {
+                self.mark_done(run.segment, entry);
+            }
         }
-        for entry in run.base..run.base.saturating_add(run.len) {
-            self.mark_done(run.segment, entry);
-        }
-        None
+        building
     }
 
     /// Notes that `session`'s delivery `seq` has a `delivery_states` row.
@@ -294,5 +280,15 @@ impl Index {
                 None => (id, Touched::Empty),
             })
             .collect()
+    }
+}
+
+/// Puts `run` in `runs` in sequence-number order (it overlaps none of them).
+fn insert_run(runs: &mut Vec<Run>, run: Run) {
+    if runs.last().is_none_or(|last| last.first < run.first) {
+        runs.push(run);
+    } else {
+        let at = runs.partition_point(|r| r.first < run.first);
+        runs.insert(at, run);
     }
 }

@@ -14,7 +14,7 @@ use super::columns::{
     subscription_ids_from_sql,
 };
 use super::segment::SegmentBuilder;
-use super::{LoadError, SCHEMA_SEGMENTS, SCHEMA_VERSION, SEGMENT_BYTES};
+use super::{INSERT_SEGMENT, LoadError, SCHEMA_SEGMENTS, SCHEMA_VERSION, SEGMENT_BYTES};
 use crate::store::{StoredDelivery, StoredMessage};
 
 /// The tables of schema version 1, sorted.
@@ -101,10 +101,7 @@ fn write(
     next_id: &mut i64,
 ) -> Result<(), LoadError> {
     if let Some(finished) = segment.finish()? {
-        conn.execute(
-            "INSERT INTO segments (id, data) VALUES (?1, ?2)",
-            params![*next_id, finished.data],
-        )?;
+        conn.execute(INSERT_SEGMENT, params![*next_id, finished.data])?;
         *next_id += 1;
     }
     Ok(())

@@ -597,10 +597,8 @@ impl<'t> Batch<'_, 't> {
     fn end_session(&mut self, key: u64) -> rusqlite::Result<()> {
         let tx = self.tx;
         self.scratch.sessions.remove(&sql_int(key));
-        for run in self.index.end_session(key) {
-            if let Some(building) = self.index.release_run(run) {
-                self.scratch.segment.drop_run(building);
-            }
+        for building in self.index.end_session(key) {
+            self.scratch.segment.drop_run(building);
         }
         if self.index.remove_states_of(key) {
             tx.prepare_cached("DELETE FROM delivery_states WHERE session = ?1")?
