@@ -8,6 +8,9 @@ use nom::number::streaming::be_u8;
 use crate::parse::{VarInt, decode_varint};
 use crate::{DecodeError, ProtocolVersion};
 
+/// The DUP bit of the fixed header's flags.
+const DUP_FLAG: u8 = 0b1000;
+
 /// The type of an MQTT control packet (the high nibble of the first byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -155,6 +158,9 @@ impl FixedHeader {
             return Err(DecodeError::ProtocolVersionUnknown(packet_type));
         }
         match packet_type.required_flags() {
+            // MQTT 3.1 gives PUBREL, SUBSCRIBE and UNSUBSCRIBE a DUP flag, set on a resend.
+            Some(required)
+                if version == Some(ProtocolVersion::V3_1) && flags == required | DUP_FLAG => {}
             Some(required) if required != flags => {
                 return Err(DecodeError::InvalidFixedHeaderFlags {
                     packet: packet_type,

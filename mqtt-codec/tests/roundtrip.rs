@@ -148,9 +148,10 @@ fn connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
         of(text()),
         of(binary()),
         connect_properties(),
+        any::<bool>(),
     )
         .prop_map(
-            move |(clean, keep_alive, id, will, user, password, props)| {
+            move |(clean, keep_alive, id, will, user, password, props, bridge)| {
                 let mut c = Connect::new(v, ClientId::new(id).unwrap());
                 c.clean_start = clean;
                 c.keep_alive = keep_alive;
@@ -164,6 +165,8 @@ fn connect(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
                 c.password = password;
                 if v.is_v5() {
                     c.properties = props;
+                } else {
+                    c.bridge = bridge;
                 }
                 Packet::Connect(Box::new(c))
             },
@@ -230,7 +233,7 @@ fn connack(v: ProtocolVersion) -> impl Strategy<Value = Packet> {
     };
     (any::<bool>(), reason(codes), props).prop_map(move |(present, code, props)| {
         Packet::ConnAck(Box::new(ConnAck {
-            session_present: present && code == ReasonCode::Success,
+            session_present: present && code == ReasonCode::Success && v != ProtocolVersion::V3_1,
             reason_code: code,
             properties: if v.is_v5() { props } else { Default::default() },
         }))

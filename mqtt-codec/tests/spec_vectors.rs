@@ -418,3 +418,88 @@ fn a_large_remaining_length_uses_four_bytes() {
         Some(p)
     );
 }
+
+/// Decodes `bytes` as one whole packet on a connection of `version` (no re-encoding check).
+fn decode_one(version: Option<ProtocolVersion>, bytes: &[u8]) -> Result<Packet, DecodeError> {
+    let mut decoder = match version {
+        Some(v) => Decoder::with_version(v),
+        None => Decoder::new(),
+    };
+    let mut buf = BytesMut::from(bytes);
+    decoder.decode(&mut buf).map(|p| p.expect("a whole packet"))
+}
+
+#[test]
+fn bridges_set_bit_0x80_of_the_protocol_level_in_3_1_and_3_1_1() {
+    // Mosquitto's bridge with try_private: "MQTT", level 0x84.
+    let bytes = [
+        0x10, 0x0E, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x84, 0x02, 0x00, 0x3C, 0x00, 0x02, b'c',
+        b'1',
+    ];
+    let mut c = Connect::new(V3_1_1, ClientId::new("c1").unwrap());
+    c.bridge = true;
+    check(V3_1_1, &bytes, Packet::Connect(Box::new(c)));
+    let bytes = [
+        0x10, 0x10, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x83, 0x02, 0x00, 0x3C, 0x00,
+        0x02, b'c', b'1',
+    ];
+    let mut c = Connect::new(V3_1, ClientId::new("c1").unwrap());
+    c.bridge = true;
+    check(V3_1, &bytes, Packet::Connect(Box::new(c)));
+}
+
+#[test]
+fn the_bridge_bit_does_not_exist_in_5_0() {
+    let bytes = [
+        0x10, 0x0F, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x85, 0x02, 0x00, 0x3C, 0x00, 0x00, 0x02,
+        b'c', b'1',
+    ];
+    assert_eq!(
+        decode_one(None, &bytes),
+        Err(DecodeError::UnsupportedProtocol {
+            level: 0x85,
+            known_name: true
+        })
+    );
+    let mut c = Connect::new(V5, ClientId::new("c1").unwrap());
+    c.bridge = true;
+    let mut out = BytesMut::new();
+    assert!(Packet::Connect(Box::new(c)).encode(V5, &mut out).is_err());
+}
+
+#[test]
+fn mqtt_3_1_allows_dup_on_pubrel_subscribe_and_unsubscribe() {
+    // A PUBREL resent with DUP, as 3.1 clients do: `6A 02 00 01`.
+    assert_eq!(
+        decode_one(Some(V3_1), &[0x6A, 0x02, 0x00, 0x01]),
+        Ok(Packet::PubRel(Ack::new(id(1))))
+    );
+    let subscribe = decode_one(Some(V3_1), &[0x8A, 0x06, 0x00, 0x02, 0x00, 0x01, b't', 0x01]);
+    assert!(matches!(subscribe, Ok(Packet::Subscribe(_))), "{subscribe:?}");
+    let unsubscribe = decode_one(Some(V3_1), &[0xAA, 0x05, 0x00, 0x03, 0x00, 0x01, b't']);
+    assert!(
+        matches!(unsubscribe, Ok(Packet::Unsubscribe(_))),
+        "{unsubscribe:?}"
+    );
+    // 3.1.1 and 5.0 require exactly 0b0010.
+    for version in [V3_1_1, V5] {
+        assert_eq!(
+            decode_one(Some(version), &[0x6A, 0x02, 0x00, 0x01]),
+            Err(DecodeError::InvalidFixedHeaderFlags {
+                packet: PacketType::PubRel,
+                flags: 0x0A
+            })
+        );
+    }
+}
+
+#[test]
+fn mqtt_3_1_connack_has_no_session_present_flag() {
+    check(V3_1, &[0x20, 0x02, 0x00, 0x00], Packet::ConnAck(Box::default()));
+    let ack = ConnAck {
+        session_present: true,
+        ..ConnAck::default()
+    };
+    let mut out = BytesMut::new();
+    assert!(Packet::ConnAck(Box::new(ack)).encode(V3_1, &mut out).is_err());
+}

@@ -31,7 +31,9 @@ impl ConnAck {
         if flags & !1 != 0 {
             return Err(DecodeError::InvalidConnackFlags);
         }
-        let session_present = flags == 1;
+        // 3.1 has no session present flag: the byte is reserved (some servers set the bit
+        // anyway, as if they spoke 3.1.1; it means nothing).
+        let session_present = flags == 1 && version != ProtocolVersion::V3_1;
         let (i, reason_code, properties) = if version.is_v5() {
             let (i, code) = reason_code(i, PacketType::ConnAck)?;
             let (i, props) = ConnAckProperties::parse(frame, i, PacketType::ConnAck)?;
@@ -62,6 +64,13 @@ impl ConnAck {
             return Err(EncodeError::InvalidValue(
                 "session present with a refusing reason code",
             ));
+        }
+        if self.session_present && version == ProtocolVersion::V3_1 {
+            // MQTT 3.1's CONNACK has no flags: its first byte is reserved.
+            return Err(EncodeError::NotInVersion {
+                what: "session present",
+                version,
+            });
         }
         if version.is_v5() {
             check_reason(self.reason_code, PacketType::ConnAck)?;

@@ -60,7 +60,15 @@ pub struct Connect {
     pub password: Option<Bytes>,
     /// MQTT 5 properties.
     pub properties: ConnectProperties,
+    /// MQTT 3.1/3.1.1 only: the client is a bridge and set bit 0x80 of the protocol level
+    /// (0x83, 0x84), as Mosquitto's and NanoMQ's bridges do with `try_private`: it asks the
+    /// server not to send back the messages it publishes (no local) and to keep their retain
+    /// flag (retain as published), which 3.1.1 subscriptions cannot say themselves.
+    pub bridge: bool,
 }
+
+/// The bit of the protocol level a 3.1/3.1.1 bridge sets.
+const BRIDGE_LEVEL_BIT: u8 = 0x80;
 
 const RESERVED: u8 = 0b0000_0001;
 const CLEAN_START: u8 = 0b0000_0010;
@@ -81,18 +89,21 @@ impl Connect {
             username: None,
             password: None,
             properties: ConnectProperties::default(),
+            bridge: false,
         }
     }
 
     pub(crate) fn decode(frame: &Bytes, i: &[u8]) -> Result<Self, DecodeError> {
         let (i, name) = binary(frame, i)?;
         let (i, level) = byte(i)?;
-        let version = ProtocolVersion::from_name_and_level(&name, level).ok_or(
-            DecodeError::UnsupportedProtocol {
-                level,
-                known_name: matches!(&name[..], b"MQTT" | b"MQIsdp"),
-            },
-        )?;
+        let unsupported = DecodeError::UnsupportedProtocol {
+            level,
+            known_name: matches!(&name[..], b"MQTT" | b"MQIsdp"),
+        };
+        let bridge = level & BRIDGE_LEVEL_BIT != 0;
+        let version = ProtocolVersion::from_name_and_level(&name, level & !BRIDGE_LEVEL_BIT)
+            .filter(|v| !(bridge && v.is_v5()))
+            .ok_or(unsupported)?;
         let (i, flags) = byte(i)?;
         if flags & RESERVED != 0 {
             return Err(DecodeError::ConnectReservedFlag);
@@ -155,6 +166,7 @@ impl Connect {
             username,
             password,
             properties,
+            bridge,
         })
     }
 
@@ -187,6 +199,12 @@ impl Connect {
                 version: v,
             });
         }
+        if v.is_v5() && self.bridge {
+            return Err(EncodeError::NotInVersion {
+                what: "the bridge bit of the protocol level",
+                version: v,
+            });
+        }
         let mut len = 2 + v.protocol_name().len() + 1 + 1 + 2;
         if v.is_v5() {
             len += self.properties.block_len()?;
@@ -215,7 +233,8 @@ impl Connect {
     pub(crate) fn write_body(&self, buf: &mut impl BufMut) {
         let v = self.version;
         put_bytes(buf, v.protocol_name().as_bytes());
-        buf.put_u8(v.level());
+        let bridge = if self.bridge { BRIDGE_LEVEL_BIT } else { 0 };
+        buf.put_u8(v.level() | bridge);
         buf.put_u8(self.flags());
         buf.put_u16(self.keep_alive);
         if v.is_v5() {
