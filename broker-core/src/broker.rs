@@ -171,6 +171,11 @@ impl Broker {
         }
     }
 
+    /// The connections open now, those still in their handshake included.
+    pub(crate) fn live_connections(&self) -> usize {
+        self.live_connections.load(Ordering::Acquire)
+    }
+
     /// Stops the broker: every connection is closed (MQTT 5 clients get DISCONNECT with
     /// Server shutting down) after flushing what it was sending, and new connections are
     /// refused. Waits up to five seconds for the connections to finish.
@@ -231,9 +236,10 @@ impl Broker {
             if session.is_online() {
                 self.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
             }
+            let session_ends = clean_start || *session.expiry.lock() == SessionExpiry::Immediately;
             session
                 .control
-                .send_replace(Control::Close(mqtt_codec::ReasonCode::SessionTakenOver));
+                .send_replace(Control::TakenOver { session_ends });
             let guard = Arc::clone(&session.attach).lock_owned().await;
             let still_registered = self
                 .registry
@@ -309,8 +315,14 @@ impl Broker {
     }
 
     /// Detaches the closing connection from its session: schedules the will (if `will` is
-    /// given: the connection did not end normally) and the session's end.
-    pub(crate) fn detach(self: &Arc<Self>, session: &Arc<SessionShared>, will: Option<&LastWill>) {
+    /// given: the connection did not end normally) and the session's end. A will goes out at
+    /// once when `session_ended` (a clean start took the session over), whatever its delay.
+    pub(crate) fn detach(
+        self: &Arc<Self>,
+        session: &Arc<SessionShared>,
+        will: Option<&LastWill>,
+        session_ended: bool,
+    ) {
         session.set_online(false);
         let expiry = *session.expiry.lock();
         {
@@ -328,6 +340,7 @@ impl Broker {
             let expiry_interval = will.properties.message_expiry_interval;
             let will = Message::from_will(will, session.key);
             let delay = match expiry {
+                _ if session_ended => Duration::ZERO,
                 SessionExpiry::Immediately => Duration::ZERO,
                 SessionExpiry::After(d) => will_delay.min(d),
                 SessionExpiry::Never => will_delay,

@@ -58,6 +58,42 @@ pub struct MqttConfig {
     pub connect_timeout: Duration,
     /// How shared subscription groups distribute messages.
     pub shared_strategy: SharedStrategy,
+    /// What one client may make the broker hold or do.
+    pub limits: Limits,
+}
+
+/// Bounds on what one client can make the broker hold or do, each a quantity the client
+/// controls. Past one, the client gets the reason code MQTT 5 names for it (3.1.1: a refused
+/// SUBACK entry, or the connection closed), the broker logs it once per connection with the
+/// client identifier and counts it ([`crate::MetricsSnapshot::limits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// The most levels a topic name or filter may have (`a/b/c` has three). Every level is a
+    /// node of the subscription and retained indexes.
+    pub max_topic_levels: usize,
+    /// The longest topic name or filter, in bytes (MQTT's own bound is 65,535).
+    pub max_topic_length: usize,
+    /// The most filters one SUBSCRIBE or UNSUBSCRIBE may carry.
+    pub max_filters_per_packet: usize,
+    /// The most subscriptions one session may hold.
+    pub max_subscriptions: usize,
+    /// The most connections the broker holds at once, counting those still in their
+    /// handshake; one more is refused (MQTT 5: CONNACK Quota exceeded; 3.1.1: Server
+    /// unavailable).
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            // EMQX's default; Mosquitto allows 200. Real topic trees are rarely ten deep.
+            max_topic_levels: 128,
+            max_topic_length: 4096,
+            max_filters_per_packet: 256,
+            max_subscriptions: 1024,
+            max_connections: 1_000_000,
+        }
+    }
 }
 
 impl Default for MqttConfig {
@@ -76,6 +112,7 @@ impl Default for MqttConfig {
             server_keep_alive: None,
             connect_timeout: Duration::from_secs(10),
             shared_strategy: SharedStrategy::RoundRobin,
+            limits: Limits::default(),
         }
     }
 }

@@ -114,6 +114,10 @@ pub struct ConnParam {
     pub user_properties: Vec<UserProperty>,
     /// The extended authentication method.
     pub authentication_method: Option<ByteString>,
+    /// An MQTT 3.1/3.1.1 bridge that set the bridge bit of the protocol level: its
+    /// subscriptions are no local and retain as published, and it may publish its own
+    /// connection state (`$SYS/broker/connection/<client id>/state`).
+    pub bridge: bool,
     /// What the transport knows.
     pub transport: TransportInfo,
 }
@@ -165,8 +169,23 @@ impl ConnParam {
             request_problem_information: props.request_problem_information.unwrap_or(true),
             user_properties: props.user_properties,
             authentication_method: props.authentication_method,
+            bridge: connect.bridge,
             transport,
         }
+    }
+
+    /// Whether this client may publish to `topic` (PUBLISH and will alike): nothing under
+    /// `$SYS` is the client's, but a bridge's own connection state (Mosquitto's bridges
+    /// publish it, retained, and set it as their will).
+    pub fn may_publish(&self, topic: &str) -> bool {
+        let Some(rest) = topic.strip_prefix("$SYS") else {
+            return true;
+        };
+        self.bridge
+            && rest
+                .strip_prefix("/broker/connection/")
+                .and_then(|rest| rest.strip_suffix("/state"))
+                == Some(self.client_id.as_str())
     }
 }
 
@@ -206,5 +225,23 @@ mod tests {
         // Without a certificate the client's claim is not taken instead.
         let p = param(Some("claimed"), tls(None, true));
         assert_eq!(p.username, None);
+    }
+
+    #[test]
+    fn only_a_bridge_publishes_under_sys_and_only_its_own_state() {
+        let client_id = ClientId::new("edge/1").unwrap();
+        let mut connect = Connect::new(ProtocolVersion::V3_1_1, client_id.clone());
+        let transport = TransportInfo::new(TransportKind::Tcp, None);
+        let p = ConnParam::new(connect.clone(), client_id.clone(), transport.clone(), None, None);
+        assert!(p.may_publish("a/b"));
+        assert!(!p.may_publish("$SYS/broker/connection/edge/1/state"));
+        assert!(!p.may_publish("$SYSX"));
+        connect.bridge = true;
+        let p = ConnParam::new(connect, client_id, transport, None, None);
+        assert!(p.may_publish("$SYS/broker/connection/edge/1/state"));
+        assert!(!p.may_publish("$SYS/broker/connection/other/state"));
+        assert!(!p.may_publish("$SYS/broker/connection/edge/1/state/x"));
+        assert!(!p.may_publish("$SYS/broker/uptime"));
+        assert!(p.may_publish("$share-not-sys"));
     }
 }

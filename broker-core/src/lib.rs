@@ -16,12 +16,14 @@
 //! - `conn_param`, `pipe`: the connection's parameters and the pipe that owns them.
 //! - `store`: the durable state (the [`Store`] trait, the journal and its writer thread).
 //! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
+//! - `limits`: checks against the limits of what one client may cost, and their log.
 
 mod auth;
 mod broker;
 mod config;
 mod conn_param;
 mod connection;
+mod limits;
 mod message;
 mod metrics;
 mod pipe;
@@ -31,10 +33,10 @@ mod subscriptions;
 
 pub use auth::{AuthStep, EnhancedAuth};
 pub use broker::Broker;
-pub use config::{DropPolicy, MqttConfig, SharedStrategy};
+pub use config::{DropPolicy, Limits, MqttConfig, SharedStrategy};
 pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
 pub use message::Message;
-pub use metrics::MetricsSnapshot;
+pub use metrics::{LimitsExceeded, MetricsSnapshot};
 pub use pipe::{Pipe, StreamPipe};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;

@@ -16,6 +16,27 @@ pub(crate) struct Metrics {
     pub(crate) dropped_expired: AtomicU64,
     pub(crate) sessions_expired: AtomicU64,
     pub(crate) protocol_errors: AtomicU64,
+    pub(crate) limit_topic_levels: AtomicU64,
+    pub(crate) limit_topic_length: AtomicU64,
+    pub(crate) limit_filters_per_packet: AtomicU64,
+    pub(crate) limit_subscriptions: AtomicU64,
+    pub(crate) limit_connections: AtomicU64,
+}
+
+/// How often clients were refused for passing each of the broker's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LimitsExceeded {
+    /// Topic names and filters with more than `max_topic_levels` levels (wills included).
+    pub topic_levels: u64,
+    /// Topic names and filters longer than `max_topic_length` (wills included).
+    pub topic_length: u64,
+    /// SUBSCRIBE or UNSUBSCRIBE packets with more than `max_filters_per_packet` filters.
+    pub filters_per_packet: u64,
+    /// Subscriptions refused because the session held `max_subscriptions`.
+    pub subscriptions: u64,
+    /// Connections refused because the broker held `max_connections`.
+    pub connections: u64,
 }
 
 /// A snapshot of the broker's counters.
@@ -48,6 +69,8 @@ pub struct MetricsSnapshot {
     pub sessions_expired: u64,
     /// Connections closed for a malformed packet or a protocol error.
     pub protocol_errors: u64,
+    /// Refusals for passing the broker's limits.
+    pub limits: LimitsExceeded,
 }
 
 impl Metrics {
@@ -67,6 +90,13 @@ impl Metrics {
             dropped_expired: get(&self.dropped_expired),
             sessions_expired: get(&self.sessions_expired),
             protocol_errors: get(&self.protocol_errors),
+            limits: LimitsExceeded {
+                topic_levels: get(&self.limit_topic_levels),
+                topic_length: get(&self.limit_topic_length),
+                filters_per_packet: get(&self.limit_filters_per_packet),
+                subscriptions: get(&self.limit_subscriptions),
+                connections: get(&self.limit_connections),
+            },
         }
     }
 }

@@ -148,8 +148,11 @@ pub(crate) enum Dropped {
 pub(crate) enum Control {
     /// Keep going.
     Run,
-    /// Close: another connection took the session over, or the broker is stopping.
-    Close(mqtt_codec::ReasonCode),
+    /// Close with Session taken over: another connection with the same client identifier
+    /// has come. `session_ends` when that connection starts clean or the session was not
+    /// persistent; otherwise the session continues on the new connection, and (as
+    /// Mosquitto does, MQTT 5 3.1.3.2.2) the closing connection's will is not published.
+    TakenOver { session_ends: bool },
 }
 
 /// The mutable state of a session.

@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use super::io::{PacketReader, ReadError, encode_into};
 use crate::auth::AuthStep;
 use crate::broker::Routed;
+use crate::limits::{Limit, LimitLog};
 use crate::message::Message;
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, Delivery, InFlight, SessionShared};
@@ -43,19 +44,30 @@ pub(crate) enum Exit {
     /// The stream closed or failed without DISCONNECT.
     Lost,
     /// The broker closed the connection for this reason (protocol error, keep alive
-    /// timeout, takeover, ...).
+    /// timeout, ...).
     Closed(ReasonCode),
+    /// Another connection took the session over (see [`Control::TakenOver`]).
+    TakenOver { session_ends: bool },
     /// The broker is shutting down.
     Shutdown,
 }
 
 impl Exit {
-    /// Whether the will message is published (every end but a normal DISCONNECT and a
-    /// broker shutdown).
+    /// Whether the will message is published: every end but a normal DISCONNECT, a broker
+    /// shutdown, and a takeover that continues the session.
     pub(crate) fn publishes_will(self) -> bool {
-        !matches!(self, Self::Normal | Self::Shutdown)
+        match self {
+            Self::Normal | Self::Shutdown => false,
+            Self::TakenOver { session_ends } => session_ends,
+            Self::NormalWithWill | Self::Lost | Self::Closed(_) => true,
+        }
     }
 }
+
+/// How many reads a closing connection still takes from its client before it goes: what the
+/// client sent before the close (a DISCONNECT above all) is handled, but a client that never
+/// stops sending cannot hold the close off.
+const DRAIN_READS: usize = 16;
 
 pub(super) struct Driver<'a, P: Pipe> {
     broker: &'a Arc<Broker>,
@@ -77,6 +89,8 @@ pub(super) struct Driver<'a, P: Pipe> {
     /// PUBACKs and PUBRECs waiting for the store to reach their ticket; in the order their
     /// PUBLISHes arrived, which is the order they must go out in (MQTT 5 4.6).
     held_acks: VecDeque<(u64, Packet)>,
+    /// The limits this connection has passed (each is logged once).
+    limit_log: LimitLog,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -100,6 +114,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             close_reason: None,
             durable: broker.journal.as_ref().map(|journal| journal.durable()),
             held_acks: VecDeque::new(),
+            limit_log: LimitLog::default(),
         }
     }
 
@@ -116,6 +131,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let exit = self.run_loop().await;
         let reason = match exit {
             Exit::Closed(reason) => Some(reason),
+            Exit::TakenOver { .. } => Some(ReasonCode::SessionTakenOver),
             Exit::Shutdown => Some(ReasonCode::ServerShuttingDown),
             _ => None,
         };
@@ -146,22 +162,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
         if *stopping.borrow_and_update() {
             return Exit::Shutdown;
         }
-        if let Control::Close(reason) = *control.borrow_and_update() {
-            return Exit::Closed(reason);
+        let first = *control.borrow_and_update();
+        if let Control::TakenOver { session_ends } = first {
+            return self.taken_over(session_ends).await;
         }
         let session = Arc::clone(&self.session);
         loop {
             // Packets that arrived together with CONNECT, or in the last read.
-            loop {
-                match self.reader.buffered() {
-                    Ok(Some(packet)) => {
-                        if let Some(exit) = self.handle(packet) {
-                            return exit;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => return self.read_failed(e),
-                }
+            if let Some(exit) = self.handle_buffered() {
+                return exit;
             }
             self.release_acks();
             let more = self.pump();
@@ -194,10 +203,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
             tokio::select! {
                 () = durable_reached(self.durable.as_mut(), awaited) => {}
                 changed = control.changed() => {
-                    if changed.is_ok()
-                        && let Control::Close(reason) = *control.borrow_and_update()
-                    {
-                        return Exit::Closed(reason);
+                    let now = changed.is_ok().then(|| *control.borrow_and_update());
+                    if let Some(Control::TakenOver { session_ends }) = now {
+                        return self.taken_over(session_ends).await;
                     }
                 }
                 _ = stopping.changed() => return Exit::Shutdown,
@@ -213,6 +221,41 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
             }
         }
+    }
+
+    /// Handles the packets already buffered; `Some` ends the connection.
+    fn handle_buffered(&mut self) -> Option<Exit> {
+        loop {
+            match self.reader.buffered() {
+                Ok(Some(packet)) => {
+                    if let Some(exit) = self.handle(packet) {
+                        return Some(exit);
+                    }
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(self.read_failed(e)),
+            }
+        }
+    }
+
+    /// Ends the connection for a takeover, after handling what the client had already sent:
+    /// a client that sent DISCONNECT and connected again at once ended this connection
+    /// normally (no will, MQTT-3.14.4-3), whichever the broker noticed first.
+    async fn taken_over(&mut self, session_ends: bool) -> Exit {
+        for _ in 0..DRAIN_READS {
+            if let Some(exit) = self.handle_buffered() {
+                return exit;
+            }
+            let stream = self.pipe.stream();
+            // Unconstrained: a read that is ready must not be put off by tokio's budget.
+            let read = tokio::task::unconstrained(ready_now(self.reader.fill(stream))).await;
+            match read {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return self.read_failed(e),
+                None => break,
+            }
+        }
+        Exit::TakenOver { session_ends }
     }
 
     fn read_failed(&mut self, error: ReadError) -> Exit {
@@ -347,7 +390,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     .complete(ack.packet_id, Awaiting::PubComp);
             }
             Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
-            Packet::Unsubscribe(unsubscribe) => self.on_unsubscribe(unsubscribe),
+            Packet::Unsubscribe(unsubscribe) => return self.on_unsubscribe(unsubscribe),
             Packet::PingReq => self.send(Packet::PingResp),
             Packet::Disconnect(disconnect) => return Some(self.on_disconnect(&disconnect)),
             Packet::Auth(auth) => return self.on_auth(auth),
@@ -367,8 +410,21 @@ impl<'a, P: Pipe> Driver<'a, P> {
         None
     }
 
+    /// Records that the client passed `limit` with `what`.
+    fn exceeded(&mut self, limit: Limit, what: &str) {
+        let client = &self.pipe.conn_param().client_id;
+        self.limit_log
+            .exceeded(limit, &self.broker.metrics, client, what);
+    }
+
     fn on_publish(&mut self, mut publish: Publish) -> Option<Exit> {
         let v5 = self.version().is_v5();
+        // Checked before an alias can remember the topic (an empty topic names one by alias,
+        // already checked when it was set up).
+        if let Err(limit) = self.broker.config.limits.check_topic(publish.topic()) {
+            self.exceeded(limit, "topic name");
+            return self.refuse_publish(&publish, ReasonCode::TopicNameInvalid);
+        }
         if let Some(alias) = publish.properties().topic_alias {
             if alias.get() > self.broker.config.max_topic_alias {
                 return Some(self.protocol_error(ReasonCode::TopicAliasInvalid));
@@ -387,7 +443,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             // A client may not send subscription identifiers (MQTT 5 3.3.4).
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         }
-        let forbidden = publish.topic().starts_with("$SYS");
+        let forbidden = !self.param().may_publish(publish.topic());
         let now = Instant::now().into_std();
         match publish.qos {
             PublishQoS::AtMostOnce => {
@@ -439,6 +495,24 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     (code, held.max(routed.ticket))
                 };
                 self.acknowledge(Packet::PubRec(self.ack(id, code)), ticket);
+            }
+        }
+        None
+    }
+
+    /// Refuses a PUBLISH past a limit: an MQTT 5 client gets `code` in PUBACK or PUBREC (a
+    /// QoS 0 message is dropped); 3.1.1 cannot say it, so its connection is closed.
+    fn refuse_publish(&mut self, publish: &Publish, code: ReasonCode) -> Option<Exit> {
+        if !self.version().is_v5() {
+            return Some(Exit::Closed(code));
+        }
+        match publish.qos {
+            PublishQoS::AtMostOnce => {}
+            PublishQoS::AtLeastOnce(id) => {
+                self.acknowledge(Packet::PubAck(self.ack(id, code)), 0);
+            }
+            PublishQoS::ExactlyOnce(id) => {
+                self.acknowledge(Packet::PubRec(self.ack(id, code)), 0);
             }
         }
         None
@@ -508,33 +582,74 @@ impl<'a, P: Pipe> Driver<'a, P> {
         self.send(Packet::PubComp(self.ack(ack.packet_id, code)));
     }
 
+    /// A SUBACK or UNSUBACK reason code refusing a filter: `code` for MQTT 5, Failure for
+    /// 3.1.1 (its only refusal).
+    fn refusal(&self, code: ReasonCode) -> ReasonCode {
+        if self.version().is_v5() {
+            code
+        } else {
+            ReasonCode::UnspecifiedError
+        }
+    }
+
     fn on_subscribe(&mut self, subscribe: Subscribe) {
         let now = Instant::now().into_std();
         let id = subscribe.properties.subscription_identifier;
-        let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
+        let limits = &self.broker.config.limits;
+        let (max_filters, max_subscriptions) =
+            (limits.max_filters_per_packet, limits.max_subscriptions);
+        let mut codes = Vec::with_capacity(subscribe.subscriptions.len().min(max_filters));
         let mut retained = Vec::new();
-        for sub in subscribe.subscriptions {
-            let existed = self
-                .session
-                .state
-                .lock()
-                .subscribe(sub.filter.clone(), sub.options, id);
+        let mut filters = subscribe.subscriptions;
+        if filters.len() > max_filters {
+            self.exceeded(Limit::FiltersPerPacket, "SUBSCRIBE");
+            let refused = self.refusal(ReasonCode::QuotaExceeded);
+            codes.resize(filters.len(), refused);
+            filters.clear();
+        }
+        for sub in filters {
+            let mut options = sub.options;
+            if self.param().bridge && sub.filter.shared().is_none() {
+                // What a 3.1.1 bridge asked for with the protocol level's bridge bit.
+                options.no_local = true;
+                options.retain_as_published = true;
+            }
+            if let Err(limit) = self.broker.config.limits.check_topic(&sub.filter) {
+                self.exceeded(limit, "topic filter");
+                codes.push(self.refusal(ReasonCode::TopicFilterInvalid));
+                continue;
+            }
+            let existed = {
+                let mut state = self.session.state.lock();
+                let full = state.subscriptions.len() >= max_subscriptions
+                    && !state.subscriptions.contains_key(&sub.filter);
+                if full {
+                    None
+                } else {
+                    Some(state.subscribe(sub.filter.clone(), options, id))
+                }
+            };
+            let Some(existed) = existed else {
+                self.exceeded(Limit::Subscriptions, "subscription");
+                codes.push(self.refusal(ReasonCode::QuotaExceeded));
+                continue;
+            };
             self.broker
-                .index_subscription(&self.session, &sub.filter, sub.options, id);
+                .index_subscription(&self.session, &sub.filter, options, id);
             codes.push(match sub.options.qos {
                 QoS::AtMostOnce => ReasonCode::Success,
                 QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
                 QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
             });
             let send_retained = sub.filter.shared().is_none()
-                && match sub.options.retain_handling {
+                && match options.retain_handling {
                     RetainHandling::SendAtSubscribe => true,
                     RetainHandling::SendIfNew => !existed,
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
                 for message in self.broker.retained_matching(&sub.filter, now) {
-                    let qos = message.qos.min(sub.options.qos);
+                    let qos = message.qos.min(options.qos);
                     retained.push(Delivery::new(message, qos, true, id.into_iter().collect()));
                 }
             }
@@ -559,7 +674,21 @@ impl<'a, P: Pipe> Driver<'a, P> {
         }
     }
 
-    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Option<Exit> {
+        if unsubscribe.filters.len() > self.broker.config.limits.max_filters_per_packet {
+            self.exceeded(Limit::FiltersPerPacket, "UNSUBSCRIBE");
+            if !self.version().is_v5() {
+                // 3.1.1's UNSUBACK cannot refuse anything.
+                return Some(Exit::Closed(ReasonCode::QuotaExceeded));
+            }
+            let codes = vec![ReasonCode::QuotaExceeded; unsubscribe.filters.len()];
+            self.send(Packet::UnsubAck(UnsubAck {
+                packet_id: unsubscribe.packet_id,
+                reason_codes: codes,
+                properties: Default::default(),
+            }));
+            return None;
+        }
         let mut codes = Vec::with_capacity(unsubscribe.filters.len());
         for filter in &unsubscribe.filters {
             let existed = self.session.state.lock().unsubscribe(filter);
@@ -578,6 +707,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             reason_codes: codes,
             properties: Default::default(),
         }));
+        None
     }
 
     fn on_disconnect(&mut self, disconnect: &Disconnect) -> Exit {
@@ -831,6 +961,18 @@ async fn durable_reached(durable: Option<&mut watch::Receiver<u64>>, ticket: Opt
         }
         _ => std::future::pending().await,
     }
+}
+
+/// Polls `future` once: its output if it is ready now, `None` if it would wait.
+async fn ready_now<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -15,6 +15,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::io::{PacketReader, ReadError, send};
 use crate::auth::AuthStep;
+use crate::limits::Limit;
 use crate::pipe::StreamPipe;
 use crate::session::SessionShared;
 use crate::{Broker, ConnParam, TransportInfo};
@@ -80,6 +81,10 @@ where
             return None;
         }
     };
+    if let Err(code) = within_limits(broker, &connect, &client_id) {
+        refuse(&mut stream, version, code).await;
+        return None;
+    }
     let auth_data = match authenticate(broker, &mut stream, &mut reader, &connect, &client_id).await
     {
         Ok(data) => data,
@@ -105,7 +110,7 @@ where
     if let Err(e) = send(&mut stream, &Packet::ConnAck(Box::new(connack)), version).await {
         tracing::debug!(?peer, error = %e, "cannot send CONNACK");
         // The session stays as the protocol says it should after a lost connection.
-        broker.detach(&session, None);
+        broker.detach(&session, None, false);
         return None;
     }
     Some(Established {
@@ -132,6 +137,30 @@ fn choose_client_id(broker: &Broker, connect: &Connect) -> Result<ClientId, Reas
     broker
         .assign_client_id()
         .map_err(|_| ReasonCode::ClientIdentifierNotValid)
+}
+
+/// Checks a CONNECT against the broker's limits: the connections it holds, and the will's
+/// topic (a will is published like a PUBLISH, so it is bounded like one).
+fn within_limits(broker: &Broker, connect: &Connect, client_id: &ClientId) -> Result<(), ReasonCode> {
+    let limits = &broker.config.limits;
+    let open = broker.live_connections();
+    if open > limits.max_connections {
+        Limit::Connections.count(&broker.metrics);
+        let refused = broker.metrics.snapshot().limits.connections;
+        // One line per refused client would let a flood of them flood the log too.
+        if refused.is_power_of_two() {
+            tracing::warn!(client = %client_id, open, limit = Limit::Connections.key(), refused, "connection refused: the broker holds its maximum of connections");
+        }
+        return Err(ReasonCode::QuotaExceeded);
+    }
+    if let Some(will) = &connect.will
+        && let Err(limit) = limits.check_topic(&will.topic)
+    {
+        limit.count(&broker.metrics);
+        tracing::warn!(client = %client_id, limit = limit.key(), "will topic: connection refused");
+        return Err(ReasonCode::TopicNameInvalid);
+    }
+    Ok(())
 }
 
 /// Runs the extended authentication exchange if CONNECT names a method. Returns the data
@@ -196,7 +225,8 @@ fn connack(
     auth: Option<(ByteString, Option<Bytes>)>,
 ) -> ConnAck {
     let mut ack = ConnAck {
-        session_present,
+        // MQTT 3.1 has no such flag.
+        session_present: session_present && param.version != ProtocolVersion::V3_1,
         ..ConnAck::default()
     };
     if !param.version.is_v5() {

@@ -43,12 +43,17 @@ where
     tracing::debug!(client = %client_id, ?peer, ?exit, "disconnected");
 
     // The will is built from the closing pipe's own parameters, before the pipe goes.
-    let will = if exit.publishes_will() {
-        pipe.conn_param().will.as_ref()
-    } else {
-        None
+    let param = pipe.conn_param();
+    let will = match &param.will {
+        Some(will) if exit.publishes_will() && param.may_publish(&will.topic) => Some(will),
+        Some(will) if exit.publishes_will() => {
+            tracing::debug!(client = %client_id, topic = %will.topic, "will to a topic the client may not publish to: not published");
+            None
+        }
+        _ => None,
     };
-    broker.detach(&session, will);
+    let session_ended = matches!(exit, driver::Exit::TakenOver { session_ends: true });
+    broker.detach(&session, will, session_ended);
     broker.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     drop(attach_guard);
     drop(pipe);
