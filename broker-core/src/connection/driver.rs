@@ -681,7 +681,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 // 3.1.1's UNSUBACK cannot refuse anything.
                 return Some(Exit::Closed(ReasonCode::QuotaExceeded));
             }
-            let codes = vec![ReasonCode::QuotaExceeded; unsubscribe.filters.len()];
+            // UNSUBACK has no Quota exceeded: "valid, but not accepted".
+            let codes = vec![ReasonCode::ImplementationSpecificError; unsubscribe.filters.len()];
             self.send(Packet::UnsubAck(UnsubAck {
                 packet_id: unsubscribe.packet_id,
                 reason_codes: codes,
