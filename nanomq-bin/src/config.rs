@@ -19,6 +19,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::units::{ByteSize, Expiry, HumanDuration};
 
+mod limits;
+
 /// The configuration `nanomq start` runs on without `--conf`: the documented example file.
 pub(crate) const DEFAULT_CONFIG: &str = include_str!("../etc/nanomq.toml");
 
@@ -328,6 +330,8 @@ struct RawConfig {
     listeners: RawListeners,
     /// `[mqtt]`.
     mqtt: RawMqtt,
+    /// `[limits]`.
+    limits: limits::RawLimits,
     /// `[log]`.
     log: RawLog,
     /// `[persistence]`.
@@ -684,7 +688,8 @@ impl RawConfig {
     fn validate(self) -> Result<Config, ConfigError> {
         let mut problems = Problems::default();
         let mut listeners = self.listeners.validate(&mut problems);
-        let mqtt = self.mqtt.validate(&mut problems);
+        let mut mqtt = self.mqtt.validate(&mut problems);
+        mqtt.limits = self.limits.validate(&mut problems);
         // A WebSocket message may be as large as the largest packet.
         for ws in listeners.iter_mut().filter_map(|l| l.ws.as_mut()) {
             ws.max_message_size = usize::try_from(mqtt.max_packet_size).unwrap_or(usize::MAX);
@@ -926,6 +931,8 @@ impl RawMqtt {
             server_keep_alive,
             connect_timeout: problems.positive("mqtt.connect_timeout", self.connect_timeout.0),
             shared_strategy: self.shared_strategy.into(),
+            // From [limits], set by the caller.
+            limits: defaults.limits,
         }
     }
 }
@@ -1215,6 +1222,7 @@ mod tests {
                 server_keep_alive: Some(30),
                 connect_timeout: Duration::from_secs(3),
                 shared_strategy: SharedStrategy::Random,
+                limits: broker_core::Limits::default(),
             }
         );
         assert_eq!(
