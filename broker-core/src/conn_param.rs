@@ -232,7 +232,13 @@ mod tests {
         let client_id = ClientId::new("edge/1").unwrap();
         let mut connect = Connect::new(ProtocolVersion::V3_1_1, client_id.clone());
         let transport = TransportInfo::new(TransportKind::Tcp, None);
-        let p = ConnParam::new(connect.clone(), client_id.clone(), transport.clone(), None, None);
+        let p = ConnParam::new(
+            connect.clone(),
+            client_id.clone(),
+            transport.clone(),
+            None,
+            None,
+        );
         assert!(p.may_publish("a/b"));
         assert!(!p.may_publish("$SYS/broker/connection/edge/1/state"));
         assert!(!p.may_publish("$SYSX"));

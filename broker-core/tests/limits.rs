@@ -59,7 +59,13 @@ async fn filters_past_the_level_or_length_limit_are_refused_and_counted() {
     let mut v5 = Client::connect(&broker, V5, "v5").await;
     let codes = subscribe_all(
         &mut v5,
-        &[deep(8), deep(9), "x".repeat(64), "x".repeat(65), "+/".repeat(8) + "#"],
+        &[
+            deep(8),
+            deep(9),
+            "x".repeat(64),
+            "x".repeat(65),
+            "+/".repeat(8) + "#",
+        ],
     )
     .await;
     assert_eq!(
@@ -104,7 +110,11 @@ async fn a_publish_past_the_topic_limits_is_refused_with_0x90_or_closed_in_3_1_1
 
     let mut v3 = Client::connect(&broker, V3_1_1, "v3").await;
     v3.publish(&deep(5), b"x", QoS::AtMostOnce, false).await;
-    assert_eq!(v3.expect_close().await, None, "3.1.1 cannot be told: closed");
+    assert_eq!(
+        v3.expect_close().await,
+        None,
+        "3.1.1 cannot be told: closed"
+    );
     assert_eq!(broker.metrics().limits.topic_levels, 2);
     assert_eq!(sub.try_recv(Duration::from_secs(1)).await.map(|_| ()), None);
 }
@@ -155,7 +165,9 @@ async fn a_subscribe_with_too_many_filters_is_refused_whole() {
     );
     // None of the refused packet's filters was subscribed.
     let mut publisher = Client::connect(&broker, V5, "pub").await;
-    publisher.publish("f/10", b"x", QoS::AtMostOnce, false).await;
+    publisher
+        .publish("f/10", b"x", QoS::AtMostOnce, false)
+        .await;
     assert_eq!(v3.try_recv(Duration::from_secs(1)).await, None);
 
     // UNSUBSCRIBE alike: MQTT 5 gets 0x83 (UNSUBACK has no 0x97) for each, 3.1.1 (which
@@ -169,7 +181,10 @@ async fn a_subscribe_with_too_many_filters_is_refused_whole() {
     .await;
     match v5.recv().await {
         Some(Packet::UnsubAck(ack)) => {
-            assert_eq!(ack.reason_codes, [ReasonCode::ImplementationSpecificError; 11]);
+            assert_eq!(
+                ack.reason_codes,
+                [ReasonCode::ImplementationSpecificError; 11]
+            );
         }
         other => panic!("expected UNSUBACK, got {other:?}"),
     }

@@ -153,8 +153,8 @@ impl RawClient {
 
 /// CONNECT "MQIsdp" level 3, clean session 0, keep alive 0, client id "c31".
 const CONNECT_3_1_PERSISTENT: [u8; 19] = [
-    0x10, 0x11, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x00, 0x00, 0x00, 0x00,
-    0x03, b'c', b'3', b'1',
+    0x10, 0x11, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x00, 0x00, 0x00, 0x00, 0x03,
+    b'c', b'3', b'1',
 ];
 
 #[tokio::test(start_paused = true)]
@@ -269,7 +269,11 @@ async fn a_bridge_may_publish_its_own_state_and_wills_obey_the_sys_rule() {
     }
     bridge_client.drop_abruptly();
     let p = watcher.expect_publish().await;
-    assert_eq!((p.topic(), p.payload()), (state, &b"0"[..]), "the bridge's will");
+    assert_eq!(
+        (p.topic(), p.payload()),
+        (state, &b"0"[..]),
+        "the bridge's will"
+    );
     watcher.ack(&p).await;
 
     // A client that is not a bridge cannot reach $SYS through its will either.

@@ -474,8 +474,14 @@ fn mqtt_3_1_allows_dup_on_pubrel_subscribe_and_unsubscribe() {
         decode_one(Some(V3_1), &[0x6A, 0x02, 0x00, 0x01]),
         Ok(Packet::PubRel(Ack::new(id(1))))
     );
-    let subscribe = decode_one(Some(V3_1), &[0x8A, 0x06, 0x00, 0x02, 0x00, 0x01, b't', 0x01]);
-    assert!(matches!(subscribe, Ok(Packet::Subscribe(_))), "{subscribe:?}");
+    let subscribe = decode_one(
+        Some(V3_1),
+        &[0x8A, 0x06, 0x00, 0x02, 0x00, 0x01, b't', 0x01],
+    );
+    assert!(
+        matches!(subscribe, Ok(Packet::Subscribe(_))),
+        "{subscribe:?}"
+    );
     let unsubscribe = decode_one(Some(V3_1), &[0xAA, 0x05, 0x00, 0x03, 0x00, 0x01, b't']);
     assert!(
         matches!(unsubscribe, Ok(Packet::Unsubscribe(_))),
@@ -495,11 +501,19 @@ fn mqtt_3_1_allows_dup_on_pubrel_subscribe_and_unsubscribe() {
 
 #[test]
 fn mqtt_3_1_connack_has_no_session_present_flag() {
-    check(V3_1, &[0x20, 0x02, 0x00, 0x00], Packet::ConnAck(Box::default()));
+    check(
+        V3_1,
+        &[0x20, 0x02, 0x00, 0x00],
+        Packet::ConnAck(Box::default()),
+    );
     let ack = ConnAck {
         session_present: true,
         ..ConnAck::default()
     };
     let mut out = BytesMut::new();
-    assert!(Packet::ConnAck(Box::new(ack)).encode(V3_1, &mut out).is_err());
+    assert!(
+        Packet::ConnAck(Box::new(ack))
+            .encode(V3_1, &mut out)
+            .is_err()
+    );
 }

@@ -141,7 +141,11 @@ fn choose_client_id(broker: &Broker, connect: &Connect) -> Result<ClientId, Reas
 
 /// Checks a CONNECT against the broker's limits: the connections it holds, and the will's
 /// topic (a will is published like a PUBLISH, so it is bounded like one).
-fn within_limits(broker: &Broker, connect: &Connect, client_id: &ClientId) -> Result<(), ReasonCode> {
+fn within_limits(
+    broker: &Broker,
+    connect: &Connect,
+    client_id: &ClientId,
+) -> Result<(), ReasonCode> {
     let limits = &broker.config.limits;
     let open = broker.live_connections();
     if open > limits.max_connections {

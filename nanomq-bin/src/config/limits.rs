@@ -68,12 +68,7 @@ impl RawLimits {
                 )
                 .unwrap_or(d.max_subscriptions),
             max_connections: problems
-                .in_range(
-                    "limits.max_connections",
-                    self.max_connections,
-                    1,
-                    i64::MAX,
-                )
+                .in_range("limits.max_connections", self.max_connections, 1, i64::MAX)
                 .unwrap_or(d.max_connections),
         }
     }
@@ -116,7 +111,10 @@ mod tests {
             ("max_topic_levels = 0", "limits.max_topic_levels"),
             ("max_topic_levels = 65536", "limits.max_topic_levels"),
             ("max_topic_length = \"64KB\"", "limits.max_topic_length"),
-            ("max_filters_per_packet = -1", "limits.max_filters_per_packet"),
+            (
+                "max_filters_per_packet = -1",
+                "limits.max_filters_per_packet",
+            ),
             ("max_subscriptions = 0", "limits.max_subscriptions"),
             ("max_connections = 0", "limits.max_connections"),
         ] {
