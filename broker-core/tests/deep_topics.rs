@@ -243,7 +243,9 @@ fn retained_messages_on_deep_topics_are_stored_found_and_cleared() {
         }
 
         // Clearing prunes the deep branch; the other message stays.
-        publisher.publish(&deepest, b"", QoS::AtLeastOnce, true).await;
+        publisher
+            .publish(&deepest, b"", QoS::AtLeastOnce, true)
+            .await;
         assert_eq!(broker.metrics().retained_messages, 1);
         subscribe_all(&mut sub, &["#".to_owned()], QoS::AtLeastOnce).await;
         let p = sub.expect_publish().await;
@@ -293,7 +295,9 @@ fn deep_shared_subscriptions_get_each_message_once() {
         subscribe_all(&mut b, std::slice::from_ref(&shared), QoS::AtLeastOnce).await;
         let mut publisher = Client::connect(&broker, V5, "pub").await;
         for i in 0..4u8 {
-            publisher.publish(&inner, &[i], QoS::AtLeastOnce, false).await;
+            publisher
+                .publish(&inner, &[i], QoS::AtLeastOnce, false)
+                .await;
         }
         let mut count = 0;
         for client in [&mut a, &mut b] {
@@ -312,7 +316,9 @@ fn deep_shared_subscriptions_get_each_message_once() {
         );
         // b's membership ends with its clean-start session.
         b.disconnect().await;
-        publisher.publish(&inner, b"none", QoS::AtLeastOnce, false).await;
+        publisher
+            .publish(&inner, b"none", QoS::AtLeastOnce, false)
+            .await;
         assert!(a.try_recv(Duration::from_secs(1)).await.is_none());
     });
 }

@@ -49,9 +49,7 @@ fn a_huge_subscribe_does_not_stall_other_clients() {
                 .await;
         }
         // Handled in order: once this is acknowledged, every retained message is stored.
-        retainer
-            .publish("sync", b"", QoS::AtLeastOnce, false)
-            .await;
+        retainer.publish("sync", b"", QoS::AtLeastOnce, false).await;
         assert_eq!(broker.metrics().retained_messages, RETAINED as u64);
 
         let mut pinger = Client::connect(&broker, ProtocolVersion::V5, "pinger").await;
