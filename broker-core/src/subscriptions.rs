@@ -456,6 +456,68 @@ mod tests {
     }
 
     #[test]
+    fn pruning_keeps_what_other_filters_pass_through() {
+        let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+        // Filter i belongs to session i + 1, and the topic beside it matches it.
+        let filters = [
+            ("x/y/z", "x/y/z"),
+            ("x/y", "x/y"),
+            ("x/+/z", "x/q/z"),
+            ("x/y/#", "x/y/v"),
+            ("x/y/z/w", "x/y/z/w"),
+        ];
+        let sessions: Vec<_> = (1..=filters.len() as u64).map(session).collect();
+        for ((filter, _), s) in filters.iter().zip(&sessions) {
+            index.insert(&f(filter), sub(s));
+        }
+        let shared = session(99);
+        index.insert(&f("$share/g/x/y/z"), sub(&shared));
+        for (i, (filter, _)) in filters.iter().enumerate() {
+            assert!(index.remove(&f(filter), i as u64 + 1), "{filter}");
+            for (j, (rest, topic)) in filters.iter().enumerate().skip(i + 1) {
+                assert!(
+                    keys(&index, topic).contains(&(j as u64 + 1)),
+                    "{rest} after removing {filter}"
+                );
+            }
+        }
+        assert_eq!(
+            index
+                .matches(&TopicName::new("x/y/z").unwrap())
+                .shared
+                .len(),
+            1,
+            "the shared group's branch stays"
+        );
+        assert!(index.remove(&f("$share/g/x/y/z"), 99));
+        for shard in index.shards.iter().chain([&index.wildcard]) {
+            assert!(shard.read().is_empty(), "empty branches are pruned");
+        }
+    }
+
+    #[test]
+    fn deep_filters_are_walked_and_dropped_without_recursion() {
+        // On a 256 KiB stack: anything that recursed per level would overflow it.
+        let deep = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+                let s = session(1);
+                let empty = "/".repeat(65_534);
+                let plus = vec!["+"; 32_768].join("/");
+                for filter in [&empty, &plus] {
+                    index.insert(&f(filter), sub(&s));
+                }
+                let found = keys(&index, &empty).len() + keys(&index, &"/".repeat(32_767)).len();
+                let removed = index.remove(&f(&empty), 1);
+                // The `+` chain is still in the index when it is dropped.
+                (found, removed)
+            })
+            .unwrap();
+        assert_eq!(deep.join().ok(), Some((2, true)));
+    }
+
+    #[test]
     fn shared_groups_pick_online_members_in_turn() {
         let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
         let (a, b, c) = (session(1), session(2), session(3));

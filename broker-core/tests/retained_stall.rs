@@ -107,3 +107,37 @@ fn a_huge_subscribe_does_not_stall_other_clients() {
         );
     });
 }
+
+/// A subscriber is handed no more retained messages than its queue holds: the lookup stops
+/// there, instead of collecting every match and dropping the overflow.
+#[tokio::test(start_paused = true)]
+async fn a_subscribe_gets_no_more_retained_messages_than_its_queue_holds() {
+    let config = MqttConfig {
+        max_mqueue_len: 10,
+        ..stall_config()
+    };
+    let broker = broker(config);
+    let mut retainer = Client::connect(&broker, ProtocolVersion::V5, "retainer").await;
+    for i in 0..100 {
+        retainer
+            .publish(&format!("r/{i}"), b"r", QoS::AtMostOnce, true)
+            .await;
+    }
+    retainer.publish("sync", b"", QoS::AtLeastOnce, false).await;
+    let mut sub = Client::connect(&broker, ProtocolVersion::V5, "sub").await;
+    sub.subscribe("r/#", QoS::AtMostOnce).await;
+    let mut received = 0;
+    while let Some(packet) = sub.try_recv(Duration::from_secs(1)).await {
+        assert!(
+            matches!(packet, Packet::Publish(ref p) if p.retain),
+            "{packet:?}"
+        );
+        received += 1;
+    }
+    assert_eq!(received, 10);
+    assert_eq!(
+        broker.metrics().dropped_queue_full,
+        0,
+        "none collected to be dropped"
+    );
+}
