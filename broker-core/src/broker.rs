@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use mqtt_codec::{ClientId, LastWill, PublishProperties, QoS, TopicFilter, TopicName};
+use mqtt_codec::{ClientId, LastWill, PublishProperties, QoS, TopicFilter};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
@@ -14,6 +14,7 @@ use tokio::sync::{Notify, OwnedMutexGuard, watch};
 use crate::auth::EnhancedAuth;
 use crate::message::Message;
 use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::retained::RetainedIndex;
 use crate::session::{Control, Delivery, Dropped, Durable, SessionShared};
 use crate::store::{Journal, Store, StoreError, StoreOp, StoredWill, SyncPolicy};
 use crate::subscriptions::{Subscriber, SubscriptionIndex};
@@ -28,7 +29,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Broker {
     pub(crate) config: MqttConfig,
     pub(crate) index: SubscriptionIndex,
-    retained: RwLock<HashMap<TopicName, Arc<Message>>>,
+    retained: RwLock<RetainedIndex>,
     registry: Mutex<HashMap<ClientId, Arc<SessionShared>>>,
     /// Delayed wills, by client identifier, until they fire or the client returns.
     wills: Mutex<HashMap<ClientId, tokio::task::AbortHandle>>,
@@ -520,14 +521,13 @@ impl Broker {
         // Recorded under the lock, so the store sees the changes of one topic in order.
         if message.payload.is_empty() {
             retained.remove(&message.topic);
-            shrink_if_sparse(&mut retained);
             self.journal.as_ref().map_or(0, |journal| {
                 journal.record(StoreOp::RetainedCleared {
                     topic: message.topic.clone(),
                 })
             })
         } else {
-            retained.insert(message.topic.clone(), Arc::clone(message));
+            retained.insert(Arc::clone(message));
             self.journal.as_ref().map_or(0, |journal| {
                 journal.record(StoreOp::Retained {
                     message: journal.stored_message(message),
@@ -536,31 +536,18 @@ impl Broker {
         }
     }
 
-    /// The live retained messages matching `filter`.
+    /// The live retained messages matching `filter`, at most `limit` (the room the
+    /// subscriber has for them). Expired ones met on the way are removed.
     pub(crate) fn retained_matching(
         &self,
         filter: &TopicFilter,
         now: Instant,
+        limit: usize,
     ) -> Vec<Arc<Message>> {
-        let mut expired = Vec::new();
-        let found = {
-            let retained = self.retained.read();
-            retained
-                .values()
-                .filter(|m| filter.matches(&m.topic))
-                .filter(|m| {
-                    let live = !m.is_expired(now);
-                    if !live {
-                        expired.push(m.topic.clone());
-                    }
-                    live
-                })
-                .cloned()
-                .collect()
-        };
-        if !expired.is_empty() {
+        let found = self.retained.read().matching(filter, now, limit);
+        if !found.expired.is_empty() {
             let mut retained = self.retained.write();
-            for topic in expired {
+            for topic in found.expired {
                 if retained.get(&topic).is_some_and(|m| m.is_expired(now)) {
                     retained.remove(&topic);
                     if let Some(journal) = &self.journal {
@@ -569,7 +556,7 @@ impl Broker {
                 }
             }
         }
-        found
+        found.live
     }
 
     /// Adds a session's subscription to the index.

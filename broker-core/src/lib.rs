@@ -13,6 +13,8 @@
 //! - `connection`: the handshake and the per-connection driver.
 //! - `session`: a session's state (queue, in-flight window, packet identifiers).
 //! - `subscriptions`: the sharded topic tree that matches topics to subscribers.
+//! - `retained`: [`RetainedIndex`], retained messages in a topic tree, looked up by filter.
+//! - `topic_tree`: what both trees share (compact children, walks that never recurse).
 //! - `conn_param`, `pipe`: the connection's parameters and the pipe that owns them.
 //! - `store`: the durable state (the [`Store`] trait, the journal and its writer thread).
 //! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
@@ -27,9 +29,11 @@ mod limits;
 mod message;
 mod metrics;
 mod pipe;
+mod retained;
 mod session;
 mod store;
 mod subscriptions;
+mod topic_tree;
 
 pub use auth::{AuthStep, EnhancedAuth};
 pub use broker::Broker;
@@ -38,6 +42,7 @@ pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
 pub use message::Message;
 pub use metrics::{LimitsExceeded, MetricsSnapshot};
 pub use pipe::{Pipe, StreamPipe};
+pub use retained::{RetainedIndex, RetainedLookup};
 #[cfg(feature = "sqlite")]
 pub use store::SqliteStore;
 pub use store::{

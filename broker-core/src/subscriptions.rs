@@ -6,7 +6,6 @@
 //! reads. Shared subscriptions (`$share/{group}/{filter}`) sit in the tree under their inner
 //! filter, as groups from which each message picks one member.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +15,7 @@ use parking_lot::RwLock;
 
 use crate::SharedStrategy;
 use crate::session::SessionShared;
+use crate::topic_tree::{self, Children, TreeNode};
 
 const SHARDS: usize = 16;
 
@@ -141,84 +141,158 @@ fn random_index() -> usize {
         as usize
 }
 
-#[derive(Debug, Default)]
+/// A node of the tree: one topic level of the filters that pass through it.
+///
+/// Kept small because a filter costs one node per level (a deep filter tens of thousands):
+/// children in a compact map, the `+` branch and the subscribers boxed and present only when
+/// there are some.
+#[derive(Default)]
 struct Node {
-    children: HashMap<Box<str>, Node>,
+    children: Children<Node>,
     plus: Option<Box<Node>>,
+    /// `None` when no filter ends here.
+    subscribers: Option<Box<NodeSubscribers>>,
+}
+
+#[derive(Debug, Default)]
+struct NodeSubscribers {
     /// Filters that end at this node.
     here: Subscribers,
     /// Filters `<this node>/#`, which also match this node itself.
     hash: Subscribers,
 }
 
-impl Node {
+impl NodeSubscribers {
     fn is_empty(&self) -> bool {
-        self.children.is_empty()
-            && self.plus.is_none()
-            && self.here.is_empty()
-            && self.hash.is_empty()
+        self.here.is_empty() && self.hash.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the derived form: it would recurse once per level.
+        f.debug_struct("Node")
+            .field("children", &self.children.len())
+            .field("plus", &self.plus.is_some())
+            .field("subscribers", &self.subscribers)
+            .finish()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        topic_tree::dismantle(self);
+    }
+}
+
+impl TreeNode for Node {
+    fn child(&self, level: &str) -> Option<&Self> {
+        match level {
+            "+" => self.plus.as_deref(),
+            _ => self.children.get(level),
+        }
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Self> {
+        match level {
+            "+" => self.plus.as_deref_mut(),
+            _ => self.children.get_mut(level),
+        }
+    }
+
+    fn remove_child(&mut self, level: &str) -> Option<Self> {
+        match level {
+            "+" => self.plus.take().map(|plus| *plus),
+            _ => self.children.remove(level),
+        }
+    }
+
+    fn branches(&self) -> usize {
+        self.children.len() + usize::from(self.plus.is_some())
+    }
+
+    fn holds_anything(&self) -> bool {
+        self.subscribers.as_ref().is_some_and(|s| !s.is_empty())
+    }
+
+    fn take_branches(&mut self, out: &mut Vec<Self>) {
+        self.children.take_into(out);
+        out.extend(self.plus.take().map(|plus| *plus));
+    }
+}
+
+impl Node {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.branches() == 0 && !self.holds_anything()
     }
 
     fn subscribers_mut(&mut self, levels: &[&str]) -> &mut Subscribers {
-        match levels.split_first() {
-            None => &mut self.here,
-            Some((&"#", _)) => &mut self.hash,
-            Some((&"+", rest)) => self
-                .plus
-                .get_or_insert_with(Box::default)
-                .subscribers_mut(rest),
-            Some((&level, rest)) => self
-                .children
-                .entry(level.into())
-                .or_default()
-                .subscribers_mut(rest),
+        let mut node = self;
+        for &level in levels {
+            node = match level {
+                "#" => return &mut node.subscribers.get_or_insert_with(Box::default).hash,
+                "+" => node.plus.get_or_insert_with(Box::default),
+                _ => node.children.get_or_insert(level),
+            };
         }
+        &mut node.subscribers.get_or_insert_with(Box::default).here
     }
 
     /// Removes a subscription and prunes the branches it leaves empty.
     fn remove(&mut self, levels: &[&str], group: Option<&str>, key: u64) -> bool {
-        match levels.split_first() {
-            None => self.here.remove(group, key),
-            Some((&"#", _)) => self.hash.remove(group, key),
-            Some((&"+", rest)) => {
-                let Some(plus) = self.plus.as_mut() else {
-                    return false;
-                };
-                let removed = plus.remove(rest, group, key);
-                if plus.is_empty() {
-                    self.plus = None;
-                }
-                removed
-            }
-            Some((&level, rest)) => {
-                let Some(child) = self.children.get_mut(level) else {
-                    return false;
-                };
-                let removed = child.remove(rest, group, key);
-                if child.is_empty() {
-                    self.children.remove(level);
-                    crate::broker::shrink_if_sparse(&mut self.children);
-                }
-                removed
-            }
+        // A `#` filter is held by the node of the level before it.
+        let hash_at = levels.iter().position(|level| *level == "#");
+        let path = hash_at.and_then(|i| levels.get(..i)).unwrap_or(levels);
+        let Some(node) = topic_tree::descend_mut(self, path) else {
+            return false;
+        };
+        let Some(subscribers) = node.subscribers.as_mut() else {
+            return false;
+        };
+        let removed = match hash_at {
+            Some(_) => subscribers.hash.remove(group, key),
+            None => subscribers.here.remove(group, key),
+        };
+        if subscribers.is_empty() {
+            node.subscribers = None;
         }
+        if removed {
+            topic_tree::prune(self, path);
+        }
+        removed
     }
 
-    /// Collects the subscribers whose filter matches the remaining `levels`. `system` is true
-    /// at the first level of a `$` topic, where wildcards do not match.
+    /// Collects the subscribers whose filter matches `levels`. Wildcards at the first level
+    /// do not match a `$` topic (`system`).
     fn collect(&self, levels: &[&str], system: bool, out: &mut Matches, strategy: SharedStrategy) {
-        if !system {
-            self.hash.collect(out, strategy);
-        }
-        let Some((&level, rest)) = levels.split_first() else {
-            self.here.collect(out, strategy);
-            return;
-        };
-        if let Some(child) = self.children.get(level) {
-            child.collect(rest, false, out, strategy);
-        }
-        if let (Some(plus), false) = (&self.plus, system) {
-            plus.collect(rest, false, out, strategy);
+        // Depth first, the literal branch before the `+` branch, as matches always came;
+        // the heap stack holds only the `+` branches still to visit.
+        let mut pending = Vec::new();
+        let mut next = Some((self, 0));
+        while let Some((node, depth)) = next.take().or_else(|| pending.pop()) {
+            let wildcards = !(system && depth == 0);
+            if let (Some(subscribers), true) = (&node.subscribers, wildcards) {
+                subscribers.hash.collect(out, strategy);
+            }
+            let Some(level) = levels.get(depth) else {
+                if let Some(subscribers) = &node.subscribers {
+                    subscribers.here.collect(out, strategy);
+                }
+                continue;
+            };
+            let literal = node.children.get(level).map(|child| (child, depth + 1));
+            let plus = match (&node.plus, wildcards) {
+                (Some(plus), true) => Some((&**plus, depth + 1)),
+                _ => None,
+            };
+            next = match (literal, plus) {
+                (Some(literal), Some(plus)) => {
+                    pending.push(plus);
+                    Some(literal)
+                }
+                (literal, plus) => literal.or(plus),
+            };
         }
     }
 }
@@ -379,6 +453,68 @@ mod tests {
         for shard in index.shards.iter().chain([&index.wildcard]) {
             assert!(shard.read().is_empty(), "empty branches are pruned");
         }
+    }
+
+    #[test]
+    fn pruning_keeps_what_other_filters_pass_through() {
+        let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+        // Filter i belongs to session i + 1, and the topic beside it matches it.
+        let filters = [
+            ("x/y/z", "x/y/z"),
+            ("x/y", "x/y"),
+            ("x/+/z", "x/q/z"),
+            ("x/y/#", "x/y/v"),
+            ("x/y/z/w", "x/y/z/w"),
+        ];
+        let sessions: Vec<_> = (1..=filters.len() as u64).map(session).collect();
+        for ((filter, _), s) in filters.iter().zip(&sessions) {
+            index.insert(&f(filter), sub(s));
+        }
+        let shared = session(99);
+        index.insert(&f("$share/g/x/y/z"), sub(&shared));
+        for (i, (filter, _)) in filters.iter().enumerate() {
+            assert!(index.remove(&f(filter), i as u64 + 1), "{filter}");
+            for (j, (rest, topic)) in filters.iter().enumerate().skip(i + 1) {
+                assert!(
+                    keys(&index, topic).contains(&(j as u64 + 1)),
+                    "{rest} after removing {filter}"
+                );
+            }
+        }
+        assert_eq!(
+            index
+                .matches(&TopicName::new("x/y/z").unwrap())
+                .shared
+                .len(),
+            1,
+            "the shared group's branch stays"
+        );
+        assert!(index.remove(&f("$share/g/x/y/z"), 99));
+        for shard in index.shards.iter().chain([&index.wildcard]) {
+            assert!(shard.read().is_empty(), "empty branches are pruned");
+        }
+    }
+
+    #[test]
+    fn deep_filters_are_walked_and_dropped_without_recursion() {
+        // On a 256 KiB stack: anything that recursed per level would overflow it.
+        let deep = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(|| {
+                let index = SubscriptionIndex::new(SharedStrategy::RoundRobin);
+                let s = session(1);
+                let empty = "/".repeat(65_534);
+                let plus = vec!["+"; 32_768].join("/");
+                for filter in [&empty, &plus] {
+                    index.insert(&f(filter), sub(&s));
+                }
+                let found = keys(&index, &empty).len() + keys(&index, &"/".repeat(32_767)).len();
+                let removed = index.remove(&f(&empty), 1);
+                // The `+` chain is still in the index when it is dropped.
+                (found, removed)
+            })
+            .unwrap();
+        assert_eq!(deep.join().ok(), Some((2, true)));
     }
 
     #[test]

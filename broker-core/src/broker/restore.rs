@@ -176,7 +176,7 @@ impl Broker {
                     topic: message.topic.clone(),
                 });
             } else {
-                retained.insert(message.topic.clone(), message);
+                retained.insert(message);
             }
         }
         let retained_count = retained.len();

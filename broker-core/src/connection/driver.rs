@@ -648,7 +648,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     RetainHandling::DoNotSend => false,
                 };
             if send_retained {
-                for message in self.broker.retained_matching(&sub.filter, now) {
+                // No more than the session's queue can hold.
+                let room = self
+                    .broker
+                    .config
+                    .max_mqueue_len
+                    .saturating_sub(retained.len());
+                for message in self.broker.retained_matching(&sub.filter, now, room) {
                     let qos = message.qos.min(options.qos);
                     retained.push(Delivery::new(message, qos, true, id.into_iter().collect()));
                 }
