@@ -31,7 +31,7 @@ mod subscriptions;
 
 pub use auth::{AuthStep, EnhancedAuth};
 pub use broker::Broker;
-pub use config::{DropPolicy, MqttConfig, SharedStrategy};
+pub use config::{DropPolicy, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
 pub use message::Message;
 pub use metrics::MetricsSnapshot;

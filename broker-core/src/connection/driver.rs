@@ -29,6 +29,8 @@ use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, Delivery, InFlight, SessionShared};
 use crate::{Broker, ConnParam, SessionExpiry};
 
+mod flow;
+
 /// Stop filling the write buffer past this many bytes before writing it out, so one busy
 /// session cannot build an unbounded buffer.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -77,6 +79,8 @@ pub(super) struct Driver<'a, P: Pipe> {
     /// PUBACKs and PUBRECs waiting for the store to reach their ticket; in the order their
     /// PUBLISHes arrived, which is the order they must go out in (MQTT 5 4.6).
     held_acks: VecDeque<(u64, Packet)>,
+    /// A PUBLISH waiting for room in full subscriber queues, and what waits behind it.
+    flow: flow::Flow,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -100,6 +104,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             close_reason: None,
             durable: broker.journal.as_ref().map(|journal| journal.durable()),
             held_acks: VecDeque::new(),
+            flow: flow::Flow::default(),
         }
     }
 
@@ -151,11 +156,16 @@ impl<'a, P: Pipe> Driver<'a, P> {
         }
         let session = Arc::clone(&self.session);
         loop {
+            if let Some(exit) = self.resume() {
+                return exit;
+            }
             // Packets that arrived together with CONNECT, or in the last read.
             loop {
+                let before = self.reader.buf.len();
                 match self.reader.buffered() {
                     Ok(Some(packet)) => {
-                        if let Some(exit) = self.handle(packet) {
+                        let size = before.saturating_sub(self.reader.buf.len());
+                        if let Some(exit) = self.receive(packet, size) {
                             return exit;
                         }
                     }
@@ -174,7 +184,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 };
                 if let Err(e) = written {
                     tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
-                    return Exit::Lost;
+                    return self.failed();
                 }
                 self.out.clear();
                 // Keep a batch's worth for the next write; give back what a burst grew.
@@ -190,6 +200,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             let deadline = self.next_deadline();
             let woken = session.wake.notified();
             let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
+            let reading = self.flow.reading();
             let stream = self.pipe.stream();
             tokio::select! {
                 () = durable_reached(self.durable.as_mut(), awaited) => {}
@@ -201,7 +212,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     }
                 }
                 _ = stopping.changed() => return Exit::Shutdown,
-                read = self.reader.fill(stream) => match read {
+                () = flow::unblocked(&self.flow) => {}
+                read = self.reader.fill(stream), if reading => match read {
                     Ok(()) => self.last_received = Instant::now(),
                     Err(e) => return self.read_failed(e),
                 },
@@ -243,7 +255,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// bytes received; `None` without keep alive.
     fn keep_alive_deadline(&self) -> Option<Instant> {
         let keep_alive = self.param().keep_alive;
-        (keep_alive > 0).then(|| {
+        // Not reading (held behind a full queue), the broker cannot hear the client.
+        (keep_alive > 0 && self.flow.reading()).then(|| {
             let limit = f64::from(keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
             self.last_received + Duration::from_secs_f64(limit)
         })
@@ -262,10 +275,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 .next_retry(interval)
                 .map(Instant::from_std)
         };
-        match (keep_alive, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [keep_alive, retry, self.flow.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_timer(&mut self) -> Option<Exit> {
@@ -289,6 +302,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
             }
         }
+        self.wait_ran_out(now);
         None
     }
 
@@ -396,8 +410,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
             }
             PublishQoS::AtLeastOnce(id) => {
-                let (code, ticket) = if forbidden {
-                    (ReasonCode::NotAuthorized, 0)
+                let (code, ticket, parked) = if forbidden {
+                    (ReasonCode::NotAuthorized, 0, None)
                 } else {
                     let routed = self.route(publish, now);
                     let code = if routed.queued == 0 {
@@ -405,9 +419,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     } else {
                         ReasonCode::Success
                     };
-                    (code, routed.ticket)
+                    (code, routed.ticket, routed.parked)
                 };
-                self.acknowledge(Packet::PubAck(self.ack(id, code)), ticket);
+                self.acknowledge_routed(Packet::PubAck(self.ack(id, code)), ticket, parked);
             }
             PublishQoS::ExactlyOnce(id) => {
                 let mut state = self.session.state.lock();
@@ -427,8 +441,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
                 let held = state.qos2_received(id);
                 drop(state);
-                let (code, ticket) = if forbidden {
-                    (ReasonCode::Success, held)
+                let (code, ticket, parked) = if forbidden {
+                    (ReasonCode::Success, held, None)
                 } else {
                     let routed = self.route(publish, now);
                     let code = if routed.queued > 0 {
@@ -436,9 +450,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     } else {
                         ReasonCode::NoMatchingSubscribers
                     };
-                    (code, held.max(routed.ticket))
+                    (code, held.max(routed.ticket), routed.parked)
                 };
-                self.acknowledge(Packet::PubRec(self.ack(id, code)), ticket);
+                self.acknowledge_routed(Packet::PubRec(self.ack(id, code)), ticket, parked);
             }
         }
         None
@@ -468,7 +482,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let mut message =
             Message::new(topic, payload, qos, retain, properties).with_expiry_interval(expiry, now);
         message.publisher = Some(self.session.key);
-        self.broker.publish(message)
+        self.broker.publish_or_wait(message)
     }
 
     fn on_pubrec(&mut self, ack: &Ack) {
@@ -693,8 +707,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
             sent += 1;
             i += 1;
         }
+        let broker = self.broker;
         while self.out.len() < WRITE_BATCH {
-            let Some(delivery) = state.pop() else {
+            // Room made: deliveries parked behind the queue (their publishers held) go in.
+            let next = match state.pop() {
+                Some(delivery) => Some(delivery),
+                None if state.admit_parked(&broker.config) > 0 => state.pop(),
+                None => None,
+            };
+            let Some(delivery) = next else {
                 break;
             };
             if delivery.qos != QoS::AtMostOnce && in_window >= window {
@@ -738,6 +759,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 in_window += 1;
             }
         }
+        state.admit_parked(&broker.config);
         let more = self.out.len() >= WRITE_BATCH
             && (!state.queue.is_empty() || state.inflight.iter().any(|f| f.sent_at.is_none()));
         drop(state);
