@@ -15,7 +15,7 @@ use crate::auth::EnhancedAuth;
 use crate::message::Message;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::retained::RetainedIndex;
-use crate::session::{Control, Delivery, Dropped, Durable, SessionShared};
+use crate::session::{Control, Delivery, Dropped, Durable, SessionShared, Waiting};
 use crate::store::{Journal, Store, StoreError, StoreOp, StoredWill, SyncPolicy};
 use crate::subscriptions::{Subscriber, SubscriptionIndex};
 use crate::{MqttConfig, SessionExpiry, TransportInfo};
@@ -329,6 +329,16 @@ impl Broker {
         {
             let mut state = session.state.lock();
             state.connection_lost();
+            // Offline: publishers waiting for room here get the drop policy instead.
+            let dropped = state.release_parked(&self.config);
+            if dropped > 0 {
+                self.metrics
+                    .dropped_queue_full
+                    .fetch_add(dropped, Ordering::Relaxed);
+                if !std::mem::replace(&mut state.logged_offline_drop, true) {
+                    session.log_offline_drop(&self.config);
+                }
+            }
             if expiry != SessionExpiry::Immediately
                 && let Some(durable) = &state.durable
             {
@@ -437,8 +447,20 @@ impl Broker {
     }
 
     /// Routes a message to every session subscribed to its topic, and stores or clears it
-    /// as the topic's retained message if it is retained.
+    /// as the topic's retained message if it is retained. Full queues apply the drop policy:
+    /// nobody waits (wills).
     pub(crate) fn publish(&self, message: Message) -> Routed {
+        self.route(message, false)
+    }
+
+    /// Like `publish`, for a client's PUBLISH: a QoS 1/2 delivery to an online session
+    /// whose queue is full waits for room (`mqueue_full = "backpressure"`), and `parked`
+    /// says where; the publisher holds its acknowledgement until then.
+    pub(crate) fn publish_or_wait(&self, message: Message) -> Routed {
+        self.route(message, true)
+    }
+
+    fn route(&self, message: Message, can_wait: bool) -> Routed {
         let message = Arc::new(message);
         self.metrics
             .messages_received
@@ -453,6 +475,7 @@ impl Broker {
         // every matching subscription identifier (MQTT 5 3.3.4).
         direct.retain(|s| !(s.options.no_local && message.publisher == Some(s.session.key)));
         direct.sort_by_key(|s| s.session.key);
+        let mut parking = Parking::new(can_wait);
         let mut queued = 0;
         let mut i = 0;
         while let Some(first) = direct.get(i) {
@@ -466,7 +489,8 @@ impl Broker {
                 ids.extend(sub.id);
                 j += 1;
             }
-            let (delivered, stored) = self.deliver(&first.session, &message, qos, rap, ids);
+            let (delivered, stored) =
+                self.deliver(&first.session, &message, qos, rap, ids, &mut parking);
             queued += usize::from(delivered);
             ticket = ticket.max(stored);
             i = j;
@@ -474,20 +498,32 @@ impl Broker {
         for sub in &matches.shared {
             let ids = sub.id.into_iter().collect();
             let (qos, rap) = (sub.options.qos, sub.options.retain_as_published);
-            let (delivered, stored) = self.deliver(&sub.session, &message, qos, rap, ids);
+            let (delivered, stored) =
+                self.deliver(&sub.session, &message, qos, rap, ids, &mut parking);
             queued += usize::from(delivered);
             ticket = ticket.max(stored);
         }
-        Routed { queued, ticket }
+        let parked = parking.finish();
+        if parked.is_some() {
+            self.metrics
+                .backpressure_waits
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Routed {
+            queued,
+            ticket,
+            parked,
+        }
     }
 
     fn deliver(
         &self,
-        session: &SessionShared,
+        session: &Arc<SessionShared>,
         message: &Arc<Message>,
         max_qos: QoS,
         retain_as_published: bool,
         subscription_ids: Vec<mqtt_codec::SubscriptionId>,
+        parking: &mut Parking,
     ) -> (bool, u64) {
         let delivery = Delivery::new(
             Arc::clone(message),
@@ -495,7 +531,11 @@ impl Broker {
             retain_as_published && message.retain,
             subscription_ids,
         );
-        let enqueued = session.enqueue(delivery, &self.config);
+        let waiting = parking.can_wait.then_some(&mut parking.waiting);
+        let enqueued = session.offer(delivery, &self.config, waiting);
+        if enqueued.parked {
+            parking.sessions.push(Arc::clone(session));
+        }
         let delivered = match enqueued.result {
             Ok(()) => true,
             Err(Dropped::QueueFull) => {
@@ -613,12 +653,48 @@ impl Drop for Broker {
 }
 
 /// What routing a message did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Routed {
-    /// How many sessions it was queued for.
+    /// How many sessions it was queued (or parked) for.
     pub(crate) queued: usize,
     /// The journal ticket of the last change it made to the store (0: none).
     pub(crate) ticket: u64,
+    /// The sessions whose full queue it waits at, if any: its acknowledgement waits.
+    pub(crate) parked: Option<Parked>,
+}
+
+/// A client's PUBLISH parked at sessions with full queues (see `session::parked`).
+#[derive(Debug)]
+pub(crate) struct Parked {
+    /// Done once every session has taken the message in.
+    pub(crate) waiting: Arc<Waiting>,
+    /// The sessions it is parked at, to force it in when the wait runs out.
+    pub(crate) sessions: Vec<Arc<SessionShared>>,
+}
+
+/// Where one message is being parked while it is routed.
+struct Parking {
+    can_wait: bool,
+    waiting: Option<Arc<Waiting>>,
+    sessions: Vec<Arc<SessionShared>>,
+}
+
+impl Parking {
+    fn new(can_wait: bool) -> Self {
+        Self {
+            can_wait,
+            waiting: None,
+            sessions: Vec::new(),
+        }
+    }
+
+    fn finish(self) -> Option<Parked> {
+        let waiting = self.waiting?;
+        Some(Parked {
+            waiting,
+            sessions: self.sessions,
+        })
+    }
 }
 
 /// Gives back a map's memory once it holds less than a quarter of what it has room for:

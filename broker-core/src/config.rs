@@ -15,6 +15,18 @@ pub enum DropPolicy {
     DropNewest,
 }
 
+/// What a full queue does to a QoS 1/2 message for a session whose client is online.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueFull {
+    /// The publisher waits: its PUBACK/PUBREC is held, and it is read no further, until
+    /// the queue has room (at most `mqueue_full_wait`, then the drop policy applies). An
+    /// acknowledged message is then delivered to every online subscriber.
+    #[default]
+    Backpressure,
+    /// Apply the drop policy at once (the publisher never waits for a subscriber).
+    Drop,
+}
+
 /// How a shared subscription group picks the member that receives a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SharedStrategy {
@@ -34,8 +46,13 @@ pub struct MqttConfig {
     pub max_mqueue_len: usize,
     /// How many payload bytes a session may queue.
     pub max_mqueue_bytes: usize,
-    /// What to drop when a queue is full.
+    /// What to drop when a queue is full (offline sessions, QoS 0, and online QoS 1/2 once
+    /// `mqueue_full_wait` has passed or with `mqueue_full` = `Drop`).
     pub mqueue_drop: DropPolicy,
+    /// What a full queue does to a QoS 1/2 message for an online session.
+    pub mqueue_full: QueueFull,
+    /// How long a publisher waits for room in a full queue before the drop policy applies.
+    pub mqueue_full_wait: Duration,
     /// Whether QoS 0 messages are queued for offline persistent sessions.
     pub queue_qos0: bool,
     /// QoS 1/2 messages in flight per client, each way: the broker's Receive Maximum, and the
@@ -103,6 +120,8 @@ impl Default for MqttConfig {
             max_mqueue_len: 2048,
             max_mqueue_bytes: 64 * 1024 * 1024,
             mqueue_drop: DropPolicy::DropOldest,
+            mqueue_full: QueueFull::Backpressure,
+            mqueue_full_wait: Duration::from_secs(30),
             queue_qos0: false,
             max_inflight: 32,
             retry_interval: Duration::from_secs(10),

@@ -37,7 +37,7 @@ mod topic_tree;
 
 pub use auth::{AuthStep, EnhancedAuth};
 pub use broker::Broker;
-pub use config::{DropPolicy, Limits, MqttConfig, SharedStrategy};
+pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
 pub use message::Message;
 pub use metrics::{LimitsExceeded, MetricsSnapshot};

@@ -11,6 +11,8 @@ pub(crate) struct Metrics {
     pub(crate) messages_received: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
+    pub(crate) backpressure_waits: AtomicU64,
+    pub(crate) backpressure_timeouts: AtomicU64,
     pub(crate) dropped_offline_qos0: AtomicU64,
     pub(crate) dropped_too_large: AtomicU64,
     pub(crate) dropped_expired: AtomicU64,
@@ -59,6 +61,11 @@ pub struct MetricsSnapshot {
     pub messages_sent: u64,
     /// Messages dropped because a session's queue was full.
     pub dropped_queue_full: u64,
+    /// QoS 1/2 PUBLISHes whose acknowledgement waited for room in an online subscriber's
+    /// full queue (`mqueue_full = "backpressure"`).
+    pub backpressure_waits: u64,
+    /// Deliveries that waited `mqueue_full_wait` for room, then got the drop policy.
+    pub backpressure_timeouts: u64,
     /// QoS 0 messages not queued for offline sessions.
     pub dropped_offline_qos0: u64,
     /// Messages dropped for a client because they exceed its Maximum Packet Size.
@@ -85,6 +92,8 @@ impl Metrics {
             messages_received: get(&self.messages_received),
             messages_sent: get(&self.messages_sent),
             dropped_queue_full: get(&self.dropped_queue_full),
+            backpressure_waits: get(&self.backpressure_waits),
+            backpressure_timeouts: get(&self.backpressure_timeouts),
             dropped_offline_qos0: get(&self.dropped_offline_qos0),
             dropped_too_large: get(&self.dropped_too_large),
             dropped_expired: get(&self.dropped_expired),

@@ -18,6 +18,10 @@ use crate::config::{DropPolicy, MqttConfig};
 use crate::message::Message;
 use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscription};
 
+mod parked;
+
+pub(crate) use parked::Waiting;
+
 /// A message on its way to one session: the shared message and what this session's
 /// subscription made of it.
 #[derive(Debug, Clone)]
@@ -161,6 +165,13 @@ pub(crate) struct SessionState {
     pub(crate) subscriptions: HashMap<TopicFilter, (SubscriptionOptions, Option<SubscriptionId>)>,
     pub(crate) queue: VecDeque<Delivery>,
     queued_bytes: usize,
+    /// QoS 1/2 deliveries waiting for room in the full queue, with their held publishers
+    /// (see `parked`). Never empty while the queue has room.
+    parked: VecDeque<(Delivery, Arc<Waiting>)>,
+    /// Whether a drop for this session was logged already: a publisher's wait ran out,
+    /// or the queue overflowed while the client was away (logged once, counted always).
+    pub(crate) logged_wait_drop: bool,
+    pub(crate) logged_offline_drop: bool,
     /// No queued message expires before this (`None`: none expires), so that looking for
     /// expired messages does not walk the whole queue every time something is sent.
     first_expiry: Option<Instant>,
@@ -206,6 +217,9 @@ impl SessionShared {
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
+                parked: VecDeque::new(),
+                logged_wait_drop: false,
+                logged_offline_drop: false,
                 first_expiry: None,
                 inflight: VecDeque::new(),
                 inbound_qos2: HashSet::new(),
@@ -252,6 +266,7 @@ impl SessionShared {
             return Enqueued {
                 result: Err(Dropped::OfflineQoS0),
                 ticket: 0,
+                parked: false,
             };
         }
         let outcome = self.state.lock().push(delivery, config);
@@ -267,15 +282,14 @@ pub(crate) struct Enqueued {
     pub(crate) result: Result<(), Dropped>,
     /// The journal ticket of its storing, 0 if it was not stored.
     pub(crate) ticket: u64,
+    /// Parked: waiting for room, its publisher held.
+    pub(crate) parked: bool,
 }
 
 impl SessionState {
     fn push(&mut self, mut delivery: Delivery, config: &MqttConfig) -> Enqueued {
         let size = delivery.message.payload.len();
-        let full = |s: &Self| {
-            s.queue.len() >= config.max_mqueue_len
-                || (s.queued_bytes + size > config.max_mqueue_bytes && !s.queue.is_empty())
-        };
+        let full = |s: &Self| s.is_full(size, config);
         let mut result = Ok(());
         if full(self) {
             match config.mqueue_drop {
@@ -284,6 +298,7 @@ impl SessionState {
                     return Enqueued {
                         result: Err(Dropped::QueueFull),
                         ticket: 0,
+                        parked: false,
                     };
                 }
                 DropPolicy::DropOldest => {
@@ -315,7 +330,11 @@ impl SessionState {
         self.queued_bytes += size;
         self.note_expiry(&delivery);
         self.queue.push_back(delivery);
-        Enqueued { result, ticket }
+        Enqueued {
+            result,
+            ticket,
+            parked: false,
+        }
     }
 
     /// Records that the delivery at `index` in flight moved on (sent, or PUBREC received).

@@ -22,6 +22,7 @@ CONFIGURATION (TOML; an absent key takes its default, an unknown key is an error
                                                taken from it when absent)
   [mqtt]           max_packet_size = \"1MB\"     max_mqueue_len = 2048
                    max_mqueue_bytes = \"64MB\"   mqueue_drop = \"drop_oldest\" | \"drop_newest\"
+                   mqueue_full = \"backpressure\" | \"drop\"  mqueue_full_wait = \"30s\"
                    queue_qos0 = false          max_inflight = 32
                    retry_interval = \"10s\"      keepalive_multiplier = 1.5
                    session_expiry_default = \"2h\" | \"never\"

@@ -14,7 +14,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use broker_core::{DropPolicy, MqttConfig, SharedStrategy, SyncPolicy};
+use broker_core::{DropPolicy, MqttConfig, QueueFull, SharedStrategy, SyncPolicy};
 use serde::{Deserialize, Deserializer};
 
 use crate::units::{ByteSize, Expiry, HumanDuration};
@@ -511,6 +511,8 @@ struct RawMqtt {
     max_mqueue_len: i64,
     max_mqueue_bytes: ByteSize,
     mqueue_drop: RawDropPolicy,
+    mqueue_full: RawQueueFull,
+    mqueue_full_wait: HumanDuration,
     queue_qos0: bool,
     max_inflight: i64,
     retry_interval: HumanDuration,
@@ -530,6 +532,8 @@ impl Default for RawMqtt {
             max_mqueue_len: i64::try_from(d.max_mqueue_len).unwrap_or(i64::MAX),
             max_mqueue_bytes: ByteSize(u64::try_from(d.max_mqueue_bytes).unwrap_or(u64::MAX)),
             mqueue_drop: d.mqueue_drop.into(),
+            mqueue_full: d.mqueue_full.into(),
+            mqueue_full_wait: HumanDuration(d.mqueue_full_wait),
             queue_qos0: d.queue_qos0,
             max_inflight: d.max_inflight.into(),
             retry_interval: HumanDuration(d.retry_interval),
@@ -567,6 +571,32 @@ impl From<RawDropPolicy> for DropPolicy {
         match policy {
             RawDropPolicy::DropOldest => Self::DropOldest,
             RawDropPolicy::DropNewest => Self::DropNewest,
+        }
+    }
+}
+
+/// `mqtt.mqueue_full`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawQueueFull {
+    Backpressure,
+    Drop,
+}
+
+impl From<QueueFull> for RawQueueFull {
+    fn from(full: QueueFull) -> Self {
+        match full {
+            QueueFull::Backpressure => Self::Backpressure,
+            QueueFull::Drop => Self::Drop,
+        }
+    }
+}
+
+impl From<RawQueueFull> for QueueFull {
+    fn from(full: RawQueueFull) -> Self {
+        match full {
+            RawQueueFull::Backpressure => Self::Backpressure,
+            RawQueueFull::Drop => Self::Drop,
         }
     }
 }
@@ -919,6 +949,8 @@ impl RawMqtt {
             max_mqueue_len,
             max_mqueue_bytes,
             mqueue_drop: self.mqueue_drop.into(),
+            mqueue_full: self.mqueue_full.into(),
+            mqueue_full_wait: problems.positive("mqtt.mqueue_full_wait", self.mqueue_full_wait.0),
             queue_qos0: self.queue_qos0,
             max_inflight,
             retry_interval: problems.positive("mqtt.retry_interval", self.retry_interval.0),
@@ -1071,6 +1103,8 @@ mod tests {
             "max_mqueue_len =",
             "max_mqueue_bytes =",
             "mqueue_drop =",
+            "mqueue_full =",
+            "mqueue_full_wait =",
             "queue_qos0 =",
             "max_inflight =",
             "retry_interval =",
@@ -1180,6 +1214,8 @@ mod tests {
             max_mqueue_len = 10
             max_mqueue_bytes = 4096
             mqueue_drop = "drop_newest"
+            mqueue_full = "drop"
+            mqueue_full_wait = "5s"
             queue_qos0 = true
             max_inflight = 5
             retry_interval = "1m 30s"
@@ -1213,6 +1249,8 @@ mod tests {
                 max_mqueue_len: 10,
                 max_mqueue_bytes: 4096,
                 mqueue_drop: DropPolicy::DropNewest,
+                mqueue_full: QueueFull::Drop,
+                mqueue_full_wait: Duration::from_secs(5),
                 queue_qos0: true,
                 max_inflight: 5,
                 retry_interval: Duration::from_secs(90),
@@ -1354,6 +1392,16 @@ mod tests {
             "unknown variant",
         );
         assert_refused(
+            &with_tcp("[mqtt]\nmqueue_full = \"block\"\n"),
+            "mqtt.mqueue_full",
+            "unknown variant",
+        );
+        assert_refused(
+            &with_tcp("[mqtt]\nmqueue_full_wait = \"a while\"\n"),
+            "mqtt.mqueue_full_wait",
+            "invalid duration",
+        );
+        assert_refused(
             &with_tcp("[mqtt]\nshared_strategy = \"sticky\"\n"),
             "mqtt.shared_strategy",
             "unknown variant",
@@ -1435,6 +1483,11 @@ mod tests {
             (
                 "connect_timeout = 0",
                 "mqtt.connect_timeout",
+                "greater than zero",
+            ),
+            (
+                "mqueue_full_wait = \"0s\"",
+                "mqtt.mqueue_full_wait",
                 "greater than zero",
             ),
             (

@@ -30,6 +30,8 @@ use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, Delivery, InFlight, SessionShared};
 use crate::{Broker, ConnParam, SessionExpiry};
 
+mod flow;
+
 /// Stop filling the write buffer past this many bytes before writing it out, so one busy
 /// session cannot build an unbounded buffer.
 const WRITE_BATCH: usize = 64 * 1024;
@@ -91,6 +93,8 @@ pub(super) struct Driver<'a, P: Pipe> {
     held_acks: VecDeque<(u64, Packet)>,
     /// The limits this connection has passed (each is logged once).
     limit_log: LimitLog,
+    /// A PUBLISH waiting for room in full subscriber queues, and what waits behind it.
+    flow: flow::Flow,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -115,6 +119,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             durable: broker.journal.as_ref().map(|journal| journal.durable()),
             held_acks: VecDeque::new(),
             limit_log: LimitLog::default(),
+            flow: flow::Flow::default(),
         }
     }
 
@@ -168,6 +173,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
         }
         let session = Arc::clone(&self.session);
         loop {
+            if let Some(exit) = self.resume() {
+                return exit;
+            }
             // Packets that arrived together with CONNECT, or in the last read.
             if let Some(exit) = self.handle_buffered() {
                 return exit;
@@ -183,7 +191,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 };
                 if let Err(e) = written {
                     tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
-                    return Exit::Lost;
+                    return self.failed();
                 }
                 self.out.clear();
                 // Keep a batch's worth for the next write; give back what a burst grew.
@@ -199,6 +207,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             let deadline = self.next_deadline();
             let woken = session.wake.notified();
             let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
+            let reading = self.flow.reading();
             let stream = self.pipe.stream();
             tokio::select! {
                 () = durable_reached(self.durable.as_mut(), awaited) => {}
@@ -209,7 +218,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     }
                 }
                 _ = stopping.changed() => return Exit::Shutdown,
-                read = self.reader.fill(stream) => match read {
+                () = flow::unblocked(&self.flow) => {}
+                read = self.reader.fill(stream), if reading => match read {
                     Ok(()) => self.last_received = Instant::now(),
                     Err(e) => return self.read_failed(e),
                 },
@@ -226,9 +236,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// Handles the packets already buffered; `Some` ends the connection.
     fn handle_buffered(&mut self) -> Option<Exit> {
         loop {
+            let before = self.reader.buf.len();
             match self.reader.buffered() {
                 Ok(Some(packet)) => {
-                    if let Some(exit) = self.handle(packet) {
+                    let size = before.saturating_sub(self.reader.buf.len());
+                    if let Some(exit) = self.receive(packet, size) {
                         return Some(exit);
                     }
                 }
@@ -246,6 +258,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
             if let Some(exit) = self.handle_buffered() {
                 return exit;
             }
+            if !self.flow.reading() {
+                break;
+            }
             let stream = self.pipe.stream();
             // Unconstrained: a read that is ready must not be put off by tokio's budget.
             let read = tokio::task::unconstrained(ready_now(self.reader.fill(stream))).await;
@@ -255,15 +270,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 None => break,
             }
         }
+        if self.flow.disconnect_deferred() {
+            // Its DISCONNECT waits behind a held PUBLISH: it ended normally all the same.
+            return self.failed();
+        }
         Exit::TakenOver { session_ends }
     }
 
     fn read_failed(&mut self, error: ReadError) -> Exit {
         match error {
-            ReadError::Closed => Exit::Lost,
+            ReadError::Closed => self.failed(),
             ReadError::Io(e) => {
                 tracing::debug!(client = %self.param().client_id, error = %e, "read failed");
-                Exit::Lost
+                self.failed()
             }
             ReadError::Decode(e) => {
                 tracing::debug!(client = %self.param().client_id, error = %e, "invalid packet");
@@ -286,7 +305,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// bytes received; `None` without keep alive.
     fn keep_alive_deadline(&self) -> Option<Instant> {
         let keep_alive = self.param().keep_alive;
-        (keep_alive > 0).then(|| {
+        // Not reading (held behind a full queue), the broker cannot hear the client.
+        (keep_alive > 0 && self.flow.reading()).then(|| {
             let limit = f64::from(keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
             self.last_received + Duration::from_secs_f64(limit)
         })
@@ -305,10 +325,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 .next_retry(interval)
                 .map(Instant::from_std)
         };
-        match (keep_alive, retry) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [keep_alive, retry, self.flow.deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn on_timer(&mut self) -> Option<Exit> {
@@ -332,6 +352,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
             }
         }
+        self.wait_ran_out(now);
         None
     }
 
@@ -452,8 +473,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
             }
             PublishQoS::AtLeastOnce(id) => {
-                let (code, ticket) = if forbidden {
-                    (ReasonCode::NotAuthorized, 0)
+                let (code, ticket, parked) = if forbidden {
+                    (ReasonCode::NotAuthorized, 0, None)
                 } else {
                     let routed = self.route(publish, now);
                     let code = if routed.queued == 0 {
@@ -461,9 +482,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     } else {
                         ReasonCode::Success
                     };
-                    (code, routed.ticket)
+                    (code, routed.ticket, routed.parked)
                 };
-                self.acknowledge(Packet::PubAck(self.ack(id, code)), ticket);
+                self.acknowledge_routed(Packet::PubAck(self.ack(id, code)), ticket, parked);
             }
             PublishQoS::ExactlyOnce(id) => {
                 let mut state = self.session.state.lock();
@@ -483,8 +504,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
                 let held = state.qos2_received(id);
                 drop(state);
-                let (code, ticket) = if forbidden {
-                    (ReasonCode::Success, held)
+                let (code, ticket, parked) = if forbidden {
+                    (ReasonCode::Success, held, None)
                 } else {
                     let routed = self.route(publish, now);
                     let code = if routed.queued > 0 {
@@ -492,9 +513,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     } else {
                         ReasonCode::NoMatchingSubscribers
                     };
-                    (code, held.max(routed.ticket))
+                    (code, held.max(routed.ticket), routed.parked)
                 };
-                self.acknowledge(Packet::PubRec(self.ack(id, code)), ticket);
+                self.acknowledge_routed(Packet::PubRec(self.ack(id, code)), ticket, parked);
             }
         }
         None
@@ -542,7 +563,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let mut message =
             Message::new(topic, payload, qos, retain, properties).with_expiry_interval(expiry, now);
         message.publisher = Some(self.session.key);
-        self.broker.publish(message)
+        self.broker.publish_or_wait(message)
     }
 
     fn on_pubrec(&mut self, ack: &Ack) {
@@ -830,8 +851,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
             sent += 1;
             i += 1;
         }
+        let broker = self.broker;
         while self.out.len() < WRITE_BATCH {
-            let Some(delivery) = state.pop() else {
+            // Room made: deliveries parked behind the queue (their publishers held) go in.
+            let next = match state.pop() {
+                Some(delivery) => Some(delivery),
+                None if state.admit_parked(&broker.config) > 0 => state.pop(),
+                None => None,
+            };
+            let Some(delivery) = next else {
                 break;
             };
             if delivery.qos != QoS::AtMostOnce && in_window >= window {
@@ -875,6 +903,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 in_window += 1;
             }
         }
+        state.admit_parked(&broker.config);
         let more = self.out.len() >= WRITE_BATCH
             && (!state.queue.is_empty() || state.inflight.iter().any(|f| f.sent_at.is_none()));
         drop(state);

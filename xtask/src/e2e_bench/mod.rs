@@ -16,12 +16,14 @@
 //!
 //! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
 //! figures read from their reports), [`output`] (tables and chart), [`tls`] (the
-//! certificate), [`cpu`] (CPU use during a run).
+//! certificate), [`cpu`] (CPU use during a run), [`stalled`] (the subscriber that never
+//! reads, of the slow-subscriber scenario).
 
 mod broker;
 mod cpu;
 mod output;
 mod scenario;
+mod stalled;
 mod tls;
 
 use std::fs;
@@ -137,6 +139,24 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
             .iter()
             .map(|r| r.map(scenario::integrity).unwrap_or_default())
             .collect::<Vec<_>>();
+        let mut notes = notes;
+        if scenario.stalled.is_some() {
+            // Compared with the same scenario without the stalled subscriber, just before.
+            let baseline = rows.last().map(|r: &Row| (r.nanomq, r.mosquitto));
+            let ratio = |with: Option<f64>, without: Option<f64>| match (with, without) {
+                (Some(w), Some(wo)) if wo > 0.0 => format!("{:.2}×", w / wo),
+                _ => "–".to_owned(),
+            };
+            if let Some((n_without, m_without)) = baseline {
+                let rate =
+                    |r: Option<&Value>| r.and_then(|r| scenario::read(r, &scenario::RECEIVED_RATE));
+                notes.push(format!(
+                    "of the run without: nanomq {}, mosquitto {}",
+                    ratio(rate(n), n_without),
+                    ratio(rate(m), m_without)
+                ));
+            }
+        }
         for metric in &scenario.metrics {
             rows.push(Row {
                 scenario: scenario.name.clone(),
@@ -493,6 +513,11 @@ fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path)
 /// Runs `scenario` against `broker` with `client` (`nanomq bench`) and returns the JSON
 /// report.
 fn bench_on(client: &Path, broker: &mut broker::Running, scenario: &Scenario) -> Result<Value> {
+    // Held until the run ends.
+    let _stalled = match scenario.stalled {
+        Some(filter) => Some(stalled::connect(broker.addr, filter)?),
+        None => None,
+    };
     let mut command = Command::new(client);
     command
         .arg("bench")

@@ -315,8 +315,9 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
     out.push_str(
         "\n↑ higher is better, ↓ lower is better; ⚠ where nanomq is behind. Throughput is the \
          rate of distinct deliveries at the subscribers, with publishers sending as fast as \
-         they can unless paced: under such overload both brokers drop what their bounded \
-         queues cannot hold (2,048 messages per subscriber), QoS 1 included.\n",
+         they can unless paced: under such overload Mosquitto drops what its bounded queues \
+         cannot hold (2,048 messages per subscriber), QoS 1 included; nanomq drops QoS 0 \
+         and holds QoS 1 publishers until there is room (mqueue_full = \"backpressure\").\n",
     );
     out
 }

@@ -54,6 +54,9 @@ pub(crate) struct Scenario {
     pub(crate) transport: Transport,
     /// What it asks of nanomq beyond the shared configuration.
     pub(crate) tuning: Tuning,
+    /// A QoS 1 subscriber to this filter that never reads, connected for the whole run
+    /// (the slow-subscriber scenario); its figures are compared with the scenario before.
+    pub(crate) stalled: Option<&'static str>,
 }
 
 /// The settings of a whole run.
@@ -101,6 +104,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
                 timeout,
                 transport: Transport::Tcp,
                 tuning: Tuning::default(),
+                stalled: None,
             });
         }
     }
@@ -116,6 +120,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         timeout,
         transport: Transport::Tcp,
         tuning: Tuning::default(),
+        stalled: None,
     });
     list.push(Scenario {
         name: "latency, 10 pairs × 1000 msg/s, QoS 1".to_owned(),
@@ -143,7 +148,9 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         timeout,
         transport: Transport::Tcp,
         tuning: Tuning::default(),
+        stalled: None,
     });
+    list.extend(backpressure(sizes));
     let n = sizes.connections.to_string();
     list.push(Scenario {
         name: format!("{n} idle connections"),
@@ -166,8 +173,63 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         timeout: Duration::from_secs(120),
         transport: Transport::Tcp,
         tuning: Tuning::default(),
+        stalled: None,
     });
     list
+}
+
+/// QoS 1 messages acknowledged and never delivered: acknowledged minus distinct
+/// deliveries (one subscriber), computed by [`read`].
+pub(crate) const ACKED_NOT_DELIVERED: Metric = Metric {
+    label: "acknowledged, not delivered",
+    pointer: "/messages/acked",
+    better: Better::Lower,
+};
+
+/// Queue length of the flood scenario: the issue's measurement (88% of acknowledged QoS 1
+/// messages dropped with this queue, before backpressure).
+const FLOOD_QUEUE: u32 = 100_000;
+
+/// The scenarios of acknowledged-means-delivered: four publishers flooding QoS 1 (no
+/// pacing) to one QoS 1 subscriber, counting what was acknowledged and not delivered; and
+/// QoS 1 pairs on known topics without, then with, a stalled subscriber on pair 0's topic:
+/// the others' throughput should not suffer from it.
+pub(crate) fn backpressure(sizes: Sizes) -> Vec<Scenario> {
+    let d = format!("{}s", sizes.seconds);
+    let c = sizes.clients.to_string();
+    let timeout = Duration::from_secs(sizes.seconds + 60);
+    let pairs = |stalled: Option<&'static str>| Scenario {
+        name: match stalled {
+            None => format!("{c} pairs, QoS 1, topics bench/%i"),
+            Some(_) => format!("{c} pairs, QoS 1, a stalled subscriber on pair 0"),
+        },
+        args: args(&[
+            "pairs", "-c", &c, "-q", "1", "-d", &d, "-s", "64", "-t", "bench/%i",
+        ]),
+        metrics: vec![RECEIVED_RATE],
+        rss: false,
+        timeout,
+        transport: Transport::Tcp,
+        tuning: Tuning::default(),
+        stalled,
+    };
+    vec![
+        Scenario {
+            name: format!("flood: fan-in 4→1, QoS 1, no pacing, queue {FLOOD_QUEUE}"),
+            args: args(&["fanin", "-c", "4", "-q", "1", "-d", &d, "-s", "64"]),
+            metrics: vec![ACKED_RATE, RECEIVED_RATE, ACKED_NOT_DELIVERED],
+            rss: false,
+            timeout,
+            transport: Transport::Tcp,
+            tuning: Tuning {
+                max_queued: FLOOD_QUEUE,
+                ..Tuning::default()
+            },
+            stalled: None,
+        },
+        pairs(None),
+        pairs(Some("bench/0")),
+    ]
 }
 
 /// The transport scenarios (nanomq only): QoS 1 pairs and QoS 0 fan-out, each over every
@@ -191,6 +253,7 @@ pub(crate) fn transports(sizes: Sizes, transports: &[Transport]) -> Vec<Scenario
                 timeout,
                 transport,
                 tuning: Tuning::default(),
+                stalled: None,
             });
         }
     }
@@ -255,12 +318,18 @@ pub(crate) fn persistence(sizes: Sizes) -> Vec<Scenario> {
                 max_queued_bytes: Some(PERSISTENCE_QUEUE_BYTES),
                 store,
             },
+            stalled: None,
         })
         .collect()
 }
 
 /// A figure of `report`, if it has it.
 pub(crate) fn read(report: &Value, metric: &Metric) -> Option<f64> {
+    if *metric == ACKED_NOT_DELIVERED {
+        let get = |p: &str| report.pointer(p).and_then(Value::as_u64);
+        let (acked, unique) = (get("/messages/acked")?, get("/messages/unique")?);
+        return Some(acked.saturating_sub(unique) as f64);
+    }
     report.pointer(metric.pointer).and_then(Value::as_f64)
 }
 
@@ -339,9 +408,11 @@ mod tests {
                 .iter()
                 .all(|s| s.args.windows(2).any(|w| w == ["-d", "2s"]))
         );
+        // Only the flood asks for a longer queue (the issue's measurement).
         assert!(
             all(Sizes::default())
                 .iter()
+                .filter(|s| !s.name.starts_with("flood"))
                 .all(|s| s.tuning == Tuning::default())
         );
     }
@@ -356,5 +427,27 @@ mod tests {
         assert_eq!(read(&report, &RECEIVED_RATE), Some(1234.5));
         assert_eq!(integrity(&report), "lost 2 (1.0%), dup 0, ooo 1");
         assert_eq!(integrity(&Value::Null), "");
+        let report: Value =
+            serde_json::from_str(r#"{"messages":{"acked":1000,"unique":900}}"#).unwrap_or_default();
+        assert_eq!(read(&report, &ACKED_NOT_DELIVERED), Some(100.0));
+    }
+
+    #[test]
+    fn the_backpressure_scenarios_are_there_the_stalled_one_after_its_baseline() {
+        let list = all(Sizes::default());
+        let flood = list
+            .iter()
+            .find(|s| s.name.starts_with("flood: fan-in 4→1, QoS 1"))
+            .expect("the flood scenario");
+        assert!(flood.metrics.contains(&ACKED_NOT_DELIVERED));
+        assert_eq!(flood.tuning.max_queued, FLOOD_QUEUE);
+        let at = list
+            .iter()
+            .position(|s| s.stalled.is_some())
+            .expect("the stalled-subscriber scenario");
+        assert!(at > 0);
+        assert_eq!(list[at - 1].args, list[at].args);
+        assert!(list[at - 1].stalled.is_none());
+        assert_eq!(list[at].stalled, Some("bench/0"));
     }
 }
