@@ -16,12 +16,16 @@
 //! - `conn_param`, `pipe`: the connection's parameters and the pipe that owns them.
 //! - `store`: the durable state (the [`Store`] trait, the journal and its writer thread).
 //! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
+//! - `fuzzing` (feature `fuzzing`): the script interpreter of the broker's fuzz target.
 
 mod auth;
 mod broker;
 mod config;
 mod conn_param;
 mod connection;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod message;
 mod metrics;
 mod pipe;
