@@ -360,3 +360,133 @@ fn check_shared(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::Bytes;
+    use mqtt_codec::{ClientId, QoS};
+
+    use super::*;
+    use crate::MqttConfig;
+    use crate::message::Message;
+    use crate::session::Delivery;
+
+    fn filter(s: &str) -> TopicFilter {
+        TopicFilter::new(s).unwrap()
+    }
+
+    fn topic(s: &str) -> TopicName {
+        TopicName::new(s).unwrap()
+    }
+
+    /// A broker with one offline, never-expiring session `c1` (key 1).
+    fn broker() -> (Arc<Broker>, Arc<SessionShared>) {
+        let broker = Broker::new(MqttConfig::default());
+        let session = Arc::new(SessionShared::new(ClientId::new("c1").unwrap(), 1));
+        *session.expiry.lock() = SessionExpiry::Never;
+        broker
+            .registry
+            .lock()
+            .insert(session.client_id.clone(), Arc::clone(&session));
+        (broker, session)
+    }
+
+    /// Subscribes `session` to `f` in its state and, if `indexed`, in the index.
+    fn subscribe(broker: &Broker, session: &Arc<SessionShared>, f: &str, indexed: bool) {
+        let options = SubscriptionOptions::new(QoS::AtLeastOnce);
+        session.state.lock().subscribe(filter(f), options, None);
+        if indexed {
+            broker.index_subscription(session, &filter(f), options, None);
+        }
+    }
+
+    fn violations(broker: &Broker, probes: &[&str]) -> String {
+        let probes: Vec<TopicName> = probes.iter().map(|p| topic(p)).collect();
+        broker.check_invariants(&probes).err().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_consistent_broker_passes() {
+        let (broker, session) = broker();
+        subscribe(&broker, &session, "a/+/#", true);
+        subscribe(&broker, &session, "a/b", true);
+        subscribe(&broker, &session, "$share/g/a/b", true);
+        assert_eq!(broker.check_invariants(&[topic("a/b"), topic("x")]), Ok(()));
+    }
+
+    #[test]
+    fn a_subscription_missing_from_the_index_is_found() {
+        let (broker, session) = broker();
+        subscribe(&broker, &session, "a/+", false);
+        subscribe(&broker, &session, "$share/g/b", false);
+        let found = violations(&broker, &[]);
+        assert!(
+            found
+                .contains("\"c1\" holds 1 subscriptions matching \"a/probe\", the index returns 0"),
+            "{found}"
+        );
+        assert!(
+            found.contains("1 shared groups match \"b\", the index returns 0 members"),
+            "{found}"
+        );
+    }
+
+    #[test]
+    fn an_index_entry_no_session_holds_is_found() {
+        let (broker, session) = broker();
+        broker.index_subscription(
+            &session,
+            &filter("a/#"),
+            SubscriptionOptions::new(QoS::AtMostOnce),
+            None,
+        );
+        let gone = Arc::new(SessionShared::new(ClientId::new("c2").unwrap(), 2));
+        broker.index_subscription(
+            &gone,
+            &filter("b"),
+            SubscriptionOptions::new(QoS::AtMostOnce),
+            None,
+        );
+        let found = violations(&broker, &["a/x", "b"]);
+        assert!(found.contains("that its session does not hold"), "{found}");
+        assert!(
+            found.contains("\"c2\" (session 2) for \"b\", which is not in the registry"),
+            "{found}"
+        );
+    }
+
+    #[test]
+    fn queue_and_registry_violations_are_found() {
+        let (broker, session) = broker();
+        let message = Message::new(
+            topic("a"),
+            Bytes::from_static(b"xyz"),
+            QoS::AtLeastOnce,
+            false,
+            None,
+        );
+        session.state.lock().queue.push_back(Delivery::new(
+            Arc::new(message),
+            QoS::AtLeastOnce,
+            false,
+            Vec::new(),
+        ));
+        let stale = Arc::new(SessionShared::new(ClientId::new("c3").unwrap(), 3));
+        broker
+            .registry
+            .lock()
+            .insert(ClientId::new("c4").unwrap(), stale);
+        broker.metrics.connections.store(1, Ordering::Relaxed);
+        let found = violations(&broker, &[]);
+        for expected in [
+            "\"c1\" counts 0 queued bytes, its queue holds 3",
+            "registry key \"c4\" holds the session of \"c3\"",
+            "offline session \"c3\" with session expiry 0 is still registered",
+            "the connections gauge says 1, 0 sessions are connected",
+        ] {
+            assert!(found.contains(expected), "{expected:?} not in {found}");
+        }
+    }
+}

@@ -21,8 +21,8 @@ pub(super) const AUTH_METHOD: &str = "fuzz";
 /// broker to assign one.
 const CLIENT_IDS: [&str; 5] = ["c0", "c1", "c2", "c3", ""];
 
-/// Topic levels for topic names and filters (`+` and `#` only in filters).
-const LEVELS: [&str; 8] = ["a", "b", "sensor", "$SYS", "", "c", "+", "#"];
+/// Topic levels for topic names and filters (`+` and `#` only in filters, and last).
+pub(super) const LEVELS: [&str; 8] = ["a", "b", "sensor", "$SYS", "", "c", "+", "#"];
 
 /// How many levels a deep topic or filter has. The deepest is kept at 200 (Mosquitto's
 /// limit) so that the recursion on depth in the subscription index, a known crash being
@@ -229,7 +229,7 @@ pub(super) fn connect(r: &mut Reader<'_>) -> Option<Connect> {
     let flags = r.byte();
     let times = r.byte();
     let limits = r.byte();
-    let version = version(who);
+    let version = version(who & 3);
     let v5 = version.is_v5();
     let mut connect = Connect::new(version, client_id(who >> 2)?);
     connect.clean_start = bit(flags, 0);

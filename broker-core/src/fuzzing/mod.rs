@@ -20,6 +20,7 @@
 
 mod client;
 mod input;
+mod writer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +32,8 @@ use self::client::Client;
 use self::input::{AUTH_METHOD, Reader};
 use crate::auth::{AuthStep, EnhancedAuth};
 use crate::{Broker, DropPolicy, MetricsSnapshot, MqttConfig};
+
+pub use self::writer::{ConnectOptions, ScriptWriter};
 
 /// How many steps a script runs at most.
 pub const MAX_STEPS: usize = 256;
@@ -254,11 +257,19 @@ impl<'a> Script<'a> {
                 metrics.connections
             ));
         }
-        for (n, client) in self.clients.iter().enumerate() {
-            for task in &client.served {
+        for (n, client) in self.clients.iter_mut().enumerate() {
+            for task in client.served.drain(..) {
                 if !task.is_finished() {
                     report.push(format!(
                         "c{n}: the broker still serves a connection the client closed"
+                    ));
+                    task.abort();
+                } else if let Err(e) = task.await
+                    && e.is_panic()
+                {
+                    report.push(format!(
+                        "c{n}: a connection task panicked: {}",
+                        panic_message(e.into_panic())
                     ));
                 }
             }
@@ -476,6 +487,11 @@ impl<'a> Script<'a> {
             | Kind::Reconnect
             | Kind::Settle => return None,
         };
+        // A CONNECT names its own version; everything else is in the client's.
+        let version = match &packet {
+            Packet::Connect(connect) => connect.version,
+            _ => version,
+        };
         let mut out = BytesMut::new();
         match packet.encode(version, &mut out) {
             Ok(_) => Some((out, what)),
@@ -544,6 +560,16 @@ fn ack_refuses(packet: &Packet) -> bool {
             ack.reason_code.is_error()
         }
         _ => false,
+    }
+}
+
+/// The message a panic was raised with.
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(message) => *message,
+        Err(panic) => panic
+            .downcast_ref::<&str>()
+            .map_or_else(|| "(no message)".to_owned(), |m| (*m).to_owned()),
     }
 }
 
