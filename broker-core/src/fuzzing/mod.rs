@@ -354,7 +354,7 @@ impl<'a> Script<'a> {
                 let at = usize::from(self.input.byte());
                 let xor = self.input.byte().max(1);
                 let inner = Kind::of(self.input.byte());
-                match self.build(n, inner) {
+                match self.build(n, inner, false) {
                     Some((mut bytes, what)) => {
                         let len = bytes.len().max(1);
                         if let Some(b) = bytes.get_mut(at % len) {
@@ -366,7 +366,7 @@ impl<'a> Script<'a> {
                     None => format!("corrupt {inner:?}: nothing built"),
                 }
             }
-            _ => match self.build(n, kind) {
+            _ => match self.build(n, kind, true) {
                 Some((bytes, what)) => {
                     self.send(n, &bytes).await;
                     what
@@ -378,8 +378,9 @@ impl<'a> Script<'a> {
     }
 
     /// Builds the packet of a packet-sending step for client `n`: its bytes and a line for
-    /// the trace. A CONNECT on a client without a connection opens one.
-    fn build(&mut self, n: usize, kind: Kind) -> Option<(BytesMut, String)> {
+    /// the trace. A CONNECT on a client without a connection opens one; unless the bytes are
+    /// sent as `scripted` (as built), what the broker answers is not decoded.
+    fn build(&mut self, n: usize, kind: Kind, scripted: bool) -> Option<(BytesMut, String)> {
         let inflight = self.broker.config().max_inflight;
         let broker = Arc::clone(&self.broker);
         let version = self.client(n)?.version;
@@ -394,16 +395,22 @@ impl<'a> Script<'a> {
                     connect.clean_start,
                     connect.will.is_some()
                 );
+                let mut out = BytesMut::new();
+                let packet = Packet::Connect(Box::new(connect.clone()));
+                if let Err(e) = packet.encode(connect.version, &mut out) {
+                    return Some((out, format!("{what}: not encodable ({e})")));
+                }
                 if let Some(will) = &connect.will {
                     self.probes.push(will.topic.clone());
                 }
                 let client = self.client(n)?;
                 client.version = connect.version;
                 if !client.is_open() {
-                    client.open(&broker, Some(&connect), inflight);
+                    // The broker's answers can be read only if it reads this CONNECT as built.
+                    client.open(&broker, scripted.then_some(&connect), inflight);
                 }
-                client.last_connect = Some(connect.clone());
-                (Packet::Connect(Box::new(connect)), what)
+                client.last_connect = Some(connect);
+                return Some((out, what));
             }
             Kind::Subscribe => {
                 let subscribe = input::subscribe(&mut self.input, v5)?;
@@ -486,11 +493,6 @@ impl<'a> Script<'a> {
             | Kind::Advance
             | Kind::Reconnect
             | Kind::Settle => return None,
-        };
-        // A CONNECT names its own version; everything else is in the client's.
-        let version = match &packet {
-            Packet::Connect(connect) => connect.version,
-            _ => version,
         };
         let mut out = BytesMut::new();
         match packet.encode(version, &mut out) {
