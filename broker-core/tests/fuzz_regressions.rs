@@ -88,7 +88,7 @@ fn run(script: &ScriptWriter) -> Outcome {
     }
 }
 
-fn publishes<'a>(outcome: &'a Outcome, client: usize) -> Vec<&'a mqtt_codec::Publish> {
+fn publishes(outcome: &Outcome, client: usize) -> Vec<&mqtt_codec::Publish> {
     outcome.received[client]
         .iter()
         .filter_map(|p| match p {

@@ -123,10 +123,11 @@ impl ScriptWriter {
         size: u8,
         id: u8,
     ) -> &mut Self {
-        let mut args = vec![qos % 3 | u8::from(retain) << 2];
+        let qos = qos % 3;
+        let mut args = vec![qos | (u8::from(retain) << 2)];
         args.extend(levels(topic));
         args.push(size);
-        if qos % 3 != 0 {
+        if qos != 0 {
             args.push(id.saturating_sub(1));
         }
         self.step(Kind::Publish, client, &args)
