@@ -20,6 +20,10 @@ use crate::store::{Journal, Store, StoreError, StoreOp, StoredWill, SyncPolicy};
 use crate::subscriptions::{Subscriber, SubscriptionIndex};
 use crate::{MqttConfig, SessionExpiry, TransportInfo};
 
+#[cfg(feature = "fuzzing")]
+mod invariants;
+#[cfg(feature = "fuzzing")]
+pub(crate) use invariants::probe_for;
 mod restore;
 
 /// How long [`Broker::shutdown`] waits for connections to say goodbye.

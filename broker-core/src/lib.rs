@@ -19,12 +19,16 @@
 //! - `store`: the durable state (the [`Store`] trait, the journal and its writer thread).
 //! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
 //! - `limits`: checks against the limits of what one client may cost, and their log.
+//! - `fuzzing` (feature `fuzzing`): the script interpreter of the broker's fuzz target.
 
 mod auth;
 mod broker;
 mod config;
 mod conn_param;
 mod connection;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod limits;
 mod message;
 mod metrics;

@@ -517,6 +517,13 @@ impl SessionState {
         self.next_seq = next_seq;
     }
 
+    /// The payload bytes the queue holds, as counted (the invariant checks compare it with
+    /// the queue itself).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.queued_bytes
+    }
+
     /// How many messages count against the client's receive maximum.
     pub(crate) fn sent_in_flight(&self) -> usize {
         self.inflight.iter().filter(|f| f.sent_at.is_some()).count()

@@ -1,5 +1,6 @@
-//! `cargo xtask fuzz`: runs the cargo-fuzz targets of `mqtt-codec/fuzz` for a bounded time each,
-//! and turns a crash into instructions for keeping it as a regression test.
+//! `cargo xtask fuzz`: runs the cargo-fuzz targets of `mqtt-codec/fuzz` and `broker-core/fuzz`
+//! for a bounded time each, and turns a crash into instructions for keeping it as a
+//! regression test of the crate it came from.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -11,27 +12,33 @@ use crate::cmd::Cmd;
 use crate::deps;
 
 pub(crate) const HELP: &str = "\
-cargo xtask fuzz: run the codec's fuzz targets (mqtt-codec/fuzz, a cargo-fuzz project)
+cargo xtask fuzz: run the fuzz targets of the codec (mqtt-codec/fuzz: decode, roundtrip) and
+of the broker (broker-core/fuzz: broker, scripted clients against one in-process broker)
 
 USAGE:
-    cargo xtask fuzz [--seconds N] [--target NAME]
+    cargo xtask fuzz [--seconds N] [--crate CRATE] [--target NAME]
 
 OPTIONS:
     --seconds N     fuzz each target for N seconds (default 60)
-    --target NAME   fuzz only this target (a file name in mqtt-codec/fuzz/fuzz_targets/)
+    --crate CRATE   fuzz only this crate's targets: mqtt-codec or broker-core (default both)
+    --target NAME   fuzz only this target (a file name in <crate>/fuzz/fuzz_targets/)
     -h, --help      print this help
 
 Installs cargo-fuzz (cargo install cargo-fuzz --locked) if it is missing, and sets
 RUSTC_BOOTSTRAP=1 when the active toolchain is not nightly. New inputs go to
-mqtt-codec/fuzz/corpus/<target>/; mqtt-codec/fuzz/seeds/<target>/, if present, is read as
-an extra seed corpus. A crash stops the run and names the artifact to copy into
-mqtt-codec/tests/fuzz_regressions/.";
+<crate>/fuzz/corpus/<target>/; <crate>/fuzz/seeds/<target>/, if present, is read as an
+extra seed corpus. An input that runs longer than 30 s counts as a crash (a hang). A crash
+stops the run and names the artifact to copy into <crate>/tests/fuzz_regressions/.";
 
-/// The crate whose fuzz project this task runs, relative to the workspace root.
-const FUZZED_CRATE: &str = "mqtt-codec";
+/// The crates with a cargo-fuzz project (`<crate>/fuzz`), relative to the workspace root, in
+/// the order they are fuzzed.
+const FUZZED_CRATES: [&str; 2] = ["mqtt-codec", "broker-core"];
 
-/// Where crash inputs are kept as regression tests, relative to the workspace root.
-const REGRESSIONS_DIR: &str = "mqtt-codec/tests/fuzz_regressions";
+/// Where a crate keeps crash inputs as regression tests, relative to the crate.
+const REGRESSIONS_DIR: &str = "tests/fuzz_regressions";
+
+/// How long one input may run before libFuzzer reports it as a hang (seconds).
+const HANG_SECONDS: u64 = 30;
 
 /// How long each target runs when `--seconds` is not given.
 const DEFAULT_SECONDS: u64 = 60;
@@ -40,6 +47,7 @@ const DEFAULT_SECONDS: u64 = 60;
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Options {
     seconds: u64,
+    krate: Option<String>,
     target: Option<String>,
 }
 
@@ -48,6 +56,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Option<Self>> {
         let mut options = Self {
             seconds: DEFAULT_SECONDS,
+            krate: None,
             target: None,
         };
         let mut args = args.iter();
@@ -70,6 +79,16 @@ impl Options {
                         _ => bail!("`--seconds` wants a whole number above 0, not `{text}`"),
                     };
                 }
+                "--crate" => {
+                    let name = value()?;
+                    if !FUZZED_CRATES.contains(&name.as_str()) {
+                        bail!(
+                            "no fuzz project for crate `{name}`; the crates are: {}",
+                            FUZZED_CRATES.join(", ")
+                        );
+                    }
+                    options.krate = Some(name);
+                }
                 "--target" => options.target = Some(value()?),
                 "-h" | "--help" => return Ok(None),
                 other => bail!("unknown argument `{other}` for `cargo xtask fuzz`\n\n{HELP}"),
@@ -86,22 +105,36 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         return Ok(());
     };
     let root = crate::project_root();
-    let crate_dir = root.join(FUZZED_CRATE);
-    let fuzz_dir = crate_dir.join("fuzz");
-    if !fuzz_dir.join("Cargo.toml").is_file() {
-        bail!(
-            "no cargo-fuzz project at {} (expected its Cargo.toml and fuzz_targets/)",
-            fuzz_dir.display()
-        );
+    let mut targets = Vec::new();
+    for krate in FUZZED_CRATES {
+        if options
+            .krate
+            .as_deref()
+            .is_some_and(|wanted| wanted != krate)
+        {
+            continue;
+        }
+        let fuzz_dir = root.join(krate).join("fuzz");
+        if !fuzz_dir.join("Cargo.toml").is_file() {
+            bail!(
+                "no cargo-fuzz project at {} (expected its Cargo.toml and fuzz_targets/)",
+                fuzz_dir.display()
+            );
+        }
+        for target in discover_targets(&fuzz_dir.join("fuzz_targets"))? {
+            targets.push(Target {
+                krate,
+                name: target,
+            });
+        }
     }
-    let targets = discover_targets(&fuzz_dir.join("fuzz_targets"))?;
     let selected = select(&targets, options.target.as_deref())?;
 
     deps::ensure(&root, deps::FUZZ)?;
     let nightly = is_nightly(
         &Cmd::new("rustc")
             .arg("--version")
-            .current_dir(&crate_dir)
+            .current_dir(&root)
             .stdout_quietly()?,
     );
     if !nightly {
@@ -114,22 +147,24 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "\n==> xtask fuzz [{number}/{total}] {target} for {}s",
             options.seconds
         );
-        let corpus = fuzz_dir.join("corpus").join(target);
+        let crate_dir = root.join(target.krate);
+        let fuzz_dir = crate_dir.join("fuzz");
+        let name = target.name.as_str();
+        let corpus = fuzz_dir.join("corpus").join(name);
         fs::create_dir_all(&corpus)
             .with_context(|| format!("could not create {}", corpus.display()))?;
-        let seeds = fuzz_dir.join("seeds").join(target);
-        let artifacts_dir = fuzz_dir.join("artifacts").join(target);
+        let seeds = fuzz_dir.join("seeds").join(name);
+        let artifacts_dir = fuzz_dir.join("artifacts").join(name);
         let artifacts_before = files_in(&artifacts_dir);
 
-        let mut cmd = Cmd::cargo()
-            .args(["fuzz", "run", target.as_str()])
-            .arg(&corpus);
+        let mut cmd = Cmd::cargo().args(["fuzz", "run", name]).arg(&corpus);
         if seeds.is_dir() {
             cmd = cmd.arg(&seeds);
         }
         cmd = cmd
             .arg("--")
             .arg(format!("-max_total_time={}", options.seconds))
+            .arg(format!("-timeout={HANG_SECONDS}"))
             .current_dir(&crate_dir);
         if !nightly {
             cmd = cmd.env("RUSTC_BOOTSTRAP", "1");
@@ -150,12 +185,28 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
     }
 
+    let names: Vec<String> = selected.iter().map(ToString::to_string).collect();
     println!(
         "\nxtask fuzz: OK, {total} target(s) ran {}s each without a crash: {}",
         options.seconds,
-        selected.join(", ")
+        names.join(", ")
     );
     Ok(())
+}
+
+/// One fuzz target: its crate and its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// The crate, relative to the workspace root (its fuzz project is `<krate>/fuzz`).
+    krate: &'static str,
+    /// The target's name, the stem of its file in `fuzz_targets/`.
+    name: String,
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.krate, self.name)
+    }
 }
 
 /// The fuzz target names: the stems of `fuzz_targets/*.rs`, sorted.
@@ -180,16 +231,24 @@ fn discover_targets(dir: &Path) -> Result<Vec<String>> {
     Ok(targets)
 }
 
-/// All targets, or the one asked for if it exists.
-fn select(targets: &[String], wanted: Option<&str>) -> Result<Vec<String>> {
-    match wanted {
-        None => Ok(targets.to_vec()),
-        Some(name) if targets.iter().any(|target| target == name) => Ok(vec![name.to_owned()]),
-        Some(name) => bail!(
+/// All targets, or those named `wanted` if there are any.
+fn select(targets: &[Target], wanted: Option<&str>) -> Result<Vec<Target>> {
+    let Some(name) = wanted else {
+        return Ok(targets.to_vec());
+    };
+    let named: Vec<Target> = targets
+        .iter()
+        .filter(|target| target.name == name)
+        .cloned()
+        .collect();
+    if named.is_empty() {
+        let all: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        bail!(
             "no fuzz target `{name}`; the targets are: {}",
-            targets.join(", ")
-        ),
+            all.join(", ")
+        );
     }
+    Ok(named)
 }
 
 /// True for a `rustc --version` line of a nightly (or locally built dev) compiler.
@@ -208,7 +267,7 @@ fn files_in(dir: &Path) -> BTreeSet<PathBuf> {
 }
 
 /// What to tell the user when `target` crashed and wrote `crashes`.
-fn crash_report(root: &Path, target: &str, crashes: &[PathBuf]) -> String {
+fn crash_report(root: &Path, target: &Target, crashes: &[PathBuf]) -> String {
     let shown: Vec<String> = crashes
         .iter()
         .map(|path| {
@@ -219,15 +278,16 @@ fn crash_report(root: &Path, target: &str, crashes: &[PathBuf]) -> String {
         })
         .collect();
     let first = shown.first().map_or("<artifact>", String::as_str);
-    let crate_relative = first
-        .strip_prefix(&format!("{FUZZED_CRATE}/"))
-        .unwrap_or(first);
+    let krate = target.krate;
+    let name = &target.name;
+    let crate_relative = first.strip_prefix(&format!("{krate}/")).unwrap_or(first);
+    let regressions = format!("{krate}/{REGRESSIONS_DIR}");
     format!(
         "fuzz target `{target}` found a crash; the input is in:\n    {}\n\
-         Keep it as a regression test by copying it into {REGRESSIONS_DIR}/:\n    \
-         mkdir -p {REGRESSIONS_DIR} && cp {} {REGRESSIONS_DIR}/\n\
+         Keep it as a regression test by copying it into {regressions}/:\n    \
+         mkdir -p {regressions} && cp {} {regressions}/\n\
          Reproduce it with:\n    \
-         cd {FUZZED_CRATE} && cargo fuzz run {target} {crate_relative}",
+         cd {krate} && cargo fuzz run {name} {crate_relative}",
         shown.join("\n    "),
         shown.join(" "),
     )
@@ -245,25 +305,48 @@ mod tests {
         Options::parse(&args(list)).ok().flatten()
     }
 
+    fn target(krate: &'static str, name: &str) -> Target {
+        Target {
+            krate,
+            name: name.to_owned(),
+        }
+    }
+
     #[test]
-    fn defaults_to_every_target_for_a_minute() {
+    fn defaults_to_every_target_of_both_crates_for_a_minute() {
         assert_eq!(
             parse(&[]),
             Some(Options {
                 seconds: 60,
+                krate: None,
                 target: None
             })
         );
+        assert_eq!(FUZZED_CRATES, ["mqtt-codec", "broker-core"]);
     }
 
     #[test]
     fn flags_take_separate_or_inline_values() {
         let expected = Some(Options {
             seconds: 5,
-            target: Some("decode".to_owned()),
+            krate: Some("broker-core".to_owned()),
+            target: Some("broker".to_owned()),
         });
-        assert_eq!(parse(&["--seconds", "5", "--target", "decode"]), expected);
-        assert_eq!(parse(&["--target=decode", "--seconds=5"]), expected);
+        assert_eq!(
+            parse(&[
+                "--seconds",
+                "5",
+                "--target",
+                "broker",
+                "--crate",
+                "broker-core"
+            ]),
+            expected
+        );
+        assert_eq!(
+            parse(&["--crate=broker-core", "--target=broker", "--seconds=5"]),
+            expected
+        );
     }
 
     #[test]
@@ -273,6 +356,8 @@ mod tests {
             &["--seconds", "0"],
             &["--seconds", "soon"],
             &["--target"],
+            &["--crate"],
+            &["--crate", "transport-tcp"],
             &["--jobs", "2"],
             &["decode"],
         ] {
@@ -300,18 +385,37 @@ mod tests {
     }
 
     #[test]
-    fn a_named_target_must_exist() {
-        let targets = ["a".to_owned(), "b".to_owned()];
+    fn a_named_target_must_exist_in_a_selected_crate() {
+        let targets = [
+            target("mqtt-codec", "decode"),
+            target("broker-core", "broker"),
+        ];
         assert_eq!(select(&targets, None).ok(), Some(targets.to_vec()));
-        assert_eq!(select(&targets, Some("b")).ok(), Some(vec!["b".to_owned()]));
+        assert_eq!(
+            select(&targets, Some("broker")).ok(),
+            Some(vec![target("broker-core", "broker")])
+        );
         let err = select(&targets, Some("c"))
             .err()
             .map(|err| err.to_string())
             .unwrap_or_default();
         assert!(
-            err.contains("no fuzz target `c`; the targets are: a, b"),
+            err.contains(
+                "no fuzz target `c`; the targets are: mqtt-codec/decode, broker-core/broker"
+            ),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_crate_has_a_fuzz_project_with_targets() {
+        let root = crate::project_root();
+        for krate in FUZZED_CRATES {
+            let dir = root.join(krate).join("fuzz");
+            assert!(dir.join("Cargo.toml").is_file(), "{}", dir.display());
+            let targets = discover_targets(&dir.join("fuzz_targets")).unwrap_or_default();
+            assert!(!targets.is_empty(), "no targets in {}", dir.display());
+        }
     }
 
     #[test]
@@ -325,7 +429,7 @@ mod tests {
     fn a_crash_report_says_where_to_copy_the_input() {
         let root = Path::new("/w");
         let crash = root.join("mqtt-codec/fuzz/artifacts/decode/crash-1234");
-        let report = crash_report(root, "decode", &[crash]);
+        let report = crash_report(root, &target("mqtt-codec", "decode"), &[crash]);
         assert!(
             report.contains("    mqtt-codec/fuzz/artifacts/decode/crash-1234\n"),
             "{report}"
@@ -340,6 +444,28 @@ mod tests {
             report.contains(
                 "cd mqtt-codec && cargo fuzz run decode fuzz/artifacts/decode/crash-1234"
             ),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn a_broker_crash_goes_to_the_broker_regressions() {
+        let root = Path::new("/w");
+        let crash = root.join("broker-core/fuzz/artifacts/broker/crash-99");
+        let report = crash_report(root, &target("broker-core", "broker"), &[crash]);
+        assert!(
+            report.starts_with("fuzz target `broker-core/broker` found a crash"),
+            "{report}"
+        );
+        assert!(
+            report.contains(
+                "cp broker-core/fuzz/artifacts/broker/crash-99 broker-core/tests/fuzz_regressions/"
+            ),
+            "{report}"
+        );
+        assert!(
+            report
+                .contains("cd broker-core && cargo fuzz run broker fuzz/artifacts/broker/crash-99"),
             "{report}"
         );
     }

@@ -5,7 +5,7 @@
 //!
 //! - [`test`](mod@test): `cargo xtask test` / `cargo xtask ci`, the project's test command (what
 //!   CI runs);
-//! - [`fuzz`]: `cargo xtask fuzz`, the codec's cargo-fuzz targets;
+//! - [`fuzz`]: `cargo xtask fuzz`, the cargo-fuzz targets of the codec and the broker;
 //! - [`bench`](mod@bench): `cargo xtask bench`, the benchmark suites, with
 //!   [`e2e_bench`] (nanomq against Mosquitto, end to end);
 //!
@@ -33,7 +33,7 @@ USAGE:
 TASKS:
     test     install prerequisites, check formatting, run clippy and every test (what CI runs)
     ci       same as test
-    fuzz     run the codec's fuzz targets for a bounded time
+    fuzz     run the codec's and the broker's fuzz targets for a bounded time
     bench    run the benchmarks: end to end against Mosquitto, criterion (--micro)
     help     print this help, or a task's help (cargo xtask help fuzz)
 

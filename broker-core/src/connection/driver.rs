@@ -146,6 +146,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
             if self.param().request_problem_information {
                 disconnect.properties.reason_string = self.close_reason.take().map(Into::into);
             }
+            // A Reason String must not take the packet past the client's Maximum Packet
+            // Size (MQTT 5 3.14.2.2.3): it goes, the reason code stays.
+            if disconnect_too_large(&disconnect, self.param().maximum_packet_size) {
+                disconnect.properties.reason_string = None;
+            }
             let disconnect = Packet::Disconnect(disconnect);
             encode_into(&disconnect, ProtocolVersion::V5, &mut self.out);
         }
@@ -984,6 +989,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
         }
     }
+}
+
+/// Whether `disconnect` encodes to more than `max` bytes in MQTT 5.
+fn disconnect_too_large(disconnect: &Disconnect, max: u32) -> bool {
+    Packet::Disconnect(disconnect.clone())
+        .encoded_len(ProtocolVersion::V5)
+        .is_ok_and(|len| len > max as usize)
 }
 
 /// Waits until the store is durable up to `ticket`; never, without a ticket.

@@ -106,8 +106,22 @@ where
         .attach(&param.client_id, param.clean_start, param.session_expiry)
         .await;
 
-    let connack = connack(broker, &param, session_present, auth_data);
-    if let Err(e) = send(&mut stream, &Packet::ConnAck(Box::new(connack)), version).await {
+    let connack = Packet::ConnAck(Box::new(connack(
+        broker,
+        &param,
+        session_present,
+        auth_data,
+    )));
+    let max = param.maximum_packet_size as usize;
+    if connack.encoded_len(version).is_ok_and(|len| len > max) {
+        // Nothing larger than the client's Maximum Packet Size may be sent (MQTT 5
+        // 3.1.2.11.4), and a CONNACK whose required properties (an Assigned Client
+        // Identifier) do not fit cannot be shortened: the connection cannot start.
+        tracing::debug!(?peer, client = %param.client_id, max, "CONNACK exceeds the client's maximum packet size");
+        broker.detach(&session, None, false);
+        return None;
+    }
+    if let Err(e) = send(&mut stream, &connack, version).await {
         tracing::debug!(?peer, error = %e, "cannot send CONNACK");
         // The session stays as the protocol says it should after a lost connection.
         broker.detach(&session, None, false);
