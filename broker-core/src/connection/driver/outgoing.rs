@@ -1,0 +1,209 @@
+//! What goes to the client: messages in flight and queued, within its receive maximum and
+//! maximum packet size, as PUBLISH packets under this connection's version and topic aliases.
+
+use std::num::NonZeroU16;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use mqtt_codec::{Ack, Packet, Publish, PublishQoS, QoS, TopicName};
+use tokio::time::Instant;
+
+use super::{Driver, WRITE_BATCH};
+use crate::connection::io::encode_into;
+use crate::pipe::Pipe;
+use crate::session::{Awaiting, Delivery, InFlight};
+
+impl<P: Pipe> Driver<'_, P> {
+    /// Moves what the session has for the client onto the write buffer: first messages in
+    /// flight that this connection has not sent yet (after a reconnect: the same packet
+    /// identifiers, DUP set, in order), then queued messages, while the client's receive
+    /// maximum allows. Returns whether it stopped at the batch size with more to send.
+    pub(super) fn pump(&mut self) -> bool {
+        let now = Instant::now().into_std();
+        let window = usize::from(
+            self.broker
+                .config
+                .max_inflight
+                .min(self.param().receive_maximum)
+                .max(1),
+        );
+        let session = Arc::clone(&self.session);
+        let mut state = session.state.lock();
+        let expired = state.drop_expired(now);
+        if expired > 0 {
+            self.broker
+                .metrics
+                .dropped_expired
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
+        let mut in_window = state.sent_in_flight();
+        let mut sent = 0u64;
+        let mut i = 0;
+        while i < state.inflight.len() && in_window < window && self.out.len() < WRITE_BATCH {
+            let Some(f) = state.inflight.get(i) else {
+                break;
+            };
+            if f.sent_at.is_some() {
+                i += 1;
+                continue;
+            }
+            let packet = match f.state {
+                Awaiting::PubComp => Packet::PubRel(Ack::new(f.packet_id)),
+                Awaiting::PubAck | Awaiting::PubRec => {
+                    let qos = PublishQoS::with_packet_id(f.delivery.qos, f.packet_id);
+                    let dup = f.ever_sent;
+                    let delivery = f.delivery.clone();
+                    match self.outgoing_publish(&delivery, qos, dup, now) {
+                        Some(publish) => Packet::Publish(publish),
+                        None => {
+                            // Too large for this connection: dropped, its identifier freed.
+                            state.remove_inflight(i);
+                            continue;
+                        }
+                    }
+                }
+            };
+            if let Some(f) = state.inflight.get_mut(i) {
+                f.sent_at = Some(now);
+                f.ever_sent = true;
+            }
+            // Sent again after a reconnect: the store already has its identifier and state.
+            encode_into(&packet, self.version(), &mut self.out);
+            in_window += 1;
+            sent += 1;
+            i += 1;
+        }
+        let broker = self.broker;
+        while self.out.len() < WRITE_BATCH {
+            // Room made: deliveries parked behind the queue (their publishers held) go in.
+            let next = match state.pop() {
+                Some(delivery) => Some(delivery),
+                None if state.admit_parked(&broker.config) > 0 => state.pop(),
+                None => None,
+            };
+            let Some(delivery) = next else {
+                break;
+            };
+            if delivery.qos != QoS::AtMostOnce && in_window >= window {
+                state.unpop(delivery);
+                break;
+            }
+            let packet_id = if delivery.qos == QoS::AtMostOnce {
+                None
+            } else {
+                match state.allocate_packet_id() {
+                    Some(id) => Some(id),
+                    None => {
+                        state.unpop(delivery);
+                        break;
+                    }
+                }
+            };
+            let qos = match packet_id {
+                Some(id) => PublishQoS::with_packet_id(delivery.qos, id),
+                None => PublishQoS::AtMostOnce,
+            };
+            let Some(publish) = self.outgoing_publish(&delivery, qos, false, now) else {
+                state.discarded(&delivery);
+                continue;
+            };
+            encode_into(&Packet::Publish(publish), self.version(), &mut self.out);
+            sent += 1;
+            if let Some(packet_id) = packet_id {
+                state.inflight.push_back(InFlight {
+                    packet_id,
+                    state: if delivery.qos == QoS::ExactlyOnce {
+                        Awaiting::PubRec
+                    } else {
+                        Awaiting::PubAck
+                    },
+                    delivery,
+                    sent_at: Some(now),
+                    ever_sent: true,
+                });
+                state.progressed(state.inflight.len() - 1);
+                in_window += 1;
+            }
+        }
+        state.admit_parked(&broker.config);
+        let more = self.out.len() >= WRITE_BATCH
+            && (!state.queue.is_empty() || state.inflight.iter().any(|f| f.sent_at.is_none()));
+        drop(state);
+        if sent > 0 {
+            self.broker
+                .metrics
+                .messages_sent
+                .fetch_add(sent, Ordering::Relaxed);
+        }
+        more
+    }
+
+    /// The PUBLISH for `delivery` under this connection's parameters, or `None` (counted)
+    /// if it is larger than the client accepts.
+    fn outgoing_publish(
+        &mut self,
+        delivery: &Delivery,
+        qos: PublishQoS,
+        dup: bool,
+        now: std::time::Instant,
+    ) -> Option<Publish> {
+        let message = &delivery.message;
+        let v5 = self.version().is_v5();
+        let expiry = message.remaining_expiry(now);
+        let ids = &delivery.subscription_ids;
+        let properties =
+            if v5 && (message.properties.is_some() || !ids.is_empty() || expiry.is_some()) {
+                let mut p = message.properties.as_deref().cloned().unwrap_or_default();
+                p.subscription_identifiers.clone_from(ids);
+                p.message_expiry_interval = expiry;
+                Some(Box::new(p))
+            } else {
+                None
+            };
+        // Shares the message's topic and payload: no copy per subscriber.
+        let mut publish = Publish::new(message.topic.clone(), message.payload.clone());
+        publish.dup = dup;
+        publish.qos = qos;
+        publish.retain = delivery.retain;
+        publish.properties = properties;
+        let max = self.param().maximum_packet_size;
+        let fits = publish
+            .encoded_len(self.version())
+            .is_ok_and(|len| len <= max as usize);
+        if !fits {
+            // MQTT 5 3.1.2.11.4: discard it for this client, as if it had been delivered.
+            tracing::debug!(client = %self.param().client_id, topic = %message.topic, "message larger than the client's maximum packet size dropped");
+            self.broker
+                .metrics
+                .dropped_too_large
+                .fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        if v5 {
+            self.apply_topic_alias(&mut publish, &message.topic);
+        }
+        Some(publish)
+    }
+
+    /// Replaces the topic with an alias the client already knows, or sets one up while the
+    /// client's (and our) alias maximum allows.
+    fn apply_topic_alias(&mut self, publish: &mut Publish, topic: &TopicName) {
+        let limit = self
+            .param()
+            .topic_alias_maximum
+            .min(self.broker.config.max_topic_alias);
+        if limit == 0 {
+            return;
+        }
+        if let Some(alias) = self.outbound_aliases.get(topic) {
+            publish.properties_mut().topic_alias = Some(*alias);
+            publish.set_topic(TopicName::empty());
+        } else if self.outbound_aliases.len() < usize::from(limit) {
+            let next = self.outbound_aliases.len() as u16 + 1;
+            if let Some(alias) = NonZeroU16::new(next) {
+                self.outbound_aliases.insert(topic.clone(), alias);
+                publish.properties_mut().topic_alias = Some(alias);
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! SUBSCRIBE and UNSUBSCRIBE: the limits they are checked against, the index and the
+//! session's own record of its subscriptions, and the retained messages a subscription gets.
+
+use std::sync::atomic::Ordering;
+
+use mqtt_codec::{
+    Packet, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+use tokio::time::Instant;
+
+use super::{Driver, Exit};
+use crate::limits::Limit;
+use crate::pipe::Pipe;
+use crate::session::Delivery;
+
+impl<P: Pipe> Driver<'_, P> {
+    /// A SUBACK or UNSUBACK reason code refusing a filter: `code` for MQTT 5, Failure for
+    /// 3.1.1 (its only refusal).
+    fn refusal(&self, code: ReasonCode) -> ReasonCode {
+        if self.version().is_v5() {
+            code
+        } else {
+            ReasonCode::UnspecifiedError
+        }
+    }
+
+    pub(super) fn on_subscribe(&mut self, subscribe: Subscribe) {
+        let now = Instant::now().into_std();
+        let id = subscribe.properties.subscription_identifier;
+        let limits = &self.broker.config.limits;
+        let (max_filters, max_subscriptions) =
+            (limits.max_filters_per_packet, limits.max_subscriptions);
+        let mut codes = Vec::with_capacity(subscribe.subscriptions.len().min(max_filters));
+        let mut retained = Vec::new();
+        let mut filters = subscribe.subscriptions;
+        if filters.len() > max_filters {
+            self.exceeded(Limit::FiltersPerPacket, "SUBSCRIBE");
+            let refused = self.refusal(ReasonCode::QuotaExceeded);
+            codes.resize(filters.len(), refused);
+            filters.clear();
+        }
+        for sub in filters {
+            let mut options = sub.options;
+            if self.param().bridge && sub.filter.shared().is_none() {
+                // What a 3.1.1 bridge asked for with the protocol level's bridge bit.
+                options.no_local = true;
+                options.retain_as_published = true;
+            }
+            if let Err(limit) = self.broker.config.limits.check_topic(&sub.filter) {
+                self.exceeded(limit, "topic filter");
+                codes.push(self.refusal(ReasonCode::TopicFilterInvalid));
+                continue;
+            }
+            let existed = {
+                let mut state = self.session.state.lock();
+                let full = state.subscriptions.len() >= max_subscriptions
+                    && !state.subscriptions.contains_key(&sub.filter);
+                if full {
+                    None
+                } else {
+                    Some(state.subscribe(sub.filter.clone(), options, id))
+                }
+            };
+            let Some(existed) = existed else {
+                self.exceeded(Limit::Subscriptions, "subscription");
+                codes.push(self.refusal(ReasonCode::QuotaExceeded));
+                continue;
+            };
+            self.broker
+                .index_subscription(&self.session, &sub.filter, options, id);
+            codes.push(match sub.options.qos {
+                QoS::AtMostOnce => ReasonCode::Success,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
+            let send_retained = sub.filter.shared().is_none()
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                // No more than the session's queue can hold.
+                let room = self
+                    .broker
+                    .config
+                    .max_mqueue_len
+                    .saturating_sub(retained.len());
+                for message in self.broker.retained_matching(&sub.filter, now, room) {
+                    let qos = message.qos.min(options.qos);
+                    retained.push(Delivery::new(message, qos, true, id.into_iter().collect()));
+                }
+            }
+        }
+        let mut suback = SubAck {
+            packet_id: subscribe.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        };
+        if !self.version().is_v5() {
+            suback.properties = Default::default();
+        }
+        self.send(Packet::SubAck(suback));
+        for delivery in retained {
+            let enqueued = self.session.enqueue(delivery, &self.broker.config);
+            if enqueued.result.is_err() {
+                self.broker
+                    .metrics
+                    .dropped_queue_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(super) fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Option<Exit> {
+        if unsubscribe.filters.len() > self.broker.config.limits.max_filters_per_packet {
+            self.exceeded(Limit::FiltersPerPacket, "UNSUBSCRIBE");
+            if !self.version().is_v5() {
+                // 3.1.1's UNSUBACK cannot refuse anything.
+                return Some(Exit::Closed(ReasonCode::QuotaExceeded));
+            }
+            // UNSUBACK has no Quota exceeded: "valid, but not accepted".
+            let codes = vec![ReasonCode::ImplementationSpecificError; unsubscribe.filters.len()];
+            self.send(Packet::UnsubAck(UnsubAck {
+                packet_id: unsubscribe.packet_id,
+                reason_codes: codes,
+                properties: Default::default(),
+            }));
+            return None;
+        }
+        let mut codes = Vec::with_capacity(unsubscribe.filters.len());
+        for filter in &unsubscribe.filters {
+            let existed = self.session.state.lock().unsubscribe(filter);
+            self.broker.index.remove(filter, self.session.key);
+            codes.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+        }
+        if !self.version().is_v5() {
+            codes.clear();
+        }
+        self.send(Packet::UnsubAck(UnsubAck {
+            packet_id: unsubscribe.packet_id,
+            reason_codes: codes,
+            properties: Default::default(),
+        }));
+        None
+    }
+}
