@@ -35,8 +35,8 @@ impl Limit {
         1 << self as u8
     }
 
-    /// Counts one refusal.
-    pub(crate) fn count(self, metrics: &Metrics) {
+    /// Counts one refusal; how many there have been.
+    pub(crate) fn count(self, metrics: &Metrics) -> u64 {
         let counter = match self {
             Self::TopicLevels => &metrics.limit_topic_levels,
             Self::TopicLength => &metrics.limit_topic_length,
@@ -44,7 +44,7 @@ impl Limit {
             Self::Subscriptions => &metrics.limit_subscriptions,
             Self::Connections => &metrics.limit_connections,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 

@@ -259,20 +259,6 @@ impl SessionShared {
             disconnected_at,
         }
     }
-
-    /// Queues a delivery for the client and wakes its connection.
-    pub(crate) fn enqueue(&self, delivery: Delivery, config: &MqttConfig) -> Enqueued {
-        if delivery.qos == QoS::AtMostOnce && !self.is_online() && !config.queue_qos0 {
-            return Enqueued {
-                result: Err(Dropped::OfflineQoS0),
-                ticket: 0,
-                parked: false,
-            };
-        }
-        let outcome = self.state.lock().push(delivery, config);
-        self.wake.notify_one();
-        outcome
-    }
 }
 
 /// What became of a message offered to a session.

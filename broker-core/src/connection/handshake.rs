@@ -163,8 +163,7 @@ fn within_limits(
     let limits = &broker.config.limits;
     let open = broker.live_connections();
     if open > limits.max_connections {
-        Limit::Connections.count(&broker.metrics);
-        let refused = broker.metrics.snapshot().limits.connections;
+        let refused = Limit::Connections.count(&broker.metrics);
         // One line per refused client would let a flood of them flood the log too.
         if refused.is_power_of_two() {
             tracing::warn!(client = %client_id, open, limit = Limit::Connections.key(), refused, "connection refused: the broker holds its maximum of connections");

@@ -102,7 +102,8 @@ impl<P: Pipe> Driver<'_, P> {
         }
         self.send(Packet::SubAck(suback));
         for delivery in retained {
-            let enqueued = self.session.enqueue(delivery, &self.broker.config);
+            // Retained messages never wait: the subscriber's own driver is the one here.
+            let enqueued = self.session.offer(delivery, &self.broker.config, None);
             if enqueued.result.is_err() {
                 self.broker
                     .metrics
