@@ -20,6 +20,7 @@ use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscr
 
 mod parked;
 
+use parked::ParkedQueue;
 pub(crate) use parked::Waiting;
 
 /// A message on its way to one session: the shared message and what this session's
@@ -167,7 +168,7 @@ pub(crate) struct SessionState {
     queued_bytes: usize,
     /// QoS 1/2 deliveries waiting for room in the full queue, with their held publishers
     /// (see `parked`). Never empty while the queue has room.
-    parked: VecDeque<(Delivery, Arc<Waiting>)>,
+    parked: ParkedQueue,
     /// Whether a drop for this session was logged already: a publisher's wait ran out,
     /// or the queue overflowed while the client was away (logged once, counted always).
     pub(crate) logged_wait_drop: bool,
@@ -179,8 +180,6 @@ pub(crate) struct SessionState {
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
     pub(crate) inbound_qos2: HashSet<u16>,
     next_packet_id: u16,
-    /// Messages dropped because the queue was full.
-    pub(crate) dropped: u64,
     /// Set while the session is persistent and the broker has a store.
     pub(crate) durable: Option<Durable>,
     /// The sequence number of the next stored delivery.
@@ -217,14 +216,13 @@ impl SessionShared {
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
-                parked: VecDeque::new(),
+                parked: ParkedQueue::default(),
                 logged_wait_drop: false,
                 logged_offline_drop: false,
                 first_expiry: None,
                 inflight: VecDeque::new(),
                 inbound_qos2: HashSet::new(),
                 next_packet_id: 1,
-                dropped: 0,
                 durable: None,
                 next_seq: 1,
             }),
@@ -270,6 +268,9 @@ pub(crate) struct Enqueued {
     pub(crate) ticket: u64,
     /// Parked: waiting for room, its publisher held.
     pub(crate) parked: bool,
+    /// How many queued messages were dropped to make room (drop oldest), or 1 for the
+    /// message itself (drop newest).
+    pub(crate) dropped: u64,
 }
 
 impl SessionState {
@@ -277,14 +278,15 @@ impl SessionState {
         let size = delivery.message.payload.len();
         let full = |s: &Self| s.is_full(size, config);
         let mut result = Ok(());
+        let mut dropped = 0;
         if full(self) {
             match config.mqueue_drop {
                 DropPolicy::DropNewest => {
-                    self.dropped += 1;
                     return Enqueued {
                         result: Err(Dropped::QueueFull),
                         ticket: 0,
                         parked: false,
+                        dropped: 1,
                     };
                 }
                 DropPolicy::DropOldest => {
@@ -293,7 +295,7 @@ impl SessionState {
                             break;
                         };
                         self.queued_bytes -= old.message.payload.len();
-                        self.dropped += 1;
+                        dropped += 1;
                         if let Some(durable) = &self.durable {
                             durable.completed(&old);
                         }
@@ -320,6 +322,7 @@ impl SessionState {
             result,
             ticket,
             parked: false,
+            dropped,
         }
     }
 

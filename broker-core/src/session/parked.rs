@@ -9,11 +9,13 @@
 //! (`force_parked`). Each publisher parks at most one message per session, so what is parked
 //! is bounded by the number of publishers.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Poll, Waker};
 
 use mqtt_codec::QoS;
-use tokio::sync::Notify;
+use parking_lot::Mutex;
 
 use super::{Delivery, Dropped, Enqueued, SessionShared, SessionState};
 use crate::config::{MqttConfig, QueueFull};
@@ -25,8 +27,10 @@ pub(crate) struct Waiting {
     remaining: AtomicUsize,
     /// The highest store ticket of the deliveries taken in: the acknowledgement waits for it.
     ticket: AtomicU64,
-    /// Fired when `remaining` reaches zero.
-    done: Notify,
+    /// The held publisher's task, woken when `remaining` reaches zero. A plain waker, not a
+    /// `Notify`: the wait sits in every connection's future, and a `Notified` would make
+    /// each idle connection larger.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl Waiting {
@@ -40,12 +44,21 @@ impl Waiting {
         self.ticket.load(Ordering::Acquire)
     }
 
-    /// Resolves once every session has taken the message in (possibly spuriously early:
-    /// check `is_done`).
-    pub(crate) async fn wait(&self) {
-        if !self.is_done() {
-            self.done.notified().await;
-        }
+    /// Resolves once every session has taken the message in. One task waits (the held
+    /// publisher's).
+    pub(crate) fn wait(&self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.is_done() {
+                return Poll::Ready(());
+            }
+            *self.waker.lock() = Some(cx.waker().clone());
+            // Taken in meanwhile, before the waker was there to be woken?
+            if self.is_done() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     fn parked(&self) {
@@ -54,9 +67,10 @@ impl Waiting {
 
     fn taken(&self, ticket: u64) {
         self.ticket.fetch_max(ticket, Ordering::AcqRel);
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            // A stored permit: the publisher may not be waiting yet.
-            self.done.notify_one();
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Some(waker) = self.waker.lock().take()
+        {
+            waker.wake();
         }
     }
 }
@@ -75,6 +89,7 @@ impl SessionShared {
                 result: Err(Dropped::OfflineQoS0),
                 ticket: 0,
                 parked: false,
+                dropped: 0,
             };
         }
         let mut state = self.state.lock();
@@ -130,6 +145,7 @@ impl SessionState {
             result: Ok(()),
             ticket: 0,
             parked: true,
+            dropped: 0,
         }
     }
 
@@ -154,12 +170,13 @@ impl SessionState {
     /// The client went offline: every parked delivery goes into the queue under the drop
     /// policy, and its publisher is released. Returns how many messages were dropped.
     pub(crate) fn release_parked(&mut self, config: &MqttConfig) -> u64 {
-        let before = self.dropped;
+        let mut dropped = 0;
         while let Some((delivery, waiting)) = self.parked.pop_front() {
             let enqueued = self.push(delivery, config);
             waiting.taken(enqueued.ticket);
+            dropped += enqueued.dropped;
         }
-        self.dropped - before
+        dropped
     }
 
     /// The publisher of `waiting` has waited long enough: its delivery, if still parked
@@ -170,20 +187,62 @@ impl SessionState {
         waiting: &Arc<Waiting>,
         config: &MqttConfig,
     ) -> Option<u64> {
-        let at = self
-            .parked
-            .iter()
-            .position(|(_, w)| Arc::ptr_eq(w, waiting))?;
-        let (delivery, waiting) = self.parked.remove(at)?;
-        let before = self.dropped;
+        let (delivery, waiting) = self.parked.take(waiting)?;
         let enqueued = self.push(delivery, config);
         waiting.taken(enqueued.ticket);
-        Some(self.dropped - before)
+        Some(enqueued.dropped)
     }
 
     /// Whether the queue has no room for a message of `size` payload bytes.
     pub(super) fn is_full(&self, size: usize, config: &MqttConfig) -> bool {
         self.queue.len() >= config.max_mqueue_len
             || (self.queued_bytes + size > config.max_mqueue_bytes && !self.queue.is_empty())
+    }
+}
+
+/// A session's parked deliveries, oldest first. Allocated only while something is parked:
+/// every session has one, and most never use it.
+#[derive(Debug, Default)]
+#[allow(
+    clippy::box_collection,
+    reason = "8 bytes in every session instead of a VecDeque's 32"
+)]
+pub(super) struct ParkedQueue(Option<Box<VecDeque<ParkedDelivery>>>);
+
+/// A delivery waiting for room, and the publisher it holds.
+type ParkedDelivery = (Delivery, Arc<Waiting>);
+
+impl ParkedQueue {
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|q| q.is_empty())
+    }
+
+    fn front(&self) -> Option<&ParkedDelivery> {
+        self.0.as_ref()?.front()
+    }
+
+    fn push_back(&mut self, parked: ParkedDelivery) {
+        self.0.get_or_insert_with(Box::default).push_back(parked);
+    }
+
+    fn pop_front(&mut self) -> Option<ParkedDelivery> {
+        let parked = self.0.as_mut()?.pop_front();
+        self.free_if_empty();
+        parked
+    }
+
+    /// Takes out the delivery of `waiting`, if it is parked here.
+    fn take(&mut self, waiting: &Arc<Waiting>) -> Option<ParkedDelivery> {
+        let queue = self.0.as_mut()?;
+        let at = queue.iter().position(|(_, w)| Arc::ptr_eq(w, waiting))?;
+        let parked = queue.remove(at);
+        self.free_if_empty();
+        parked
+    }
+
+    fn free_if_empty(&mut self) {
+        if self.is_empty() {
+            self.0 = None;
+        }
     }
 }

@@ -25,9 +25,15 @@ use crate::pipe::Pipe;
 /// Maximum with ordinary messages never gets there; one that does not is pushed back by TCP.
 const DEFERRED_BYTES: usize = 256 * 1024;
 
-/// The state of flow control towards the client.
+/// The state of flow control towards the client: nothing (no allocation) while nothing is
+/// held, since every connection's task holds a `Flow` and most never block; an inline
+/// state made each idle connection's task cross into a larger allocation class.
 #[derive(Debug, Default)]
-pub(super) struct Flow {
+pub(super) struct Flow(Option<Box<Held>>);
+
+/// A PUBLISH held, or packets still waiting behind one.
+#[derive(Debug, Default)]
+struct Held {
     /// The PUBLISH waiting for room, if any.
     blocked: Option<Blocked>,
     /// What the client sent after it that must wait, in arrival order, with each
@@ -38,6 +44,20 @@ pub(super) struct Flow {
     deferred_unacked: usize,
     /// A DISCONNECT is among `deferred`: nothing after it is read.
     disconnect_deferred: bool,
+}
+
+impl Held {
+    /// The oldest packet waiting, taken out of the counts.
+    fn next_deferred(&mut self) -> Option<Packet> {
+        let (packet, size) = self.deferred.pop_front()?;
+        self.deferred_bytes = self.deferred_bytes.saturating_sub(size);
+        if let Packet::Publish(p) = &packet
+            && !matches!(p.qos, PublishQoS::AtMostOnce)
+        {
+            self.deferred_unacked = self.deferred_unacked.saturating_sub(1);
+        }
+        Some(packet)
+    }
 }
 
 /// A PUBLISH parked at full queues, and its held acknowledgement.
@@ -53,25 +73,48 @@ struct Blocked {
 }
 
 impl Flow {
+    fn held(&self) -> Option<&Held> {
+        self.0.as_deref()
+    }
+
+    fn held_mut(&mut self) -> &mut Held {
+        self.0.get_or_insert_with(Box::default)
+    }
+
+    fn blocked(&self) -> Option<&Blocked> {
+        self.held()?.blocked.as_ref()
+    }
+
+    /// Gives the state back once nothing is held and nothing waits.
+    fn settle(&mut self) {
+        if self
+            .held()
+            .is_some_and(|h| h.blocked.is_none() && h.deferred.is_empty())
+        {
+            self.0 = None;
+        }
+    }
+
     /// Whether a DISCONNECT waits behind a blocked PUBLISH.
     pub(super) fn disconnect_deferred(&self) -> bool {
-        self.disconnect_deferred
+        self.held().is_some_and(|h| h.disconnect_deferred)
     }
 
     /// Whether the driver reads from the client.
     pub(super) fn reading(&self) -> bool {
-        self.deferred_bytes <= DEFERRED_BYTES && !self.disconnect_deferred
+        self.held()
+            .is_none_or(|h| h.deferred_bytes <= DEFERRED_BYTES && !h.disconnect_deferred)
     }
 
     /// When the blocked PUBLISH stops waiting.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.blocked.as_ref().map(|b| b.deadline)
+        self.blocked().map(|b| b.deadline)
     }
 }
 
 /// Resolves when the blocked PUBLISH may have been taken in everywhere; never, if none is.
 pub(super) async fn unblocked(flow: &Flow) {
-    match &flow.blocked {
+    match flow.blocked() {
         Some(blocked) => blocked.parked.waiting.wait().await,
         None => std::future::pending().await,
     }
@@ -88,7 +131,7 @@ impl<P: Pipe> Driver<'_, P> {
                 | Packet::Disconnect(_)
                 | Packet::Auth(_)
         );
-        if self.flow.disconnect_deferred || (waits && self.flow.blocked.is_some()) {
+        if self.flow.disconnect_deferred() || (waits && self.flow.blocked().is_some()) {
             return self.defer(packet, size);
         }
         self.handle(packet)
@@ -105,13 +148,14 @@ impl<P: Pipe> Driver<'_, P> {
                     );
                     return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded));
                 }
-                self.flow.deferred_unacked += 1;
+                self.flow.held_mut().deferred_unacked += 1;
             }
-            Packet::Disconnect(_) => self.flow.disconnect_deferred = true,
+            Packet::Disconnect(_) => self.flow.held_mut().disconnect_deferred = true,
             _ => {}
         }
-        self.flow.deferred_bytes += size;
-        self.flow.deferred.push_back((packet, size));
+        let held = self.flow.held_mut();
+        held.deferred_bytes += size;
+        held.deferred.push_back((packet, size));
         None
     }
 
@@ -130,10 +174,10 @@ impl<P: Pipe> Driver<'_, P> {
         // A blocked QoS 2 message is in `inbound_qos2` already.
         let blocked_puback = self
             .flow
-            .blocked
-            .as_ref()
+            .blocked()
             .is_some_and(|b| matches!(b.ack, Packet::PubAck(_)));
-        qos2 + held_pubacks + usize::from(blocked_puback) + self.flow.deferred_unacked
+        let deferred = self.flow.held().map_or(0, |h| h.deferred_unacked);
+        qos2 + held_pubacks + usize::from(blocked_puback) + deferred
     }
 
     /// Sends the acknowledgement of a routed PUBLISH, or holds it (and blocks) while the
@@ -142,7 +186,7 @@ impl<P: Pipe> Driver<'_, P> {
         match parked {
             Some(parked) if !parked.waiting.is_done() => {
                 let deadline = Instant::now() + self.broker.config.mqueue_full_wait;
-                self.flow.blocked = Some(Blocked {
+                self.flow.held_mut().blocked = Some(Blocked {
                     ack,
                     ticket,
                     parked,
@@ -168,22 +212,19 @@ impl<P: Pipe> Driver<'_, P> {
 
     fn resume_deferred(&mut self) -> Option<Exit> {
         loop {
-            if let Some(blocked) = &self.flow.blocked {
+            if let Some(blocked) = self.flow.blocked() {
                 if !blocked.parked.waiting.is_done() {
                     return None;
                 }
-                if let Some(blocked) = self.flow.blocked.take() {
+                if let Some(blocked) = self.flow.held_mut().blocked.take() {
                     let ticket = blocked.ticket.max(blocked.parked.waiting.ticket());
                     self.acknowledge(blocked.ack, ticket);
                 }
             }
-            let (packet, size) = self.flow.deferred.pop_front()?;
-            self.flow.deferred_bytes = self.flow.deferred_bytes.saturating_sub(size);
-            if let Packet::Publish(p) = &packet
-                && !matches!(p.qos, PublishQoS::AtMostOnce)
-            {
-                self.flow.deferred_unacked = self.flow.deferred_unacked.saturating_sub(1);
-            }
+            let Some(packet) = self.flow.0.as_mut().and_then(|h| h.next_deferred()) else {
+                self.flow.settle();
+                return None;
+            };
             if let Some(exit) = self.handle(packet) {
                 return Some(exit);
             }
@@ -193,7 +234,7 @@ impl<P: Pipe> Driver<'_, P> {
     /// The blocked PUBLISH has waited `mqueue_full_wait`: the sessions that still have no
     /// room get it under the drop policy (counted; logged once per session).
     pub(super) fn wait_ran_out(&self, now: Instant) {
-        let Some(blocked) = &self.flow.blocked else {
+        let Some(blocked) = self.flow.blocked() else {
             return;
         };
         if now < blocked.deadline {
@@ -230,10 +271,10 @@ impl<P: Pipe> Driver<'_, P> {
     /// How a connection that failed ends: as its DISCONNECT said, if one was read and is
     /// waiting behind a blocked PUBLISH (the client may close right after sending it).
     pub(super) fn failed(&mut self) -> Exit {
-        if !self.flow.disconnect_deferred {
+        let Some(held) = self.flow.0.take().filter(|h| h.disconnect_deferred) else {
             return Exit::Lost;
-        }
-        while let Some((packet, _)) = self.flow.deferred.pop_front() {
+        };
+        for (packet, _) in held.deferred {
             if let Packet::Disconnect(disconnect) = packet {
                 return self.on_disconnect(&disconnect);
             }
