@@ -2,6 +2,7 @@
 //! session expiry, and routing a published message to every session that wants it.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,7 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, OwnedMutexGuard, watch};
 
-use crate::auth::EnhancedAuth;
+use crate::auth::{AccessControl, EnhancedAuth};
 use crate::message::Message;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::retained::RetainedIndex;
@@ -45,6 +46,10 @@ pub struct Broker {
     live_connections: AtomicUsize,
     all_closed: Notify,
     pub(crate) auth: Option<Arc<dyn EnhancedAuth>>,
+    /// Who may connect and what they may do; replaced whole by [`Broker::set_access`].
+    access: RwLock<Arc<AccessControl>>,
+    /// Bumped by every [`Broker::set_access`], so connections know to re-resolve theirs.
+    access_generation: AtomicU64,
     /// Where durable changes go, if the broker has a store.
     pub(crate) journal: Option<Arc<Journal>>,
 }
@@ -54,6 +59,7 @@ pub struct Broker {
 pub struct BrokerBuilder {
     config: MqttConfig,
     auth: Option<Arc<dyn EnhancedAuth>>,
+    access: AccessControl,
     store: Option<(Box<dyn Store>, SyncPolicy)>,
 }
 
@@ -61,6 +67,13 @@ impl BrokerBuilder {
     /// Offers extended (AUTH packet) authentication through `auth`.
     pub fn auth(mut self, auth: Arc<dyn EnhancedAuth>) -> Self {
         self.auth = Some(auth);
+        self
+    }
+
+    /// Decides who may connect and what they may do with `access` (default: everyone,
+    /// everything).
+    pub fn access(mut self, access: AccessControl) -> Self {
+        self.access = access;
         self
     }
 
@@ -76,7 +89,7 @@ impl BrokerBuilder {
     /// called inside a tokio runtime when there is a store (it schedules their timers).
     pub fn build(self) -> Result<Arc<Broker>, StoreError> {
         let Some((mut store, sync)) = self.store else {
-            return Ok(Broker::build(self.config, self.auth, None));
+            return Ok(Broker::build(self.config, self.auth, self.access, None));
         };
         let snapshot = store.load()?;
         let first_message_id = restore::first_message_id(&snapshot);
@@ -85,7 +98,7 @@ impl BrokerBuilder {
                 location: "the store's writer thread".into(),
                 reason: e.to_string(),
             })?;
-        let broker = Broker::build(self.config, self.auth, Some(journal));
+        let broker = Broker::build(self.config, self.auth, self.access, Some(journal));
         broker.restore(snapshot);
         Ok(broker)
     }
@@ -104,12 +117,12 @@ impl Broker {
     /// A broker with `config`, no extended authentication method, and no store: persistent
     /// sessions last as long as the process.
     pub fn new(config: MqttConfig) -> Arc<Self> {
-        Self::build(config, None, None)
+        Self::build(config, None, AccessControl::default(), None)
     }
 
     /// A broker that offers extended (AUTH packet) authentication through `auth`.
     pub fn with_auth(config: MqttConfig, auth: Arc<dyn EnhancedAuth>) -> Arc<Self> {
-        Self::build(config, Some(auth), None)
+        Self::build(config, Some(auth), AccessControl::default(), None)
     }
 
     /// A builder, for a broker with a store.
@@ -117,6 +130,7 @@ impl Broker {
         BrokerBuilder {
             config,
             auth: None,
+            access: AccessControl::default(),
             store: None,
         }
     }
@@ -124,6 +138,7 @@ impl Broker {
     fn build(
         config: MqttConfig,
         auth: Option<Arc<dyn EnhancedAuth>>,
+        access: AccessControl,
         journal: Option<Arc<Journal>>,
     ) -> Arc<Self> {
         use std::hash::BuildHasher;
@@ -142,6 +157,8 @@ impl Broker {
             live_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),
             auth,
+            access: RwLock::new(Arc::new(access)),
+            access_generation: AtomicU64::new(0),
             journal,
         })
     }
@@ -149,6 +166,28 @@ impl Broker {
     /// The configuration.
     pub fn config(&self) -> &MqttConfig {
         &self.config
+    }
+
+    /// Replaces who may connect and what they may do. Connections see the new rules from
+    /// their next check on; clients already connected stay connected.
+    pub fn set_access(&self, access: AccessControl) {
+        let mut current = self.access.write();
+        *current = Arc::new(access);
+        self.access_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The access control in force, and its generation.
+    pub(crate) fn access(&self) -> (Arc<AccessControl>, u64) {
+        let current = self.access.read();
+        (
+            Arc::clone(&current),
+            self.access_generation.load(Ordering::Acquire),
+        )
+    }
+
+    /// Whether access control was replaced since `generation`.
+    pub(crate) fn access_changed(&self, generation: u64) -> bool {
+        self.access_generation.load(Ordering::Relaxed) != generation
     }
 
     /// Counters and gauges, as of now.
@@ -162,17 +201,25 @@ impl Broker {
     /// Runs one connection to its end: reads CONNECT (within the connect timeout), builds the
     /// connection's pipe, and drives its session until the connection closes. Transports
     /// call this in a task of its own for each accepted stream.
-    pub async fn serve_connection<S>(self: Arc<Self>, stream: S, transport: TransportInfo)
+    pub fn serve_connection<S>(
+        self: Arc<Self>,
+        stream: S,
+        transport: TransportInfo,
+    ) -> impl Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        if *self.stopping.borrow() {
-            return;
-        }
-        self.live_connections.fetch_add(1, Ordering::AcqRel);
-        crate::connection::run(&self, stream, transport).await;
-        if self.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.all_closed.notify_waiters();
+        // Not an async fn: its arguments would stay in the task for the connection's life.
+        let handshake = crate::connection::start(Arc::clone(&self), stream, transport);
+        async move {
+            if *self.stopping.borrow() {
+                return;
+            }
+            self.live_connections.fetch_add(1, Ordering::AcqRel);
+            crate::connection::run(&self, handshake).await;
+            if self.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+                self.all_closed.notify_waiters();
+            }
         }
     }
 

@@ -39,6 +39,12 @@ pub struct TransportInfo {
     /// certificate's common name, whatever CONNECT says (none without a certificate), so that
     /// authentication and ACLs see an identity the client cannot choose.
     pub identity_as_username: bool,
+    /// Mosquitto's `use_subject_as_username`: the username is the verified client
+    /// certificate's whole subject (none without a certificate).
+    pub subject_as_username: bool,
+    /// The address of the listener the connection came in on (as bound, such as
+    /// `0.0.0.0:1883`): per-listener policies find their listener by it.
+    pub listener: Option<SocketAddr>,
 }
 
 impl TransportInfo {
@@ -50,7 +56,20 @@ impl TransportInfo {
             tls_subject: None,
             tls_common_name: None,
             identity_as_username: false,
+            subject_as_username: false,
+            listener: None,
         }
+    }
+
+    /// Whether the username is the client certificate's identity, not the client's word.
+    pub fn username_from_certificate(&self) -> bool {
+        self.identity_as_username || self.subject_as_username
+    }
+
+    /// The same, from the listener bound to `listener`.
+    pub fn on_listener(mut self, listener: Option<SocketAddr>) -> Self {
+        self.listener = listener;
+        self
     }
 }
 
@@ -152,7 +171,9 @@ impl ConnParam {
             assigned_client_id,
             clean_start: connect.clean_start,
             keep_alive,
-            username: if transport.identity_as_username {
+            username: if transport.subject_as_username {
+                transport.tls_subject.as_deref().map(ByteString::from)
+            } else if transport.identity_as_username {
                 transport.tls_common_name.as_deref().map(ByteString::from)
             } else {
                 connect.username
@@ -224,6 +245,21 @@ mod tests {
 
         // Without a certificate the client's claim is not taken instead.
         let p = param(Some("claimed"), tls(None, true));
+        assert_eq!(p.username, None);
+
+        let by_subject = TransportInfo {
+            subject_as_username: true,
+            ..tls(Some("device-7"), false)
+        };
+        let p = param(Some("claimed"), by_subject.clone());
+        assert_eq!(p.username.as_deref(), Some("CN=device-7"));
+        let p = param(
+            Some("claimed"),
+            TransportInfo {
+                tls_subject: None,
+                ..by_subject
+            },
+        );
         assert_eq!(p.username, None);
     }
 

@@ -17,10 +17,15 @@
 //! - `topic_tree`: what both trees share (compact children, walks that never recurse).
 //! - `conn_param`, `pipe`: the connection's parameters and the pipe that owns them.
 //! - `store`: the durable state (the [`Store`] trait, the journal and its writer thread).
-//! - `config`, `metrics`, `auth`, `message`: settings, counters, the AUTH hook, messages.
+//! - `auth`: access control ([`AccessControl`]: authenticators, authorizers, their policies)
+//!   and the AUTH exchange hook.
+//! - `config`, `metrics`, `message`: settings, counters, messages.
+//! - [`scram`]: SCRAM-SHA-256/512, an [`EnhancedAuth`] with its credentials file.
+//! - [`acl`]: authorization rules (TOML rules and Mosquitto's `acl_file`), compiled.
 //! - `limits`: checks against the limits of what one client may cost, and their log.
 //! - `fuzzing` (feature `fuzzing`): the script interpreter of the broker's fuzz target.
 
+pub mod acl;
 mod auth;
 mod broker;
 mod config;
@@ -34,17 +39,26 @@ mod message;
 mod metrics;
 mod pipe;
 mod retained;
+pub mod scram;
 mod session;
 mod store;
 mod subscriptions;
 mod topic_tree;
 
-pub use auth::{AuthStep, EnhancedAuth};
+pub use auth::{
+    AccessControl, AclCheck, AclResult, Action, AuthContext, AuthExchange, AuthStep, Authenticator,
+    AuthnDenial, AuthnResult, Authorizer, BoxFuture, ClientAuthorizer, DenyAction, EnhancedAuth,
+};
+pub use auth::{
+    DEFAULT_PBKDF2_ITERATIONS, HashAlgorithm, HashError, LoadPasswordFileError, PasswordCheck,
+    PasswordFile, PasswordFileAuthenticator, PasswordFileEditor, PasswordFileError,
+    PasswordFileErrorKind, PasswordHash, UsernameError, check_username, hash_password,
+};
 pub use broker::Broker;
 pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
 pub use message::Message;
-pub use metrics::{LimitsExceeded, MetricsSnapshot};
+pub use metrics::{AccessCounts, LimitsExceeded, MetricsSnapshot};
 pub use pipe::{Pipe, StreamPipe};
 pub use retained::{RetainedIndex, RetainedLookup};
 #[cfg(feature = "sqlite")]

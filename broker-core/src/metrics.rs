@@ -23,6 +23,11 @@ pub(crate) struct Metrics {
     pub(crate) limit_filters_per_packet: AtomicU64,
     pub(crate) limit_subscriptions: AtomicU64,
     pub(crate) limit_connections: AtomicU64,
+    pub(crate) authentication_success: AtomicU64,
+    pub(crate) authentication_failure: AtomicU64,
+    pub(crate) authorization_allow: AtomicU64,
+    pub(crate) authorization_deny: AtomicU64,
+    pub(crate) authorization_nomatch: AtomicU64,
 }
 
 /// How often clients were refused for passing each of the broker's limits.
@@ -39,6 +44,22 @@ pub struct LimitsExceeded {
     pub subscriptions: u64,
     /// Connections refused because the broker held `max_connections`.
     pub connections: u64,
+}
+
+/// What access control decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct AccessCounts {
+    /// Clients that passed authentication at CONNECT.
+    pub authentication_success: u64,
+    /// Clients refused at CONNECT (bad credentials, anonymous, not authorized).
+    pub authentication_failure: u64,
+    /// Publishes, subscriptions, wills and retained deliveries allowed.
+    pub authorization_allow: u64,
+    /// Those denied.
+    pub authorization_deny: u64,
+    /// Those no rule was about, decided by `no_match` (also counted as allowed or denied).
+    pub authorization_nomatch: u64,
 }
 
 /// A snapshot of the broker's counters.
@@ -78,9 +99,24 @@ pub struct MetricsSnapshot {
     pub protocol_errors: u64,
     /// Refusals for passing the broker's limits.
     pub limits: LimitsExceeded,
+    /// Access-control decisions.
+    pub access: AccessCounts,
 }
 
 impl Metrics {
+    /// Counts one authorization decision.
+    pub(crate) fn authorization(&self, decision: crate::auth::Decision) {
+        let counter = if decision.allowed() {
+            &self.authorization_allow
+        } else {
+            &self.authorization_deny
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if !decision.by_rule() {
+            self.authorization_nomatch.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         MetricsSnapshot {
@@ -105,6 +141,13 @@ impl Metrics {
                 filters_per_packet: get(&self.limit_filters_per_packet),
                 subscriptions: get(&self.limit_subscriptions),
                 connections: get(&self.limit_connections),
+            },
+            access: AccessCounts {
+                authentication_success: get(&self.authentication_success),
+                authentication_failure: get(&self.authentication_failure),
+                authorization_allow: get(&self.authorization_allow),
+                authorization_deny: get(&self.authorization_deny),
+                authorization_nomatch: get(&self.authorization_nomatch),
             },
         }
     }

@@ -87,30 +87,6 @@ where
     }
 }
 
-async fn subscribe_all(client: &mut Client, filters: &[String], qos: QoS) -> Vec<ReasonCode> {
-    let packet_id = client.next_pid();
-    client
-        .send(Packet::Subscribe(Subscribe {
-            packet_id,
-            subscriptions: filters
-                .iter()
-                .map(|f| Subscription {
-                    filter: filter(f),
-                    options: SubscriptionOptions::new(qos),
-                })
-                .collect(),
-            properties: SubscribeProperties::default(),
-        }))
-        .await;
-    match client.recv().await {
-        Some(Packet::SubAck(ack)) => {
-            assert_eq!(ack.packet_id, packet_id);
-            ack.reason_codes
-        }
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
-}
-
 async fn unsubscribe_all(client: &mut Client, filters: &[String]) -> Vec<ReasonCode> {
     let packet_id = client.next_pid();
     client
@@ -159,7 +135,7 @@ fn deep_filters_subscribe_and_unsubscribe() {
         let broker = broker(deep_config());
         let filters = deep_filters();
         let mut client = Client::connect(&broker, V5, "deep").await;
-        let codes = subscribe_all(&mut client, &filters, QoS::AtLeastOnce).await;
+        let codes = client.subscribe_all(&filters, QoS::AtLeastOnce).await;
         assert_eq!(codes, vec![ReasonCode::GrantedQoS1; filters.len()]);
         let codes = unsubscribe_all(&mut client, &filters).await;
         assert_eq!(codes, vec![ReasonCode::Success; filters.len()]);
@@ -170,7 +146,7 @@ fn deep_filters_subscribe_and_unsubscribe() {
             "the first UNSUBSCRIBE removed them"
         );
         // Subscribed again and left in the index: the broker's drop takes them down.
-        subscribe_all(&mut client, &filters, QoS::AtLeastOnce).await;
+        client.subscribe_all(&filters, QoS::AtLeastOnce).await;
         still_serving(&broker).await;
         drop(client);
         settle().await;
@@ -188,7 +164,7 @@ fn a_publish_is_routed_along_deep_filters() {
             levels_of("+", 32_768),
             format!("{}/#", levels_of("a", 32_767)),
         ];
-        subscribe_all(&mut sub, &filters, QoS::AtLeastOnce).await;
+        sub.subscribe_all(&filters, QoS::AtLeastOnce).await;
         let mut publisher = Client::connect(&broker, V5, "pub").await;
         for (topic, payload) in [
             (empty_levels(LEVELS), "deepest"),
@@ -234,7 +210,8 @@ fn retained_messages_on_deep_topics_are_stored_found_and_cleared() {
             ("#".to_owned(), vec!["a-deep", "deepest"]),
             (empty_levels(LEVELS - 1), vec![]),
         ] {
-            subscribe_all(&mut sub, std::slice::from_ref(&f), QoS::AtLeastOnce).await;
+            sub.subscribe_all(std::slice::from_ref(&f), QoS::AtLeastOnce)
+                .await;
             let mut got = Vec::new();
             for _ in 0..expected.len() {
                 let p = sub.expect_publish().await;
@@ -253,7 +230,7 @@ fn retained_messages_on_deep_topics_are_stored_found_and_cleared() {
             .publish(&deepest, b"", QoS::AtLeastOnce, true)
             .await;
         assert_eq!(broker.metrics().retained_messages, 1);
-        subscribe_all(&mut sub, &["#".to_owned()], QoS::AtLeastOnce).await;
+        sub.subscribe_all(&["#".to_owned()], QoS::AtLeastOnce).await;
         let p = sub.expect_publish().await;
         assert_eq!(p.payload(), Bytes::from_static(b"a-deep"));
         sub.ack(&p).await;
@@ -271,7 +248,8 @@ fn a_will_is_routed_along_a_deep_filter() {
         let broker = broker(deep_config());
         let deepest = empty_levels(LEVELS);
         let mut sub = Client::connect(&broker, V5, "sub").await;
-        subscribe_all(&mut sub, std::slice::from_ref(&deepest), QoS::AtLeastOnce).await;
+        sub.subscribe_all(std::slice::from_ref(&deepest), QoS::AtLeastOnce)
+            .await;
         let mut c = connect_packet(V3_1_1, "dying");
         c.will = Some(LastWill {
             topic: topic(&deepest),
@@ -297,8 +275,10 @@ fn deep_shared_subscriptions_get_each_message_once() {
         let shared = format!("$share/g/{inner}");
         let mut a = Client::connect(&broker, V5, "a").await;
         let mut b = Client::connect(&broker, V5, "b").await;
-        subscribe_all(&mut a, std::slice::from_ref(&shared), QoS::AtLeastOnce).await;
-        subscribe_all(&mut b, std::slice::from_ref(&shared), QoS::AtLeastOnce).await;
+        a.subscribe_all(std::slice::from_ref(&shared), QoS::AtLeastOnce)
+            .await;
+        b.subscribe_all(std::slice::from_ref(&shared), QoS::AtLeastOnce)
+            .await;
         let mut publisher = Client::connect(&broker, V5, "pub").await;
         for i in 0..4u8 {
             publisher
@@ -336,7 +316,7 @@ fn a_clean_session_disconnect_removes_deep_subscriptions() {
         let filters = deep_filters();
         for version in [V3_1_1, V5] {
             let mut client = Client::connect(&broker, version, "clean").await;
-            let codes = subscribe_all(&mut client, &filters, QoS::AtLeastOnce).await;
+            let codes = client.subscribe_all(&filters, QoS::AtLeastOnce).await;
             assert_eq!(codes.len(), filters.len());
             client.disconnect().await;
             settle().await;
@@ -352,7 +332,7 @@ fn session_expiry_removes_deep_subscriptions() {
         let broker = broker(deep_config());
         let filters = deep_filters();
         let (mut client, _) = Client::connect_with(&broker, persistent(V5, "expiring", 10)).await;
-        subscribe_all(&mut client, &filters, QoS::AtLeastOnce).await;
+        client.subscribe_all(&filters, QoS::AtLeastOnce).await;
         client.disconnect().await;
         settle().await;
         assert_eq!(broker.metrics().sessions, 1);
@@ -369,7 +349,7 @@ fn a_clean_start_takeover_removes_deep_subscriptions() {
         let broker = broker(deep_config());
         let filters = deep_filters();
         let (mut first, _) = Client::connect_with(&broker, persistent(V5, "dup", 3600)).await;
-        subscribe_all(&mut first, &filters, QoS::AtLeastOnce).await;
+        first.subscribe_all(&filters, QoS::AtLeastOnce).await;
         let (mut second, ack) = Client::connect_with(&broker, connect_packet(V5, "dup")).await;
         assert!(!ack.session_present, "a clean start ends the old session");
         let disconnect = first.expect_close().await.expect("DISCONNECT");
@@ -400,7 +380,7 @@ fn a_restart_restores_deep_subscriptions_and_retained_messages() {
         let filters = deep_filters();
         let broker = start(&store);
         let (mut sub, _) = Client::connect_with(&broker, persistent(V5, "sub", 3600)).await;
-        subscribe_all(&mut sub, &filters, QoS::AtLeastOnce).await;
+        sub.subscribe_all(&filters, QoS::AtLeastOnce).await;
         sub.disconnect().await;
         let mut publisher = Client::connect(&broker, V5, "pub").await;
         publisher
@@ -428,7 +408,9 @@ fn a_restart_restores_deep_subscriptions_and_retained_messages() {
         sub.ack(&p).await;
         // The restored retained message is found.
         let mut other = Client::connect(&broker, V5, "other").await;
-        subscribe_all(&mut other, std::slice::from_ref(&deepest), QoS::AtLeastOnce).await;
+        other
+            .subscribe_all(std::slice::from_ref(&deepest), QoS::AtLeastOnce)
+            .await;
         let p = other.expect_publish().await;
         assert!(p.retain);
         assert_eq!(p.payload(), Bytes::from_static(b"retained"));

@@ -303,6 +303,50 @@ fn the_auth_exchange_continues_and_refuses() {
     assert_eq!(codes(1), [ReasonCode::BadUserNameOrPassword]);
 }
 
+/// Access control (the same config bit as the AUTH hook): a filter the ACL refuses at once,
+/// one the waiting authorizer refuses a second later, a refused PUBLISH, and one that waits
+/// for its answer while a ping behind it does not.
+fn access_control() -> ScriptWriter {
+    let mut s = ScriptWriter::new(1 << 3);
+    s.connect(0, ConnectOptions::new(V5, 0))
+        .subscribe(0, "sensor/+", 1)
+        .subscribe(0, "c/#", 1)
+        .publish(0, "b/a", 1, false, 1, 1)
+        .publish(0, "c/a", 1, false, 1, 2)
+        .ping(0)
+        .settle()
+        .advance(0)
+        .settle();
+    s
+}
+
+#[test]
+fn access_control_refuses_at_once_or_after_a_wait_in_order() {
+    let outcome = run(&access_control());
+    let mut seen = Vec::new();
+    for packet in &outcome.received[0] {
+        match packet {
+            Packet::SubAck(ack) => seen.push(format!("suback {:?}", ack.reason_codes)),
+            Packet::PubAck(ack) => seen.push(format!("puback {:?}", ack.reason_code)),
+            Packet::PingResp => seen.push("pingresp".to_owned()),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            "suback [NotAuthorized]",
+            "pingresp",
+            "suback [NotAuthorized]",
+            "puback NotAuthorized",
+            "puback NoMatchingSubscribers",
+        ],
+        "{:#?}",
+        outcome.trace
+    );
+    assert_eq!(outcome.metrics.access.authorization_deny, 3);
+}
+
 /// Bytes that are not MQTT: garbage before CONNECT, a corrupted PINGREQ, a half-closed
 /// client, a DISCONNECT with will.
 fn raw_bytes() -> ScriptWriter {
@@ -394,6 +438,7 @@ fn scripts() -> Vec<(&'static str, ScriptWriter)> {
         ("takeover", takeover()),
         ("will-and-keep-alive", will_and_keep_alive()),
         ("auth-exchange", auth_exchange()),
+        ("access-control", access_control()),
         ("raw-bytes", raw_bytes()),
         ("resend-after-reconnect", resend_after_reconnect()),
     ]

@@ -26,29 +26,6 @@ fn deep(levels: usize) -> String {
     vec!["a"; levels].join("/")
 }
 
-/// Subscribes to every filter in one SUBSCRIBE; the reason codes.
-async fn subscribe_all(client: &mut Client, filters: &[String]) -> Vec<ReasonCode> {
-    let packet_id = client.next_pid();
-    let subscriptions = filters
-        .iter()
-        .map(|f| Subscription {
-            filter: filter(f),
-            options: SubscriptionOptions::new(QoS::AtLeastOnce),
-        })
-        .collect();
-    client
-        .send(Packet::Subscribe(Subscribe {
-            packet_id,
-            subscriptions,
-            properties: SubscribeProperties::default(),
-        }))
-        .await;
-    match client.recv().await {
-        Some(Packet::SubAck(ack)) => ack.reason_codes,
-        other => panic!("expected SUBACK, got {other:?}"),
-    }
-}
-
 #[tokio::test(start_paused = true)]
 async fn filters_past_the_level_or_length_limit_are_refused_and_counted() {
     let broker = broker(config(Limits {
@@ -57,17 +34,14 @@ async fn filters_past_the_level_or_length_limit_are_refused_and_counted() {
         ..Limits::default()
     }));
     let mut v5 = Client::connect(&broker, V5, "v5").await;
-    let codes = subscribe_all(
-        &mut v5,
-        &[
-            deep(8),
-            deep(9),
-            "x".repeat(64),
-            "x".repeat(65),
-            "+/".repeat(8) + "#",
-        ],
-    )
-    .await;
+    let filters = [
+        deep(8),
+        deep(9),
+        "x".repeat(64),
+        "x".repeat(65),
+        "+/".repeat(8) + "#",
+    ];
+    let codes = v5.subscribe_all(&filters, QoS::AtLeastOnce).await;
     assert_eq!(
         codes,
         [
@@ -79,7 +53,9 @@ async fn filters_past_the_level_or_length_limit_are_refused_and_counted() {
         ]
     );
     let mut v3 = Client::connect(&broker, V3_1_1, "v3").await;
-    let codes = subscribe_all(&mut v3, &[deep(9), deep(2)]).await;
+    let codes = v3
+        .subscribe_all(&[deep(9), deep(2)], QoS::AtLeastOnce)
+        .await;
     assert_eq!(
         codes,
         [ReasonCode::UnspecifiedError, ReasonCode::GrantedQoS1]
@@ -151,16 +127,16 @@ async fn a_subscribe_with_too_many_filters_is_refused_whole() {
     let filters: Vec<String> = (0..11).map(|i| format!("f/{i}")).collect();
     let mut v5 = Client::connect(&broker, V5, "v5").await;
     assert_eq!(
-        subscribe_all(&mut v5, &filters[..10]).await,
+        v5.subscribe_all(&filters[..10], QoS::AtLeastOnce).await,
         [ReasonCode::GrantedQoS1; 10]
     );
     assert_eq!(
-        subscribe_all(&mut v5, &filters).await,
+        v5.subscribe_all(&filters, QoS::AtLeastOnce).await,
         [ReasonCode::QuotaExceeded; 11]
     );
     let mut v3 = Client::connect(&broker, V3_1_1, "v3").await;
     assert_eq!(
-        subscribe_all(&mut v3, &filters).await,
+        v3.subscribe_all(&filters, QoS::AtLeastOnce).await,
         [ReasonCode::UnspecifiedError; 11]
     );
     // None of the refused packet's filters was subscribed.
@@ -208,7 +184,7 @@ async fn subscriptions_past_the_session_limit_are_refused_but_replacing_one_is_n
     let mut v5 = Client::connect(&broker, V5, "v5").await;
     let filters: Vec<String> = (0..4).map(|i| format!("s/{i}")).collect();
     assert_eq!(
-        subscribe_all(&mut v5, &filters).await,
+        v5.subscribe_all(&filters, QoS::AtLeastOnce).await,
         [
             ReasonCode::GrantedQoS1,
             ReasonCode::GrantedQoS1,
@@ -218,14 +194,14 @@ async fn subscriptions_past_the_session_limit_are_refused_but_replacing_one_is_n
     );
     // Subscribing again to a filter the session holds replaces it: no new subscription.
     assert_eq!(
-        subscribe_all(&mut v5, &filters[..1]).await,
+        v5.subscribe_all(&filters[..1], QoS::AtLeastOnce).await,
         [ReasonCode::GrantedQoS1]
     );
     v5.subscribe_with("s/0", SubscriptionOptions::new(QoS::AtMostOnce), None)
         .await;
     let mut v3 = Client::connect(&broker, V3_1_1, "v3").await;
     assert_eq!(
-        subscribe_all(&mut v3, &filters).await[3],
+        v3.subscribe_all(&filters, QoS::AtLeastOnce).await[3],
         ReasonCode::UnspecifiedError
     );
     assert_eq!(broker.metrics().limits.subscriptions, 2);

@@ -1,5 +1,6 @@
 //! The command line: `nanomq start [--conf FILE]`, and the client tools `nanomq pub`,
-//! `nanomq sub` and `nanomq bench` (whose options live with them, in `client` and `bench`).
+//! `nanomq sub` and `nanomq bench`, and `nanomq passwd` (whose options live with them, in
+//! `client`, `bench` and `passwd`).
 
 use std::path::PathBuf;
 
@@ -9,6 +10,7 @@ use crate::bench::BenchArgs;
 use crate::client::error::EXIT_CODES_HELP;
 use crate::client::publish::PubArgs;
 use crate::client::subscribe::SubArgs;
+use crate::passwd::PasswdArgs;
 
 /// What `nanomq start --help` adds after the options: the configuration at a glance.
 const START_HELP: &str = "\
@@ -89,6 +91,10 @@ pub(crate) enum Command {
     /// Generate load and measure: throughput, losses, latency, connections, memory.
     #[command(disable_help_flag = true, after_help = crate::bench::AFTER_HELP)]
     Bench(BenchArgs),
+
+    /// Create or update a password file in Mosquitto's format (flags as mosquitto_passwd).
+    #[command(after_help = crate::passwd::AFTER_HELP)]
+    Passwd(PasswdArgs),
 }
 
 /// The options of `nanomq start`.

@@ -64,6 +64,11 @@ impl BoundListener {
         )
     }
 
+    /// The address it bound (the real port when port 0 was asked for).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
     /// Accepts connections and hands them to `broker` until `shutdown` completes.
     // Built with no listener feature at all, `Socket` has no variant and nothing is used.
     #[cfg_attr(
@@ -137,6 +142,7 @@ fn tls_acceptor(config: &ListenerConfig) -> Result<transport_tls::TlsAcceptor> {
         verify_peer: tls.verify_peer,
         fail_if_no_peer_cert: tls.fail_if_no_peer_cert,
         use_identity_as_username: tls.use_identity_as_username,
+        use_subject_as_username: tls.use_subject_as_username,
     };
     transport_tls::TlsAcceptor::new(&settings).with_context(|| {
         format!(

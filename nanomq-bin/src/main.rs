@@ -14,11 +14,12 @@
 //! - [`units`]: sizes and durations as the configuration file writes them.
 //! - [`logging`]: the tracing subscriber (console or file).
 //! - [`listeners`]: bind all, then serve each, per transport feature.
+//! - [`access`]: the broker's access control from `[auth]` (password file, ACL rules).
+//! - [`auth_http`]: authentication and authorization by an HTTP service (`[auth.http]`).
 //! - [`signals`]: SIGINT and SIGTERM.
 //! - [`client`]: `nanomq pub` and `nanomq sub`, and the client connection layer.
 //! - [`bench`]: `nanomq bench`, the load generator.
-//! - [`client`]: `nanomq pub` and `nanomq sub`, an MQTT client built on mqtt-codec.
-//! - [`bench`]: `nanomq bench`, the load generator.
+//! - [`passwd`]: `nanomq passwd`, Mosquitto's password files (as `mosquitto_passwd`).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -35,12 +36,15 @@ use crate::cli::{Cli, Command, StartArgs};
 use crate::config::{Config, LogTarget};
 use crate::signals::Signals;
 
+mod access;
+mod auth_http;
 mod bench;
 mod cli;
 mod client;
 mod config;
 mod listeners;
 mod logging;
+mod passwd;
 mod signals;
 mod units;
 
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Pub(args) => return client::publish::main(args),
         Command::Sub(args) => return client::subscribe::main(args),
         Command::Bench(args) => return bench::main(args),
+        Command::Passwd(args) => return passwd::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -131,6 +136,10 @@ fn indent(lines: &impl std::fmt::Display) -> String {
 /// The broker, with its store opened and read when persistence is on.
 fn open_broker(config: &Config) -> Result<Arc<Broker>> {
     let builder = Broker::builder(config.mqtt.clone());
+    let builder = match &config.auth.scram {
+        None => builder,
+        Some(scram) => builder.auth(Arc::new(scram.load()?)),
+    };
     let builder = match &config.persistence {
         None => builder,
         Some(persistence) => {
@@ -154,6 +163,12 @@ async fn run(config: Config) -> Result<()> {
     // The store first: a broker that cannot read its sessions does not start at all.
     let broker = open_broker(&config)?;
     let bound = listeners::bind_all(&config.listeners).await?;
+    let addrs: Vec<_> = bound
+        .iter()
+        .map(listeners::BoundListener::local_addr)
+        .collect();
+    // Before anything is served: no client ever sees the broker without its rules.
+    broker.set_access(access::build(&config, &addrs)?);
 
     let (stop, stopped) = watch::channel(false);
     let mut serving = JoinSet::new();

@@ -23,8 +23,9 @@ pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Accepts connections on `listener` until `shutdown` completes, handing each to `broker`.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    let local = listener.local_addr().ok();
     accept_loop(listener, shutdown, |stream, peer| {
-        let transport = TransportInfo::new(TransportKind::Tcp, Some(peer));
+        let transport = TransportInfo::new(TransportKind::Tcp, Some(peer)).on_listener(local);
         tokio::spawn(Arc::clone(&broker).serve_connection(stream, transport));
     })
     .await;

@@ -15,6 +15,7 @@
 //! Modules: `settings` (settings, loading, errors), `stream` (the connection and the client's
 //! identity).
 
+mod identity;
 mod settings;
 mod stream;
 
@@ -27,8 +28,9 @@ use broker_core::{Broker, TransportInfo, TransportKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+pub use identity::ClientIdentity;
 pub use settings::{TlsConfigError, TlsFile, TlsSettings};
-pub use stream::{ClientIdentity, TlsStream};
+pub use stream::TlsStream;
 
 /// Binds a TCP listener on `addr` for TLS connections (port 0 picks a free port).
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
@@ -42,12 +44,15 @@ pub struct TlsAcceptor {
     inner: tokio_rustls::TlsAcceptor,
     /// `use_identity_as_username`.
     identity_as_username: bool,
+    /// `use_subject_as_username`.
+    subject_as_username: bool,
 }
 
 impl std::fmt::Debug for TlsAcceptor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsAcceptor")
             .field("identity_as_username", &self.identity_as_username)
+            .field("subject_as_username", &self.subject_as_username)
             .finish_non_exhaustive()
     }
 }
@@ -59,6 +64,7 @@ impl TlsAcceptor {
         Ok(Self {
             inner: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
             identity_as_username: settings.use_identity_as_username,
+            subject_as_username: settings.use_subject_as_username,
         })
     }
 
@@ -85,6 +91,7 @@ impl TlsAcceptor {
             info.tls_common_name = identity.common_name;
         }
         info.identity_as_username = self.identity_as_username;
+        info.subject_as_username = self.subject_as_username;
         info
     }
 }
@@ -98,6 +105,7 @@ pub async fn serve(
     broker: Arc<Broker>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let local = listener.local_addr().ok();
     let timeout = broker.config().connect_timeout;
     transport_tcp::accept_loop(listener, shutdown, |stream, peer| {
         let acceptor = acceptor.clone();
@@ -114,8 +122,9 @@ pub async fn serve(
                     return;
                 }
             };
-            let info =
-                acceptor.transport_info(TransportKind::Tls, Some(peer), tls.client_identity());
+            let info = acceptor
+                .transport_info(TransportKind::Tls, Some(peer), tls.client_identity())
+                .on_listener(local);
             broker.serve_connection(tls, info).await;
         });
     })

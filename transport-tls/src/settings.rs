@@ -33,6 +33,10 @@ pub struct TlsSettings {
     /// With `verify_peer`: the verified certificate's common name becomes the client's
     /// username (see `broker_core::TransportInfo::identity_as_username`).
     pub use_identity_as_username: bool,
+    /// With `verify_peer`: the verified certificate's whole subject (RFC 2253, as
+    /// `CN=device-7,O=Example`) becomes the client's username, as Mosquitto's
+    /// `use_subject_as_username`.
+    pub use_subject_as_username: bool,
 }
 
 impl TlsSettings {
@@ -45,6 +49,7 @@ impl TlsSettings {
             verify_peer: false,
             fail_if_no_peer_cert: false,
             use_identity_as_username: false,
+            use_subject_as_username: false,
         }
     }
 }
@@ -146,6 +151,16 @@ pub(crate) fn server_config(settings: &TlsSettings) -> Result<ServerConfig, TlsC
     if settings.use_identity_as_username && !settings.verify_peer {
         return Err(TlsConfigError::Inconsistent(
             "use_identity_as_username needs verify_peer = true",
+        ));
+    }
+    if settings.use_subject_as_username && !settings.verify_peer {
+        return Err(TlsConfigError::Inconsistent(
+            "use_subject_as_username needs verify_peer = true",
+        ));
+    }
+    if settings.use_subject_as_username && settings.use_identity_as_username {
+        return Err(TlsConfigError::Inconsistent(
+            "use_identity_as_username and use_subject_as_username cannot both be on",
         ));
     }
     let provider = provider();

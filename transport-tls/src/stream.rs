@@ -1,5 +1,5 @@
 //! [`TlsStream`]: a server-side TLS connection after its handshake, and the identity its
-//! client proved with a certificate ([`ClientIdentity`]).
+//! client proved with a certificate ([`ClientIdentity`], in `identity.rs`).
 //!
 //! tokio-rustls keeps encrypted bytes it could not write yet (the socket was full) until the
 //! next write or flush. A reader that writes a batch and then only waits for input (as
@@ -14,32 +14,7 @@ use std::task::{Context, Poll};
 use rustls::ProtocolVersion;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Who a client is, from the certificate it presented and the server verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIdentity {
-    /// The certificate's subject, as `CN=device-7, O=Example`.
-    pub subject: String,
-    /// The subject's common name, if it has one.
-    pub common_name: Option<String>,
-}
-
-impl ClientIdentity {
-    /// The identity in a DER-encoded certificate; `None` if it cannot be parsed (rustls has
-    /// verified it by then, so that does not happen in practice).
-    pub fn from_der(der: &[u8]) -> Option<Self> {
-        let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
-        let subject = certificate.subject();
-        let common_name = subject
-            .iter_common_name()
-            .next()
-            .and_then(|attribute| attribute.as_str().ok())
-            .map(str::to_owned);
-        Some(Self {
-            subject: subject.to_string(),
-            common_name,
-        })
-    }
-}
+use crate::ClientIdentity;
 
 /// A TLS connection, server side, after its handshake. Bytes written are pushed to the
 /// socket without waiting for an explicit flush (see the module documentation).

@@ -245,8 +245,9 @@ async fn a_verified_client_certificate_gives_the_identity() {
     let accepted = accepted.unwrap();
     let identity = accepted.client_identity().unwrap();
     assert_eq!(identity.common_name.as_deref(), Some("device-7"));
-    assert!(identity.subject.contains("CN=device-7"), "{identity:?}");
-    assert!(identity.subject.contains("O=nanomq tests"), "{identity:?}");
+    // RFC 2253, as Mosquitto's use_subject_as_username: the last name in the certificate
+    // (here the organisation, added after the common name) first.
+    assert_eq!(identity.subject, "O=nanomq tests,CN=device-7");
 
     // The broker is told, with the username rule.
     let acceptor = TlsAcceptor::new(&settings).unwrap();
@@ -257,12 +258,20 @@ async fn a_verified_client_certificate_gives_the_identity() {
     assert_eq!(info.tls_subject.as_deref(), Some(identity.subject.as_str()));
     assert_eq!(info.tls_common_name.as_deref(), Some("device-7"));
     assert!(info.identity_as_username);
+    assert!(!info.subject_as_username);
     let plain = TlsAcceptor::new(&verifying(&pki, &server, true)).unwrap();
     assert!(
         !plain
-            .transport_info(TransportKind::Tls, peer, Some(identity))
+            .transport_info(TransportKind::Tls, peer, Some(identity.clone()))
             .identity_as_username
     );
+    let by_subject = TlsAcceptor::new(&TlsSettings {
+        use_subject_as_username: true,
+        ..verifying(&pki, &server, true)
+    })
+    .unwrap()
+    .transport_info(TransportKind::Tls, peer, Some(identity));
+    assert!(by_subject.subject_as_username && !by_subject.identity_as_username);
 }
 
 #[tokio::test]

@@ -41,6 +41,7 @@ pub async fn serve(
 ) {
     let settings = Arc::new(settings);
     let timeout = broker.config().connect_timeout;
+    let local = listener.local_addr().ok();
     transport_tcp::accept_loop(listener, shutdown, |stream, peer| {
         let settings = Arc::clone(&settings);
         let broker = Arc::clone(&broker);
@@ -56,7 +57,7 @@ pub async fn serve(
                     return;
                 }
             };
-            let info = TransportInfo::new(TransportKind::Ws, Some(peer));
+            let info = TransportInfo::new(TransportKind::Ws, Some(peer)).on_listener(local);
             broker.serve_connection(ws, info).await;
         });
     })
@@ -76,6 +77,7 @@ pub async fn serve_tls(
 ) {
     let settings = Arc::new(settings);
     let timeout = broker.config().connect_timeout;
+    let local = listener.local_addr().ok();
     transport_tcp::accept_loop(listener, shutdown, |stream, peer| {
         let settings = Arc::clone(&settings);
         let broker = Arc::clone(&broker);
@@ -100,7 +102,9 @@ pub async fn serve_tls(
                     return;
                 }
             };
-            let info = tls.transport_info(TransportKind::Wss, Some(peer), identity);
+            let info = tls
+                .transport_info(TransportKind::Wss, Some(peer), identity)
+                .on_listener(local);
             broker.serve_connection(ws, info).await;
         });
     })

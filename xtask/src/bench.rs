@@ -19,10 +19,17 @@ SUITES:
     --e2e       end to end: the release nanomq broker and, if Debian's `mosquitto` is
                 installed, Mosquitto with an equivalent configuration, on ephemeral loopback
                 ports, driven by `nanomq bench` through the same scenarios (QoS 0 and 1 fan-in,
-                fan-out 1->50, 50 pairs, latency at a fixed rate, 10,000 idle connections with
-                the broker's memory per connection), alternating brokers; then 50 pairs QoS 1
-                and fan-out QoS 0 against nanomq alone over tcp, ws, ssl and wss (TLS with a
-                throwaway certificate from `openssl`, if installed); then QoS 1 fan-in to an
+                fan-out 1->50, 50 pairs, latency at a fixed rate, a QoS 1 flood, pairs with
+                a subscriber that never reads and the broker's memory growth, one pair's
+                latency with 10,000 retained messages while another client floods
+                SUBSCRIBEs, 10,000 idle connections with the broker's memory per
+                connection), alternating brokers; then both brokers with access control,
+                each against its own run without (QoS 1 fan-in and 50 pairs with 1,000 ACL
+                rules and with a password file of 100,000 $7$ users, the CONNECT rate with
+                those hashes, one pair's latency beside a connect storm; 3 rounds each);
+                then 50 pairs QoS 1 and fan-out QoS 0 against nanomq alone over tcp, ws,
+                ssl and wss (TLS with a throwaway certificate from `openssl`, if
+                installed); then QoS 1 fan-in to an
                 offline persistent subscriber against nanomq with sessions in memory and
                 with its SQLite store at sync = \"periodic\" and \"always\". Prints Markdown
                 tables with the ratios nanomq/mosquitto, transport/tcp and store/in-memory
@@ -39,6 +46,11 @@ E2E-OPTIONS:
     --persistence-only only the persistence section (min(--clients, 20) publishers,
                        min(--seconds, 3) s per store); writes
                        target/bench/persistence.{md,json}, leaving e2e.* as they were
+    --only TEXT        only the scenarios whose names contain TEXT (repeatable), with the
+                       runs they are compared with, in every section (e.g. --only
+                       \"retained lookup\", --only stalled); writes target/bench/
+                       e2e-only.{md,svg,json}, leaving e2e.* as they were; --only \"access
+                control\" runs the access-control section alone
 
 Other words (a criterion filter such as `decode`) and everything after `--` (such as
 `--save-baseline main`) are passed to the criterion benchmark binaries.
@@ -114,6 +126,10 @@ impl Options {
                 }
                 "--no-mosquitto" => options.e2e.mosquitto = false,
                 "--persistence-only" => options.e2e.persistence_only = true,
+                "--only" => {
+                    let text = args.next().context("--only needs a text")?;
+                    options.e2e.only.push(text.clone());
+                }
                 "--seconds" | "--clients" | "--connections" => {
                     let value = args
                         .next()
@@ -166,7 +182,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for suite in options.selected() {
         println!("\n==> xtask bench: {}", suite.name());
         match suite {
-            Suite::E2e => e2e_bench::run(&root, options.e2e)?,
+            Suite::E2e => e2e_bench::run(&root, options.e2e.clone())?,
             Suite::Micro => Suite::micro_command(&root, &options.extra).run()?,
         }
     }
@@ -219,6 +235,10 @@ mod tests {
         assert_eq!(persistence.selected(), [Suite::E2e]);
         assert_eq!(persistence.e2e.sizes.seconds, 1);
         assert!(Options::parse(&["--seconds".to_owned()]).is_err());
+        let only = parse(&["--only", "retained lookup", "--only", "stalled"]).unwrap_or_default();
+        assert_eq!(only.e2e.only, ["retained lookup", "stalled"]);
+        assert!(only.extra.is_empty());
+        assert!(Options::parse(&["--only".to_owned()]).is_err());
         assert!(Options::parse(&["--seconds".to_owned(), "0".to_owned()]).is_err());
     }
 

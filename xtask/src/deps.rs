@@ -75,6 +75,12 @@ pub(crate) const TEST: &[Prerequisite] = &[
         check: Check::OnPath("npm"),
         install: Install::Apt("npm"),
     },
+    // Node runs MQTT.js outside the browser too (nanomq-bin/tests/e2e_scram.rs).
+    Prerequisite {
+        name: "node",
+        check: Check::OnPath("node"),
+        install: Install::Apt("nodejs"),
+    },
     Prerequisite {
         name: "MQTT.js (npm package mqtt)",
         check: Check::NodePackage {

@@ -13,24 +13,21 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_codec::{
-    Ack, Auth, Disconnect, Packet, PacketId, ProtocolVersion, Publish, PublishQoS, ReasonCode,
-    TopicName,
-};
+use mqtt_codec::{Auth, Disconnect, Packet, PacketType, ProtocolVersion, ReasonCode, TopicName};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::io::{PacketReader, ReadError, encode_into};
-use crate::auth::AuthStep;
-use crate::broker::Routed;
+use crate::auth::{AuthContext, AuthExchange, AuthStep, ClientAccess};
 use crate::limits::{Limit, LimitLog};
-use crate::message::Message;
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, SessionShared};
 use crate::{Broker, ConnParam, SessionExpiry};
 
+mod authorize;
 mod flow;
+mod incoming;
 mod outgoing;
 mod subscribe;
 
@@ -84,8 +81,8 @@ pub(super) struct Driver<'a, P: Pipe> {
     inbound_aliases: HashMap<u16, TopicName>,
     /// Topic aliases we set up towards the client.
     outbound_aliases: HashMap<TopicName, NonZeroU16>,
-    /// Re-authentication in progress: the next step number.
-    reauth_step: Option<u32>,
+    /// Re-authentication in progress: the exchange waiting for the client's next AUTH.
+    reauth: Option<Box<dyn AuthExchange>>,
     /// Why the broker is closing the connection, for the DISCONNECT's Reason String.
     close_reason: Option<String>,
     /// How far the store is durable, when acknowledgements wait for it (`sync = "always"`).
@@ -97,6 +94,14 @@ pub(super) struct Driver<'a, P: Pipe> {
     limit_log: LimitLog,
     /// A PUBLISH waiting for room in full subscriber queues, and what waits behind it.
     flow: flow::Flow,
+    /// What the client may do.
+    access: &'a mut ClientAccess,
+    /// A PUBLISH or SUBSCRIBE waiting for a remote authorization answer.
+    authorizing: Option<Box<authorize::Authorizing>>,
+    /// Actions denied to the client so far (for the log's rate limit).
+    denials: u32,
+    /// Actions allowed by a rule and not yet added to the broker's counter.
+    allowed_uncounted: u32,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -105,6 +110,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         pipe: &'a mut P,
         session: Arc<SessionShared>,
         reader: PacketReader,
+        access: &'a mut ClientAccess,
     ) -> Self {
         Self {
             broker,
@@ -116,12 +122,16 @@ impl<'a, P: Pipe> Driver<'a, P> {
             last_received: Instant::now(),
             inbound_aliases: HashMap::new(),
             outbound_aliases: HashMap::new(),
-            reauth_step: None,
+            reauth: None,
             close_reason: None,
             durable: broker.journal.as_ref().map(|journal| journal.durable()),
             held_acks: VecDeque::new(),
             limit_log: LimitLog::default(),
             flow: flow::Flow::default(),
+            access,
+            authorizing: None,
+            denials: 0,
+            allowed_uncounted: 0,
         }
     }
 
@@ -136,6 +146,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// Runs the connection until it ends, then says goodbye as the protocol asks.
     pub(super) async fn run(mut self) -> Exit {
         let exit = self.run_loop().await;
+        self.count_allowed();
         let reason = match exit {
             Exit::Closed(reason) => Some(reason),
             Exit::TakenOver { .. } => Some(ReasonCode::SessionTakenOver),
@@ -226,6 +237,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 }
                 _ = stopping.changed() => return Exit::Shutdown,
                 () = flow::unblocked(&self.flow) => {}
+                decisions = authorize::authorized(&mut self.authorizing) => {
+                    if let Some(exit) = self.on_authorized(decisions) {
+                        return exit;
+                    }
+                }
                 read = self.reader.fill(stream), if reading => match read {
                     Ok(()) => self.last_received = Instant::now(),
                     Err(e) => return self.read_failed(e),
@@ -417,7 +433,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     .lock()
                     .complete(ack.packet_id, Awaiting::PubComp);
             }
-            Packet::Subscribe(subscribe) => self.on_subscribe(subscribe),
+            Packet::Subscribe(subscribe) => return self.on_subscribe(subscribe),
             Packet::Unsubscribe(unsubscribe) => return self.on_unsubscribe(unsubscribe),
             Packet::PingReq => self.send(Packet::PingResp),
             Packet::Disconnect(disconnect) => return Some(self.on_disconnect(&disconnect)),
@@ -445,171 +461,6 @@ impl<'a, P: Pipe> Driver<'a, P> {
             .exceeded(limit, &self.broker.metrics, client, what);
     }
 
-    fn on_publish(&mut self, mut publish: Publish) -> Option<Exit> {
-        let v5 = self.version().is_v5();
-        // Checked before an alias can remember the topic (an empty topic names one by alias,
-        // already checked when it was set up).
-        if let Err(limit) = self.broker.config.limits.check_topic(publish.topic()) {
-            self.exceeded(limit, "topic name");
-            return self.refuse_publish(&publish, ReasonCode::TopicNameInvalid);
-        }
-        if let Some(alias) = publish.properties().topic_alias {
-            if alias.get() > self.broker.config.max_topic_alias {
-                return Some(self.protocol_error(ReasonCode::TopicAliasInvalid));
-            }
-            if publish.topic().is_empty() {
-                match self.inbound_aliases.get(&alias.get()) {
-                    Some(topic) => publish.set_topic(topic.clone()),
-                    None => return Some(self.protocol_error(ReasonCode::ProtocolError)),
-                }
-            } else {
-                self.inbound_aliases
-                    .insert(alias.get(), publish.topic_name());
-            }
-        }
-        if !publish.properties().subscription_identifiers.is_empty() {
-            // A client may not send subscription identifiers (MQTT 5 3.3.4).
-            return Some(self.protocol_error(ReasonCode::ProtocolError));
-        }
-        let forbidden = !self.param().may_publish(publish.topic());
-        let now = Instant::now().into_std();
-        match publish.qos {
-            PublishQoS::AtMostOnce => {
-                if !forbidden {
-                    self.route(publish, now);
-                }
-            }
-            PublishQoS::AtLeastOnce(id) => {
-                let (code, ticket, parked) = if forbidden {
-                    (ReasonCode::NotAuthorized, 0, None)
-                } else {
-                    let routed = self.route(publish, now);
-                    let code = if routed.queued == 0 {
-                        ReasonCode::NoMatchingSubscribers
-                    } else {
-                        ReasonCode::Success
-                    };
-                    (code, routed.ticket, routed.parked)
-                };
-                self.acknowledge_routed(Packet::PubAck(self.ack(id, code)), ticket, parked);
-            }
-            PublishQoS::ExactlyOnce(id) => {
-                let mut state = self.session.state.lock();
-                if state.inbound_qos2.contains(&id.get()) {
-                    // A resend of a message we already have: acknowledge, do not route again.
-                    drop(state);
-                    self.acknowledge(Packet::PubRec(self.ack(id, ReasonCode::Success)), 0);
-                    return None;
-                }
-                if v5 && state.inbound_qos2.len() >= usize::from(self.broker.config.max_inflight) {
-                    return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded));
-                }
-                if forbidden && v5 {
-                    drop(state);
-                    self.acknowledge(Packet::PubRec(self.ack(id, ReasonCode::NotAuthorized)), 0);
-                    return None;
-                }
-                let held = state.qos2_received(id);
-                drop(state);
-                let (code, ticket, parked) = if forbidden {
-                    (ReasonCode::Success, held, None)
-                } else {
-                    let routed = self.route(publish, now);
-                    let code = if routed.queued > 0 {
-                        ReasonCode::Success
-                    } else {
-                        ReasonCode::NoMatchingSubscribers
-                    };
-                    (code, held.max(routed.ticket), routed.parked)
-                };
-                self.acknowledge_routed(Packet::PubRec(self.ack(id, code)), ticket, parked);
-            }
-        }
-        None
-    }
-
-    /// Refuses a PUBLISH past a limit: an MQTT 5 client gets `code` in PUBACK or PUBREC (a
-    /// QoS 0 message is dropped); 3.1.1 cannot say it, so its connection is closed.
-    fn refuse_publish(&mut self, publish: &Publish, code: ReasonCode) -> Option<Exit> {
-        if !self.version().is_v5() {
-            return Some(Exit::Closed(code));
-        }
-        match publish.qos {
-            PublishQoS::AtMostOnce => {}
-            PublishQoS::AtLeastOnce(id) => {
-                self.acknowledge(Packet::PubAck(self.ack(id, code)), 0);
-            }
-            PublishQoS::ExactlyOnce(id) => {
-                self.acknowledge(Packet::PubRec(self.ack(id, code)), 0);
-            }
-        }
-        None
-    }
-
-    /// An acknowledgement with `code`, which MQTT 3.1.1 cannot carry and gets as success.
-    fn ack(&self, id: PacketId, code: ReasonCode) -> Ack {
-        let mut ack = Ack::new(id);
-        if self.version().is_v5() {
-            ack.reason_code = code;
-        }
-        ack
-    }
-
-    /// Routes a client's PUBLISH.
-    fn route(&self, mut publish: Publish, now: std::time::Instant) -> Routed {
-        // Alias and expiry belong to this hop; what is left passes through to subscribers.
-        let mut properties = publish.properties.take();
-        let expiry = properties.as_mut().and_then(|p| {
-            p.topic_alias = None;
-            p.message_expiry_interval.take()
-        });
-        let properties = properties.filter(|p| !p.is_empty());
-        let (qos, retain) = (publish.qos.qos(), publish.retain);
-        // The topic and payload stay slices of the received frame: no copy.
-        let (topic, payload) = publish.into_parts();
-        let mut message =
-            Message::new(topic, payload, qos, retain, properties).with_expiry_interval(expiry, now);
-        message.publisher = Some(self.session.key);
-        self.broker.publish_or_wait(message)
-    }
-
-    fn on_pubrec(&mut self, ack: &Ack) {
-        let mut state = self.session.state.lock();
-        let position = state.inflight.iter().position(|f| {
-            f.packet_id == ack.packet_id && matches!(f.state, Awaiting::PubRec | Awaiting::PubComp)
-        });
-        let reply = match position {
-            Some(i) if ack.reason_code.is_error() => {
-                // The client refused the message: the exchange ends here.
-                state.remove_inflight(i);
-                None
-            }
-            Some(i) => {
-                if let Some(f) = state.inflight.get_mut(i) {
-                    f.state = Awaiting::PubComp;
-                    f.sent_at = Some(Instant::now().into_std());
-                }
-                state.progressed(i);
-                Some(ReasonCode::Success)
-            }
-            None => Some(ReasonCode::PacketIdentifierNotFound),
-        };
-        drop(state);
-        if let Some(code) = reply {
-            self.send(Packet::PubRel(self.ack(ack.packet_id, code)));
-        }
-    }
-
-    fn on_pubrel(&mut self, ack: &Ack) {
-        let known = self.session.state.lock().qos2_released(ack.packet_id);
-        let code = if known {
-            ReasonCode::Success
-        } else {
-            ReasonCode::PacketIdentifierNotFound
-        };
-        self.send(Packet::PubComp(self.ack(ack.packet_id, code)));
-    }
-
     fn on_disconnect(&mut self, disconnect: &Disconnect) -> Exit {
         if let Some(interval) = disconnect.properties.session_expiry_interval {
             let mut expiry = self.session.expiry.lock();
@@ -633,32 +484,57 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let (Some(method), Some(hook)) = (method, self.broker.auth.clone()) else {
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         };
+        // Re-authentication uses the method the connection authenticated with (MQTT 5
+        // 4.12.1-1).
         if auth.properties.authentication_method.as_ref() != Some(&method) {
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         }
-        let step = match (auth.reason_code, self.reauth_step) {
-            (ReasonCode::ReAuthenticate, None) => 0,
-            (ReasonCode::ContinueAuthentication, Some(step)) => step,
+        let mut exchange = match (auth.reason_code, self.reauth.take()) {
+            (ReasonCode::ReAuthenticate, None) => {
+                let param = self.param();
+                let ctx = AuthContext {
+                    method: &method,
+                    client_id: &param.client_id,
+                    username: param.username.as_deref(),
+                    peer: param.transport.peer,
+                    reauthentication: true,
+                };
+                match hook.start(&ctx) {
+                    Some(exchange) => exchange,
+                    None => return Some(Exit::Closed(ReasonCode::BadAuthenticationMethod)),
+                }
+            }
+            (ReasonCode::ContinueAuthentication, Some(exchange)) => exchange,
             _ => return Some(self.protocol_error(ReasonCode::ProtocolError)),
         };
-        let client_id = self.param().client_id.clone();
         let mut reply = Auth::default();
         reply.properties.authentication_method = Some(method);
-        match hook.step(
-            &client_id,
-            step,
-            auth.properties.authentication_data.as_ref(),
-        ) {
-            AuthStep::Success(data) => {
-                self.reauth_step = None;
+        match exchange.step(auth.properties.authentication_data.as_ref()) {
+            AuthStep::Success { data, identity } => {
+                // The connection's user name (which authorization uses) stays what the
+                // CONNECT proved: a re-authentication as someone else is a failure.
+                if identity.is_some() && identity != self.param().username {
+                    tracing::debug!(client = %self.param().client_id, "re-authentication as another identity refused");
+                    return Some(Exit::Closed(ReasonCode::NotAuthorized));
+                }
                 reply.properties.authentication_data = data;
             }
             AuthStep::Continue(data) => {
-                self.reauth_step = Some(step + 1);
+                self.reauth = Some(exchange);
                 reply.reason_code = ReasonCode::ContinueAuthentication;
                 reply.properties.authentication_data = Some(data);
             }
-            AuthStep::Fail(code) => return Some(Exit::Closed(code)),
+            AuthStep::Fail(code) => {
+                tracing::debug!(client = %self.param().client_id, %code, "re-authentication failed");
+                // A refusal fit for CONNACK (Bad user name or password) has no DISCONNECT
+                // form (MQTT 5 3.14.2.1): the client is then told Not authorized.
+                let code = if code.is_valid_for(PacketType::Disconnect) {
+                    code
+                } else {
+                    ReasonCode::NotAuthorized
+                };
+                return Some(Exit::Closed(code));
+            }
         }
         self.send(Packet::Auth(reply));
         None

@@ -5,6 +5,7 @@
 
 use std::num::{NonZeroU16, NonZeroU32};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use mqtt_codec::{
@@ -14,17 +15,19 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::OwnedMutexGuard;
 
 use super::io::{PacketReader, ReadError, send};
-use crate::auth::AuthStep;
+use crate::auth::{Action, AuthContext, AuthStep, Checked, ClientAccess, Identity};
 use crate::limits::Limit;
 use crate::pipe::StreamPipe;
 use crate::session::SessionShared;
 use crate::{Broker, ConnParam, TransportInfo};
 
 /// A connection that completed its handshake.
-pub(super) struct Established<S> {
+pub(crate) struct Established<S> {
     pub(super) pipe: StreamPipe<S>,
     pub(super) session: Arc<SessionShared>,
     pub(super) attach_guard: OwnedMutexGuard<()>,
+    /// What the client may do.
+    pub(super) access: ClientAccess,
     /// Bytes the client sent after CONNECT, and the decoder, now set to its version.
     pub(super) reader: PacketReader,
 }
@@ -32,13 +35,14 @@ pub(super) struct Established<S> {
 /// Runs the handshake; `None` if the connection was refused or closed (already logged and
 /// answered as the protocol requires).
 pub(super) async fn establish<S>(
-    broker: &Arc<Broker>,
+    broker: Arc<Broker>,
     mut stream: S,
     transport: TransportInfo,
 ) -> Option<Established<S>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let broker = &broker;
     let config = &broker.config;
     let mut reader = PacketReader::new(config.max_packet_size);
     let peer = transport.peer;
@@ -85,23 +89,38 @@ where
         refuse(&mut stream, version, code).await;
         return None;
     }
-    let auth_data = match authenticate(broker, &mut stream, &mut reader, &connect, &client_id).await
-    {
-        Ok(data) => data,
+    let auth = authenticate(broker, &mut stream, &mut reader, &connect, &client_id, peer);
+    let mut authenticated = match auth.await {
+        Ok(authenticated) => authenticated,
         Err(code) => {
-            tracing::debug!(?peer, client = %client_id, %code, "authentication refused");
+            broker
+                .metrics
+                .authentication_failure
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(?peer, client = %client_id, %code, "connection refused by the AUTH exchange");
             refuse(&mut stream, version, code).await;
             return None;
         }
     };
 
-    let param = ConnParam::new(
+    let mut param = ConnParam::new(
         connect,
         client_id,
         transport,
         config.session_expiry_default,
         config.server_keep_alive,
     );
+    if let Some(identity) = authenticated.as_mut().and_then(|a| a.identity.take()) {
+        // What the method proved outranks what CONNECT claimed.
+        param.username = Some(identity);
+    }
+    let access = match admit(broker, &param, authenticated.is_some()).await {
+        Ok(access) => access,
+        Err(code) => {
+            refuse(&mut stream, version, code).await;
+            return None;
+        }
+    };
     let (session, attach_guard, session_present) = broker
         .attach(&param.client_id, param.clean_start, param.session_expiry)
         .await;
@@ -110,7 +129,7 @@ where
         broker,
         &param,
         session_present,
-        auth_data,
+        authenticated,
     )));
     let max = param.maximum_packet_size as usize;
     if connack.encoded_len(version).is_ok_and(|len| len > max) {
@@ -131,8 +150,71 @@ where
         pipe: StreamPipe::new(stream, param),
         session,
         attach_guard,
+        access,
         reader,
     })
+}
+
+/// Authenticates the client (unless the AUTH exchange already did) and checks that it may
+/// publish its will: what it may do from now on, or the reason to refuse it.
+async fn admit(
+    broker: &Broker,
+    param: &ConnParam,
+    enhanced: bool,
+) -> Result<ClientAccess, ReasonCode> {
+    let metrics = &broker.metrics;
+    let (control, generation) = broker.access();
+    let identity = if enhanced {
+        Identity::default()
+    } else {
+        match control.authenticate(param).await {
+            Ok(identity) => identity,
+            Err(denial) => {
+                let failures = metrics
+                    .authentication_failure
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                if log_refusal(failures) {
+                    tracing::info!(
+                        client = %param.client_id,
+                        username = ?param.username.as_deref(),
+                        peer = ?param.transport.peer,
+                        reason = ?denial,
+                        failures,
+                        "connection refused by authentication"
+                    );
+                }
+                return Err(denial.reason_code());
+            }
+        }
+    };
+    metrics
+        .authentication_success
+        .fetch_add(1, Ordering::Relaxed);
+    let access = ClientAccess::new(&control, generation, param, identity);
+    if let Some(will) = &param.will {
+        let decision = match access.check(Action::Publish, &will.topic) {
+            Checked::Ready(decision) => decision,
+            Checked::Pending(decision) => decision.await,
+        };
+        metrics.authorization(decision);
+        if !decision.allowed() {
+            tracing::info!(
+                client = %param.client_id,
+                username = ?param.username.as_deref(),
+                topic = %will.topic,
+                "connection refused: the will's topic is not one the client may publish to"
+            );
+            return Err(ReasonCode::NotAuthorized);
+        }
+    }
+    Ok(access)
+}
+
+/// Whether the `n`th refused connection is logged: every one of the first hundred, then one
+/// in each power of two, so a flood of bad logins cannot flood the log.
+fn log_refusal(n: u64) -> bool {
+    n <= 100 || n.is_power_of_two()
 }
 
 /// The client identifier to use, or the reason to refuse it.
@@ -180,29 +262,54 @@ fn within_limits(
     Ok(())
 }
 
-/// Runs the extended authentication exchange if CONNECT names a method. Returns the data
-/// for CONNACK, or the reason to refuse.
+/// What a successful extended authentication gives the CONNACK and the connection.
+struct Authenticated {
+    method: ByteString,
+    /// For CONNACK's Authentication Data.
+    data: Option<Bytes>,
+    /// Who the client proved to be: the connection's user name.
+    identity: Option<ByteString>,
+}
+
+/// Runs the extended authentication exchange if CONNECT names a method. Returns what the
+/// method concluded, or the reason to refuse.
 async fn authenticate<S>(
     broker: &Broker,
     stream: &mut S,
     reader: &mut PacketReader,
     connect: &Connect,
     client_id: &ClientId,
-) -> Result<Option<(ByteString, Option<Bytes>)>, ReasonCode>
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<Authenticated>, ReasonCode>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let Some(method) = connect.properties.authentication_method.clone() else {
         return Ok(None);
     };
-    let auth = match &broker.auth {
-        Some(auth) if auth.method() == &*method => Arc::clone(auth),
-        _ => return Err(ReasonCode::BadAuthenticationMethod),
+    let ctx = AuthContext {
+        method: &method,
+        client_id,
+        username: connect.username.as_deref(),
+        peer,
+        reauthentication: false,
+    };
+    let Some(mut exchange) = broker.auth.as_ref().and_then(|auth| auth.start(&ctx)) else {
+        return Err(ReasonCode::BadAuthenticationMethod);
     };
     let mut data = connect.properties.authentication_data.clone();
-    for step in 0.. {
-        match auth.step(client_id, step, data.as_ref()) {
-            AuthStep::Success(out) => return Ok(Some((method, out))),
+    loop {
+        match exchange.step(data.as_ref()) {
+            AuthStep::Success {
+                data: out,
+                identity,
+            } => {
+                return Ok(Some(Authenticated {
+                    method,
+                    data: out,
+                    identity,
+                }));
+            }
             AuthStep::Fail(code) => return Err(code),
             AuthStep::Continue(out) => {
                 let mut challenge = Auth {
@@ -232,14 +339,13 @@ where
             }
         }
     }
-    Err(ReasonCode::NotAuthorized)
 }
 
 fn connack(
     broker: &Broker,
     param: &ConnParam,
     session_present: bool,
-    auth: Option<(ByteString, Option<Bytes>)>,
+    auth: Option<Authenticated>,
 ) -> ConnAck {
     let mut ack = ConnAck {
         // MQTT 3.1 has no such flag.
@@ -260,9 +366,9 @@ fn connack(
         p.assigned_client_identifier = Some(param.client_id.as_byte_string().clone());
     }
     p.server_keep_alive = config.server_keep_alive;
-    if let Some((method, data)) = auth {
-        p.authentication_method = Some(method);
-        p.authentication_data = data;
+    if let Some(auth) = auth {
+        p.authentication_method = Some(auth.method);
+        p.authentication_data = auth.data;
     }
     ack
 }

@@ -8,7 +8,8 @@
 //! # Input format
 //!
 //! Byte 0 configures the broker (bit 0 `queue_qos0`; 1 drop newest; 2 server keep alive 5 s;
-//! 3 an AUTH hook for method `fuzz`; 4 topic aliases off; 5 no default session expiry for
+//! 3 an AUTH hook for method `fuzz` and access control (users, ACL rules, an authorizer whose
+//! answers wait: `access.rs`); 4 topic aliases off; 5 no default session expiry for
 //! 3.1.1; 6 queues of 2 messages, not 8; 7 one message in flight, not 4). Then steps, up to
 //! [`MAX_STEPS`]: a step byte (bits 0-1 the client, bits 2-7 modulo 16 the [`Kind`]),
 //! then the step's own bytes (see `input.rs`). The input's end reads as zeros.
@@ -18,6 +19,7 @@
 //! runs when the script waits (an explicit [`Kind::Settle`] or [`Kind::Advance`], a full
 //! pipe, or the end).
 
+mod access;
 mod client;
 mod input;
 mod script;
@@ -26,11 +28,11 @@ mod writer;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqtt_codec::{ClientId, Packet, ReasonCode};
+use mqtt_codec::{Packet, ReasonCode};
 
 use self::input::AUTH_METHOD;
 use self::script::Script;
-use crate::auth::{AuthStep, EnhancedAuth};
+use crate::auth::{AuthContext, AuthExchange, AuthStep, EnhancedAuth};
 use crate::{DropPolicy, MetricsSnapshot, MqttConfig};
 
 pub use self::writer::{ConnectOptions, ScriptWriter};
@@ -206,16 +208,28 @@ fn config(flags: u8) -> MqttConfig {
 struct FuzzAuth;
 
 impl EnhancedAuth for FuzzAuth {
-    fn method(&self) -> &str {
-        AUTH_METHOD
+    fn start(&self, ctx: &AuthContext<'_>) -> Option<Box<dyn AuthExchange>> {
+        (ctx.method == AUTH_METHOD).then(|| Box::new(FuzzExchange { step: 0 }) as _)
     }
+}
 
-    fn step(&self, _client_id: &ClientId, step: u32, data: Option<&Bytes>) -> AuthStep {
+/// One exchange of [`FuzzAuth`]: the number of the step it is at.
+struct FuzzExchange {
+    step: u32,
+}
+
+impl AuthExchange for FuzzExchange {
+    fn step(&mut self, data: Option<&Bytes>) -> AuthStep {
+        let step = self.step;
+        self.step += 1;
         match data.and_then(|d| d.first()).map(|b| b % 3) {
             _ if step > 3 => AuthStep::Fail(ReasonCode::NotAuthorized),
             Some(1) => AuthStep::Continue(Bytes::from_static(b"again")),
             Some(2) => AuthStep::Fail(ReasonCode::BadUserNameOrPassword),
-            _ => AuthStep::Success(None),
+            _ => AuthStep::Success {
+                data: None,
+                identity: None,
+            },
         }
     }
 }

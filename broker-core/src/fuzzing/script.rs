@@ -28,7 +28,12 @@ impl<'a> Script<'a> {
         let flags = input.byte();
         let config = config(flags);
         let broker = if flags >> 3 & 1 == 1 {
-            Broker::with_auth(config, Arc::new(FuzzAuth))
+            // Without a store, building cannot fail.
+            Broker::builder(config.clone())
+                .auth(Arc::new(FuzzAuth))
+                .access(super::access::access())
+                .build()
+                .unwrap_or_else(|_| Broker::new(config))
         } else {
             Broker::new(config)
         };

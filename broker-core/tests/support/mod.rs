@@ -162,6 +162,35 @@ impl Client {
         }
     }
 
+    /// Subscribes to every filter in one SUBSCRIBE at `qos`; the SUBACK's reason codes.
+    pub async fn subscribe_all(
+        &mut self,
+        filters: &[impl AsRef<str>],
+        qos: QoS,
+    ) -> Vec<ReasonCode> {
+        let packet_id = self.next_pid();
+        let subscriptions = filters
+            .iter()
+            .map(|f| Subscription {
+                filter: filter(f.as_ref()),
+                options: SubscriptionOptions::new(qos),
+            })
+            .collect();
+        self.send(Packet::Subscribe(Subscribe {
+            packet_id,
+            subscriptions,
+            properties: SubscribeProperties::default(),
+        }))
+        .await;
+        match self.recv().await {
+            Some(Packet::SubAck(ack)) => {
+                assert_eq!(ack.packet_id, packet_id);
+                ack.reason_codes
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+
     /// Publishes and completes the QoS exchange.
     pub async fn publish(&mut self, topic_str: &str, payload: &[u8], qos: QoS, retain: bool) {
         let mut p = Publish::new(topic(topic_str), Bytes::copy_from_slice(payload));

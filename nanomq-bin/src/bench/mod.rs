@@ -45,9 +45,11 @@ SCENARIOS (-c is the number of clients of the varying side):
   pairs     -c publishers, each with its own subscriber
   latency   -c pairs (default 1) at --rate (default 1000 msg/s per publisher)
 
-Topics may contain %i, the client's index. Payloads start with a 24-byte stamp (publisher,
-sequence number, send time), so every message is accounted for: lost, duplicated, out of
-order, and its latency. Without --count, publishers publish for --duration (default 10s);
+Topics may contain %i, the client's index. So may -u and -P, where %i is the client's number
+among all of the run's clients (subscribers first, then publishers, then idle connections),
+so that each client is a different user: -u user-%i -P pw-%i. Payloads start with a 24-byte
+stamp (publisher, sequence number, send time), so every message is accounted for: lost,
+duplicated, out of order, and its latency. Without --count, publishers publish for --duration (default 10s);
 with --count, until that many are sent (at most --duration, default 60s).
 
 OFFLINE PERSISTENT SUBSCRIBERS (--offline, with fanin, fanout or pairs):
@@ -69,6 +71,7 @@ EXAMPLES:
   nanomq bench latency --rate 500 -q 1
   nanomq bench fanin -c 20 -q 1 -d 3s -V 5 --offline --drain 60s --json
   nanomq bench conn -c 10000 --connect-rate 2000 --rss-pid $(pidof nanomq)
+  nanomq bench conn -c 1000 -u user-%i -P pw-%i
 
 EXIT CODES:
   0  the run completed (message losses are measurements, reported, not failures)

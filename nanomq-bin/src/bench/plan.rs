@@ -209,6 +209,26 @@ impl Plan {
     pub(crate) fn client_id(&self, role: char, index: usize) -> String {
         format!("nqb-{}-{role}{index}", self.run_id)
     }
+
+    /// The number of publisher (`role` 'p'), subscriber ('s') or idle connection ('c')
+    /// `index` among all the run's clients: subscribers first, then publishers, then idle
+    /// connections, so that each client has its own.
+    pub(crate) fn client_number(&self, role: char, index: usize) -> usize {
+        match role {
+            's' => index,
+            'p' => self.subscribers.len() + index,
+            _ => self.subscribers.len() + self.publishers.len() + index,
+        }
+    }
+
+    /// The user name and password of client `role` `index` (see [`Self::client_number`]):
+    /// `-u` and `-P` with `%i` replaced by its number, so that each client can be a
+    /// different user of a password file (`-u user-%i -P pw-%i`).
+    pub(crate) fn credentials(&self, role: char, index: usize) -> (Option<String>, Option<String>) {
+        let number = self.client_number(role, index);
+        let fill = |template: &Option<String>| template.as_deref().map(|t| expand(t, number));
+        (fill(&self.server.username), fill(&self.server.password))
+    }
 }
 
 /// The plan of `nanomq bench ARGS...`, for tests.
@@ -297,6 +317,30 @@ mod tests {
                 "{refused:?}"
             );
         }
+    }
+
+    #[test]
+    fn each_client_may_be_a_different_user() {
+        let p = plan(&["fanin", "-c", "2", "-u", "user-%i", "-P", "pw-%i"]);
+        let users: Vec<_> = [('s', 0), ('p', 0), ('p', 1)]
+            .into_iter()
+            .map(|(role, i)| p.credentials(role, i))
+            .collect();
+        let pair = |u: &str, pw: &str| (Some(u.to_owned()), Some(pw.to_owned()));
+        assert_eq!(
+            users,
+            [
+                pair("user-0", "pw-0"),
+                pair("user-1", "pw-1"),
+                pair("user-2", "pw-2")
+            ]
+        );
+        let conn = plan(&["conn", "-c", "3", "-u", "u%i"]);
+        assert_eq!(conn.credentials('c', 2), (Some("u2".to_owned()), None));
+        // Without %i every client is the same user.
+        let same = plan(&["pairs", "-c", "2", "-u", "alice", "-P", "secret"]);
+        assert_eq!(same.credentials('p', 1), pair("alice", "secret"));
+        assert_eq!(plan(&["pub"]).credentials('p', 0), (None, None));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::histogram::Histogram;
 use super::plan::Plan;
 use super::rss;
 use crate::client::ClientError;
-use crate::client::args::{Server, ServerArgs};
+use crate::client::args::ServerArgs;
 use crate::client::conn::{Connection, connect};
 use crate::client::transport::Connector;
 
@@ -207,8 +207,10 @@ pub(crate) async fn run(
     start_tx.send_replace(Some(start));
     phase.send_replace(Phase::Running(start));
 
-    if plan.idle > 0 {
-        // Let the broker settle before reading its memory.
+    if plan.idle > 0 && rss_before.is_some() {
+        // Let the broker settle before reading its memory (and only then: a `conn` run
+        // that holds its connections for less than this, as a connect storm's batches do,
+        // is not held longer).
         tokio::time::sleep(Duration::from_secs(1)).await;
         results.rss = rss_after(rss_before);
     }
@@ -331,7 +333,7 @@ async fn client_task(mut cx: ClientContext) -> Outcome {
     };
     let packet = connect_packet(
         &plan.server_args,
-        &plan.server,
+        plan.credentials(role_char, index),
         plan.client_id(role_char, index),
         session,
     );
@@ -432,7 +434,7 @@ async fn resume(cx: &mut ClientContext, index: usize) -> Result<Connection, Clie
     let plan = &cx.plan;
     let packet = connect_packet(
         &plan.server_args,
-        &plan.server,
+        plan.credentials('s', index),
         plan.client_id('s', index),
         Some(Session::Resume),
     )?;
@@ -459,11 +461,11 @@ enum Session {
     Resume,
 }
 
-/// The CONNECT of a benchmark client: clean start (or a persistent `session`), the flags'
-/// credentials and keep alive.
+/// The CONNECT of a benchmark client: clean start (or a persistent `session`), its
+/// `credentials` (user name, password) and the flags' keep alive.
 fn connect_packet(
     args: &ServerArgs,
-    server: &Server,
+    (username, password): (Option<String>, Option<String>),
     client_id: String,
     session: Option<Session>,
 ) -> Result<mqtt_codec::Connect, ClientError> {
@@ -471,8 +473,8 @@ fn connect_packet(
         .map_err(|e| ClientError::Usage(format!("invalid client id: {e}")))?;
     let mut connect = mqtt_codec::Connect::new(args.version, id);
     connect.keep_alive = args.keepalive;
-    connect.username = server.username.clone().map(Into::into);
-    connect.password = server.password.clone().map(bytes::Bytes::from);
+    connect.username = username.map(Into::into);
+    connect.password = password.map(bytes::Bytes::from);
     if let Some(session) = session {
         connect.clean_start = false;
         if let (Session::Offline(expiry), true) = (session, args.version.is_v5()) {

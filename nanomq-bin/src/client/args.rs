@@ -1,7 +1,7 @@
 //! The flags the client tools share, as mosquitto_pub/mosquitto_sub users know them:
 //! [`ServerArgs`] (where and how to connect; also used by `nanomq bench`) and [`SessionArgs`]
 //! (who connects, and with which CONNECT options), and their translation into an
-//! [`Endpoint`], [`TlsOptions`] and a CONNECT packet.
+//! [`Endpoint`], [`TlsOptions`] and mqtt-client's [`ConnectOptions`].
 //!
 //! `-h` is the host, as in mosquitto, so help is `--help` only.
 
@@ -10,13 +10,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use clap::{ArgAction, Args};
-use mqtt_codec::{
-    ClientId, Connect, LastWill, ProtocolVersion, QoS, TopicName, UserProperty, WillProperties,
-};
+use mqtt_client::endpoint::{Endpoint, Scheme, parse_url};
+use mqtt_client::{ConnectOptions, TlsOptions, Will};
+use mqtt_codec::{ProtocolVersion, QoS, TopicName, UserProperty};
 
-use super::endpoint::{Endpoint, Scheme, parse_url};
 use super::error::ClientError;
-use super::transport::TlsOptions;
 
 /// Where the broker is, and how to reach it.
 #[derive(Debug, Clone, Args)]
@@ -202,6 +200,7 @@ impl ServerArgs {
             cafile: self.cafile.clone(),
             cert: self.cert.clone(),
             key: self.key.clone(),
+            server_name: None,
             insecure: self.insecure,
         };
         let (mut endpoint, username, password, url_topic) = match &self.url {
@@ -241,13 +240,13 @@ impl ServerArgs {
     }
 }
 
-/// Builds the CONNECT of `nanomq pub` / `nanomq sub` (`role` names the default client id).
+/// The connect options of `nanomq pub` / `nanomq sub` (`role` names the default client id).
 pub(crate) fn build_connect(
     server: &ServerArgs,
     resolved: &Server,
     session: &SessionArgs,
     role: &str,
-) -> Result<Connect, ClientError> {
+) -> Result<ConnectOptions, ClientError> {
     let version = server.version;
     let usage = |text: &str| Err(ClientError::Usage(text.to_owned()));
     if session.no_clean && session.client_id.is_none() {
@@ -263,30 +262,32 @@ pub(crate) fn build_connect(
         if session.auth_method.is_some() {
             return usage("--auth-method needs MQTT 5 (-V 5)");
         }
+        if resolved.password.is_some() && resolved.username.is_none() {
+            return usage("a password (-P) needs a user name (-u) before MQTT 5");
+        }
     }
     let client_id = session
         .client_id
         .clone()
         .unwrap_or_else(|| format!("nanomq-{role}-{}", std::process::id()));
-    let client_id = ClientId::new(client_id)
-        .map_err(|e| ClientError::Usage(format!("invalid client id: {e}")))?;
-    let mut connect = Connect::new(version, client_id);
-    connect.clean_start = !session.no_clean;
-    connect.keep_alive = server.keepalive;
-    connect.username = resolved.username.clone().map(Into::into);
-    connect.password = resolved.password.clone().map(Bytes::from);
-    if !version.is_v5() && connect.password.is_some() && connect.username.is_none() {
-        return usage("a password (-P) needs a user name (-u) before MQTT 5");
-    }
-    let props = &mut connect.properties;
-    props.session_expiry_interval = session.session_expiry;
-    props.authentication_method = session.auth_method.clone().map(Into::into);
-    props.authentication_data = session.auth_data.clone().map(Bytes::from);
-    props.user_properties = user_properties(&session.user_properties);
+    let mut options = ConnectOptions::new(client_id)
+        .version(version)
+        .clean_start(!session.no_clean)
+        .keep_alive(server.keepalive);
+    options.username.clone_from(&resolved.username);
+    options.password = resolved.password.clone().map(Bytes::from);
+    options.session_expiry = session.session_expiry;
+    options.auth_method.clone_from(&session.auth_method);
+    options.auth_data = session.auth_data.clone().map(Bytes::from);
+    options.user_properties.clone_from(&session.user_properties);
+    // These tools never used topic aliases; a trace (-d) shows every topic in full.
+    options.outbound_topic_aliases = false;
+    // Only -W bounds the whole run, as before; no CONNACK deadline of its own.
+    options.connect_timeout = Duration::MAX;
     if let Some(topic) = &session.will_topic {
         let topic = TopicName::new(topic.as_str())
             .map_err(|e| ClientError::Usage(format!("invalid will topic `{topic}`: {e}")))?;
-        connect.will = Some(LastWill {
+        options.will = Some(Will {
             topic,
             payload: session
                 .will_payload
@@ -295,10 +296,12 @@ pub(crate) fn build_connect(
                 .unwrap_or_default(),
             qos: session.will_qos,
             retain: session.will_retain,
-            properties: WillProperties::default(),
+            delay: None,
         });
     }
-    Ok(connect)
+    // The client id and the rest are checked as the CONNECT is built.
+    options.to_connect()?;
+    Ok(options)
 }
 
 /// The codec's user properties from `KEY=VALUE` pairs.

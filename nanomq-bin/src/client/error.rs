@@ -7,7 +7,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use mqtt_codec::{DecodeError, EncodeError, ReasonCode};
+use mqtt_client::PublishError;
+use mqtt_codec::{EncodeError, ReasonCode};
 
 /// Success.
 pub(crate) const EXIT_OK: u8 = 0;
@@ -36,25 +37,11 @@ EXIT CODES:
 pub(crate) enum ClientError {
     /// Bad options; the text says which.
     Usage(String),
-    /// The broker could not be reached.
-    Connect {
-        /// `mqtt://host:port`.
-        endpoint: String,
-        /// Why.
-        source: io::Error,
-    },
-    /// Reading or writing the connection failed.
+    /// Reading or writing failed (the output, standard input).
     Io(io::Error),
-    /// The TLS set-up or handshake failed.
-    #[cfg(feature = "tls")]
-    Tls(String),
-    /// The WebSocket handshake or framing failed.
-    #[cfg(feature = "ws")]
-    WebSocket(String),
-    /// The broker sent bytes that are not a valid packet.
-    Decode(DecodeError),
-    /// A packet could not be encoded (too long a field, a v5 feature on v3.1.1).
-    Encode(EncodeError),
+    /// The connection failed: the network, TLS, WebSocket, the broker breaking the protocol,
+    /// keep alive (mqtt-client says which).
+    Connection(mqtt_client::Error),
     /// CONNACK refused the connection.
     Refused {
         /// The reason code (MQTT 3.1.1 return codes are mapped onto these).
@@ -76,6 +63,9 @@ pub(crate) enum ClientError {
         /// The broker's Reason String, if it sent one.
         reason_string: Option<String>,
     },
+    /// A message was not sent: what the broker's CONNACK announced rules it out (too large,
+    /// QoS or retain unsupported), or the connection ended before its acknowledgement.
+    Publish(PublishError),
     /// The broker sent a packet that makes no sense here.
     Protocol(String),
     /// The broker closed the connection.
@@ -95,19 +85,20 @@ impl ClientError {
     /// The process exit code for this outcome.
     pub(crate) fn exit_code(&self) -> u8 {
         match self {
-            Self::Usage(_) => EXIT_USAGE,
-            Self::Refused { .. } | Self::SubscribeRefused { .. } | Self::PublishRefused { .. } => {
-                EXIT_REFUSED
-            }
+            Self::Usage(_) | Self::Publish(PublishError::Encode(_)) => EXIT_USAGE,
+            Self::Refused { .. }
+            | Self::SubscribeRefused { .. }
+            | Self::PublishRefused { .. }
+            | Self::Publish(
+                PublishError::TooLarge { .. }
+                | PublishError::QosNotSupported { .. }
+                | PublishError::RetainNotAvailable
+                | PublishError::Refused { .. },
+            ) => EXIT_REFUSED,
             Self::Timeout(_) => EXIT_TIMEOUT,
-            #[cfg(feature = "tls")]
-            Self::Tls(_) => EXIT_NETWORK,
-            #[cfg(feature = "ws")]
-            Self::WebSocket(_) => EXIT_NETWORK,
-            Self::Connect { .. }
-            | Self::Io(_)
-            | Self::Decode(_)
-            | Self::Encode(_)
+            Self::Io(_)
+            | Self::Connection(_)
+            | Self::Publish(PublishError::NotConnected | PublishError::ConnectionLost)
             | Self::Protocol(_)
             | Self::Closed
             | Self::Disconnected { .. } => EXIT_NETWORK,
@@ -128,16 +119,8 @@ impl fmt::Display for ClientError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Usage(text) => f.write_str(text),
-            Self::Connect { endpoint, source } => {
-                write!(f, "cannot connect to {endpoint}: {source}")
-            }
-            Self::Io(e) => write!(f, "connection error: {e}"),
-            #[cfg(feature = "tls")]
-            Self::Tls(e) => write!(f, "TLS error: {e}"),
-            #[cfg(feature = "ws")]
-            Self::WebSocket(e) => write!(f, "WebSocket error: {e}"),
-            Self::Decode(e) => write!(f, "the broker sent an invalid packet: {e}"),
-            Self::Encode(e) => write!(f, "cannot encode the packet: {e}"),
+            Self::Io(e) => write!(f, "I/O error: {e}"),
+            Self::Connection(e) => e.fmt(f),
             Self::Refused {
                 reason,
                 reason_string,
@@ -156,6 +139,7 @@ impl fmt::Display for ClientError {
                 f.write_str("publish refused: ")?;
                 describe(f, *reason, reason_string.as_deref())
             }
+            Self::Publish(e) => write!(f, "publish failed: {e}"),
             Self::Protocol(text) => write!(f, "protocol error: {text}"),
             Self::Closed => f.write_str("the broker closed the connection"),
             Self::Disconnected {
@@ -175,9 +159,9 @@ impl fmt::Display for ClientError {
 impl std::error::Error for ClientError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Self::Connect { source, .. } | Self::Io(source) => Some(source),
-            Self::Decode(e) => Some(e),
-            Self::Encode(e) => Some(e),
+            Self::Io(e) => Some(e),
+            Self::Connection(e) => Some(e),
+            Self::Publish(e) => Some(e),
             _ => None,
         }
     }
@@ -189,15 +173,48 @@ impl From<io::Error> for ClientError {
     }
 }
 
-impl From<DecodeError> for ClientError {
-    fn from(e: DecodeError) -> Self {
-        Self::Decode(e)
+impl From<mqtt_client::Error> for ClientError {
+    fn from(e: mqtt_client::Error) -> Self {
+        match e {
+            mqtt_client::Error::Usage(text) => Self::Usage(text),
+            mqtt_client::Error::Refused {
+                reason,
+                reason_string,
+            } => Self::Refused {
+                reason,
+                reason_string,
+            },
+            mqtt_client::Error::Disconnected {
+                reason,
+                reason_string,
+            } => Self::Disconnected {
+                reason,
+                reason_string,
+            },
+            mqtt_client::Error::Closed => Self::Closed,
+            other => Self::Connection(other),
+        }
     }
 }
 
 impl From<EncodeError> for ClientError {
     fn from(e: EncodeError) -> Self {
-        Self::Encode(e)
+        Self::Connection(mqtt_client::Error::Encode(e))
+    }
+}
+
+impl From<PublishError> for ClientError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Refused {
+                reason,
+                reason_string,
+            } => Self::PublishRefused {
+                reason,
+                reason_string,
+            },
+            other => Self::Publish(other),
+        }
     }
 }
 
@@ -222,6 +239,15 @@ mod tests {
         );
         assert_eq!(ClientError::Usage("x".into()).exit_code(), EXIT_USAGE);
         assert_eq!(ClientError::Closed.exit_code(), EXIT_NETWORK);
+        let too_large = ClientError::from(PublishError::TooLarge { size: 9, max: 8 });
+        assert_eq!(too_large.exit_code(), EXIT_REFUSED);
+        let lost = ClientError::from(PublishError::ConnectionLost);
+        assert_eq!(lost.exit_code(), EXIT_NETWORK);
+        let refused = ClientError::from(mqtt_client::Error::Refused {
+            reason: ReasonCode::NotAuthorized,
+            reason_string: None,
+        });
+        assert_eq!(refused.exit_code(), EXIT_REFUSED);
         let codes = [
             EXIT_OK,
             EXIT_NETWORK,

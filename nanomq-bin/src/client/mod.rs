@@ -1,15 +1,14 @@
 //! The MQTT client side of the `nanomq` binary: `nanomq pub`, `nanomq sub`, and the
-//! connection layer `nanomq bench` drives its load with. It is built on mqtt-codec alone
-//! (no broker code), which also shows that the codec stands on its own.
+//! connection layer `nanomq bench` drives its load with. The client itself (transports,
+//! CONNECT / CONNACK, QoS flows, keep alive) is the mqtt-client crate; this is the command
+//! line around it.
 //!
 //! Modules:
-//! - [`args`]: the mosquitto-style flags, and the CONNECT they make.
-//! - [`endpoint`]: `--url` and `-h`/`-p` -> where to connect.
-//! - [`transport`]: TCP, TLS (`tls` feature), WebSocket (`ws` feature) byte streams.
-//! - [`conn`]: packets over a stream; the CONNECT / CONNACK exchange.
-//! - [`session`]: one connection used step by step (QoS flows, keep alive, SUBACK checks).
-//! - [`publish`], [`subscribe`]: the two commands.
-//! - [`output`]: how `sub` prints messages.
+//! - [`args`]: the mosquitto-style flags, and the connect options they make.
+//! - [`transport`], [`conn`]: mqtt-client's transports and packet reader/writer under the
+//!   names `nanomq bench` uses.
+//! - [`publish`], [`subscribe`]: the two commands, on [`mqtt_client::Client`].
+//! - [`output`]: how `sub` prints messages; [`trace`]: `-d`.
 //! - [`error`]: what can fail, and the exit code of each outcome.
 
 use std::future::Future;
@@ -18,12 +17,11 @@ use std::time::Duration;
 
 pub(crate) mod args;
 pub(crate) mod conn;
-pub(crate) mod endpoint;
 pub(crate) mod error;
 pub(crate) mod output;
 pub(crate) mod publish;
-pub(crate) mod session;
 pub(crate) mod subscribe;
+pub(crate) mod trace;
 pub(crate) mod transport;
 
 pub(crate) use error::ClientError;
@@ -72,9 +70,9 @@ pub(crate) async fn with_timeout<T>(
 #[cfg(test)]
 mod tests {
     use clap::Parser;
+    use mqtt_client::Scheme;
     use mqtt_codec::{ProtocolVersion, QoS};
 
-    use super::endpoint::Scheme;
     use crate::cli::{Cli, Command};
 
     fn parse(argv: &[&str]) -> Command {
@@ -187,8 +185,10 @@ mod tests {
             panic!("not sub");
         };
         let server = args.server.resolve().unwrap();
-        let connect =
-            super::args::build_connect(&args.server, &server, &args.session, "sub").unwrap();
+        let connect = super::args::build_connect(&args.server, &server, &args.session, "sub")
+            .unwrap()
+            .to_connect()
+            .unwrap();
         assert_eq!(connect.client_id.as_str(), "id");
         assert!(!connect.clean_start);
         assert_eq!(connect.keep_alive, 5);

@@ -1,22 +1,20 @@
 //! `nanomq pub`: connect, publish one message (or each line of standard input, or the same
 //! message `--repeat` times) with the full QoS exchange, disconnect.
 
-use std::num::NonZeroU16;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
-use mqtt_codec::{Packet, PacketId, Publish, PublishQoS, QoS, TopicName};
+use mqtt_client::{Client, Connector, Message, PublishError, SessionState};
+use mqtt_codec::{PublishProperties, QoS, TopicName};
 use tokio::sync::mpsc;
 
 use super::args::{
     ServerArgs, SessionArgs, build_connect, parse_qos, parse_seconds, user_properties,
 };
 use super::error::ClientError;
-use super::session::Client;
-use super::transport::Connector;
 
 /// The examples `nanomq pub --help` ends with (before the exit codes).
 pub(crate) const EXAMPLES: &str = "\
@@ -102,41 +100,60 @@ async fn run(args: PubArgs) -> Result<(), ClientError> {
         .ok_or_else(|| ClientError::Usage("a topic is required (-t TOPIC)".to_owned()))?;
     let topic = TopicName::new(topic.as_str())
         .map_err(|e| ClientError::Usage(format!("invalid topic `{topic}`: {e}")))?;
-    let connect = build_connect(&args.server, &server, &args.session, "pub")?;
+    let options = build_connect(&args.server, &server, &args.session, "pub")?;
     let payload = read_payload(&args.message)?;
     let connector = Connector::new(server.endpoint, &server.tls)?;
-    let mut template = Publish::new(topic, payload.unwrap_or_default());
-    template.retain = args.retain;
-    // Client::publish picks the packet identifier; this one only carries the QoS.
-    template.qos = PublishQoS::with_packet_id(args.qos, PacketId::from(NonZeroU16::MIN));
-    template.properties_mut().user_properties = user_properties(&args.session.user_properties);
-    let keepalive = args.server.keepalive;
-    let debug = args.session.debug;
+    let template = Message {
+        topic,
+        payload: payload.unwrap_or_default(),
+        qos: args.qos,
+        retain: args.retain,
+        properties: PublishProperties {
+            user_properties: user_properties(&args.session.user_properties),
+            ..PublishProperties::default()
+        },
+    };
+    let observer = super::trace::observer(args.session.debug);
     let lines = args.message.lines;
     let work = async move {
-        if debug {
-            eprintln!(
-                "-> {}",
-                super::session::describe(&Packet::Connect(Box::new(connect.clone())))
-            );
-        }
-        let conn = super::conn::connect(&connector, &connect).await?;
-        let mut client = Client::new(conn, keepalive, debug);
-        if lines {
-            publish_lines(&mut client, &template).await?;
+        let (client, _params) = Client::start(&connector, &options, SessionState::new(), observer)
+            .await
+            .map_err(|(e, _)| e)?;
+        let sent = if lines {
+            publish_lines(&client, &template).await
         } else {
-            for i in 0..args.repeat {
-                if i > 0
-                    && let Some(delay) = args.repeat_delay
-                {
-                    tokio::time::sleep(delay).await;
+            async {
+                for i in 0..args.repeat {
+                    if i > 0
+                        && let Some(delay) = args.repeat_delay
+                    {
+                        tokio::time::sleep(delay).await;
+                    }
+                    publish(&client, template.clone()).await?;
                 }
-                client.publish(template.clone()).await?;
+                Ok(())
             }
+            .await
+        };
+        let ended = client.disconnect().await;
+        match (sent, ended.error) {
+            (Ok(()), None) => Ok(()),
+            // Why the connection ended says more than the publication it cut short.
+            (Ok(()) | Err(ClientError::Closed), Some(e)) => Err(e.into()),
+            (Err(e), _) => Err(e),
         }
-        client.disconnect().await
     };
     super::with_timeout(args.session.timeout, work).await
+}
+
+/// Publishes one message, with its full QoS exchange. A connection that ended first is
+/// reported by why it ended (the caller's `disconnect` says), not as a lost publication.
+async fn publish(client: &Client, message: Message) -> Result<(), ClientError> {
+    match client.publish(message).await {
+        Ok(_) => Ok(()),
+        Err(PublishError::ConnectionLost | PublishError::NotConnected) => Err(ClientError::Closed),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The message of `-m`, `-f`, `-n` or `-s`; `None` for `-l`.
@@ -163,9 +180,9 @@ fn read_payload(message: &MessageArgs) -> Result<Option<Bytes>, ClientError> {
     Ok(None)
 }
 
-/// `-l`: each line of standard input is a message, until its end. Keeps the connection alive
-/// while standard input is quiet.
-async fn publish_lines(client: &mut Client, template: &Publish) -> Result<(), ClientError> {
+/// `-l`: each line of standard input is a message, until its end. The connection is kept
+/// alive by the driver while standard input is quiet.
+async fn publish_lines(client: &Client, template: &Message) -> Result<(), ClientError> {
     let (tx, mut rx) = mpsc::channel::<std::io::Result<String>>(64);
     // Standard input blocks; a thread of its own reads it.
     std::thread::spawn(move || {
@@ -175,24 +192,14 @@ async fn publish_lines(client: &mut Client, template: &Publish) -> Result<(), Cl
             }
         }
     });
-    loop {
-        let ping_due = client.ping_due();
-        let line = tokio::select! {
-            line = rx.recv() => line,
-            () = sleep_until_opt(ping_due) => {
-                client.ping().await?;
-                continue;
-            }
-        };
-        let Some(line) = line else {
-            return Ok(());
-        };
+    while let Some(line) = rx.recv().await {
         let line =
             line.map_err(|e| ClientError::Usage(format!("cannot read standard input: {e}")))?;
-        let mut publish = template.clone();
-        publish.set_payload(Bytes::from(line));
-        client.publish(publish).await?;
+        let mut message = template.clone();
+        message.payload = Bytes::from(line);
+        publish(client, message).await?;
     }
+    Ok(())
 }
 
 /// Sleeps until `at`, or forever when there is no `at`.

@@ -5,15 +5,16 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use mqtt_codec::{Packet, Publish, QoS, TopicFilter};
+use mqtt_client::{Client, Connector, Incoming, SessionState};
+use mqtt_codec::{
+    Publish, QoS, SubscribeProperties, Subscription, SubscriptionOptions, TopicFilter,
+};
 use tokio::time::Instant;
 
 use super::ClientError;
 use super::args::{ServerArgs, SessionArgs, build_connect, parse_qos, user_properties};
 use super::output::{Format, Printer};
 use super::publish::sleep_until_opt;
-use super::session::{Client, Event};
-use super::transport::Connector;
 
 /// The examples `nanomq sub --help` ends with (before the exit codes).
 pub(crate) const EXAMPLES: &str = "\
@@ -88,33 +89,46 @@ async fn run(args: SubArgs) -> Result<(), ClientError> {
                 .map_err(|e| ClientError::Usage(format!("invalid topic filter `{f}`: {e}")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let connect = build_connect(&args.server, &server, &args.session, "sub")?;
+    let options = build_connect(&args.server, &server, &args.session, "sub")?;
     let connector = Connector::new(server.endpoint, &server.tls)?;
     let timeout = args.session.timeout;
-    let props = user_properties(&args.session.user_properties);
-    let (keepalive, debug) = (args.server.keepalive, args.session.debug);
-    let (client, early) = super::with_timeout(timeout, async {
-        if debug {
-            eprintln!(
-                "-> {}",
-                super::session::describe(&Packet::Connect(Box::new(connect.clone())))
-            );
+    let properties = SubscribeProperties {
+        user_properties: user_properties(&args.session.user_properties),
+        ..SubscribeProperties::default()
+    };
+    let observer = super::trace::observer(args.session.debug);
+    let client = super::with_timeout(timeout, async {
+        let (client, _params) = Client::start(&connector, &options, SessionState::new(), observer)
+            .await
+            .map_err(|(e, _)| e)?;
+        let subscriptions = filters
+            .iter()
+            .map(|filter| Subscription {
+                filter: filter.clone(),
+                options: SubscriptionOptions::new(args.qos),
+            })
+            .collect();
+        let codes = client.subscribe(subscriptions, properties).await?;
+        for (filter, reason) in filters.iter().zip(&codes) {
+            if reason.is_error() {
+                return Err(ClientError::SubscribeRefused {
+                    filter: filter.to_string(),
+                    reason: *reason,
+                });
+            }
         }
-        let conn = super::conn::connect(&connector, &connect).await?;
-        let mut client = Client::new(conn, keepalive, debug);
-        let early = client.subscribe(&filters, args.qos, props).await?;
-        Ok((client, early))
+        Ok(client)
     })
     .await?;
     let deadline = timeout.map(|t| (started + t, t));
-    receive(client, early, &args, deadline).await
+    receive(client, &args, deadline).await
 }
 
 /// Prints messages until `-C` is reached (success), the deadline passes (timeout) or Ctrl-C
-/// (success); disconnects cleanly in every case.
+/// (success); disconnects cleanly in every case. Messages that arrived before the SUBACK
+/// come first, in order.
 async fn receive(
     mut client: Client,
-    early: Vec<Publish>,
     args: &SubArgs,
     deadline: Option<(Instant, Duration)>,
 ) -> Result<(), ClientError> {
@@ -148,35 +162,32 @@ async fn receive(
             Delivered::More
         })
     };
-    for publish in &early {
-        if deliver(publish)? == Delivered::Enough {
-            return client.disconnect().await;
-        }
-    }
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
-        let ping_due = client.ping_due();
-        let packet = tokio::select! {
-            packet = client.recv() => packet?,
-            () = sleep_until_opt(ping_due) => {
-                client.ping().await?;
-                continue;
-            }
+        let incoming = tokio::select! {
+            incoming = client.recv() => incoming?,
             () = sleep_until_opt(deadline.map(|(at, _)| at)) => {
                 let after = deadline.map_or(Duration::ZERO, |(_, t)| t);
                 // The broker may be gone by now; the timeout is what to report.
                 let _ = client.disconnect().await;
                 return Err(ClientError::Timeout(after));
             }
-            _ = &mut interrupted => return client.disconnect().await,
+            _ = &mut interrupted => return finish(client).await,
         };
-        // Answered outside the select: an acknowledgement is never half sent.
-        if let Event::Message(publish) = client.handle(packet).await?
+        if let Incoming::Message(publish) = incoming
             && deliver(&publish)? == Delivered::Enough
         {
-            return client.disconnect().await;
+            return finish(client).await;
         }
+    }
+}
+
+/// Disconnects; an error if the connection had ended some other way first.
+async fn finish(client: Client) -> Result<(), ClientError> {
+    match client.disconnect().await.error {
+        None => Ok(()),
+        Some(e) => Err(e.into()),
     }
 }
 

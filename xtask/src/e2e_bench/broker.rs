@@ -97,6 +97,16 @@ impl Default for Tuning {
     }
 }
 
+/// Configuration a scenario gives both brokers beyond the shared one (the access-control
+/// scenarios' `[auth]` and its Mosquitto equivalent): text appended to each one's file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Extra {
+    /// Appended to nanomq's TOML.
+    pub(crate) nanomq: String,
+    /// Appended to Mosquitto's configuration.
+    pub(crate) mosquitto: String,
+}
+
 /// How clients reach the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Transport {
@@ -166,10 +176,21 @@ impl Kind {
         certs: Option<&Certs>,
         tuning: &Tuning,
     ) -> Result<Running> {
+        self.start_with(dir, certs, tuning, &Extra::default())
+    }
+
+    /// [`Self::start`], with `extra` appended to the broker's configuration.
+    pub(crate) fn start_with(
+        &self,
+        dir: &Path,
+        certs: Option<&Certs>,
+        tuning: &Tuning,
+        extra: &Extra,
+    ) -> Result<Running> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         match self {
-            Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning),
-            Self::Mosquitto(binary) => start_mosquitto(binary, dir),
+            Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning, &extra.nanomq),
+            Self::Mosquitto(binary) => start_mosquitto(binary, dir, &extra.mosquitto),
         }
     }
 }
@@ -232,6 +253,16 @@ impl Running {
     /// where `/proc` cannot tell (not Linux).
     pub(crate) fn cpu_seconds(&self) -> Option<f64> {
         super::cpu::process_seconds(self.pid())
+    }
+
+    /// Its resident memory (`VmRSS` in `/proc/PID/status`, as `nanomq bench --rss-pid`
+    /// reads it), KiB; `None` where `/proc` cannot tell.
+    pub(crate) fn rss_kib(&self) -> Option<u64> {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
     /// Its SQLite database file, if it has one.
@@ -332,6 +363,7 @@ fn start_nanomq(
     dir: &Path,
     certs: Option<&Certs>,
     tuning: &Tuning,
+    extra: &str,
 ) -> Result<Running> {
     let conf = dir.join("nanomq.toml");
     let database = (tuning.store != Store::Memory)
@@ -339,15 +371,12 @@ fn start_nanomq(
     if let Some(database) = &database {
         remove_database(database)?;
     }
-    fs::write(
-        &conf,
-        nanomq_config(
-            certs.map(|c| (c.cert.as_path(), c.key.as_path())),
-            tuning,
-            database.as_deref(),
-        ),
-    )
-    .with_context(|| format!("cannot write {}", conf.display()))?;
+    let config = nanomq_config(
+        certs.map(|c| (c.cert.as_path(), c.key.as_path())),
+        tuning,
+        database.as_deref(),
+    );
+    fs::write(&conf, config + extra).with_context(|| format!("cannot write {}", conf.display()))?;
     let mut child = Command::new(binary)
         .args(["start", "--conf"])
         .arg(&conf)
@@ -430,7 +459,7 @@ pub(crate) fn nanomq_config(
 }
 
 /// `path` as a TOML basic string.
-fn toml_string(path: &Path) -> String {
+pub(crate) fn toml_string(path: &Path) -> String {
     let text = path.display().to_string();
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
@@ -456,10 +485,10 @@ fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn start_mosquitto(binary: &Path, dir: &Path) -> Result<Running> {
+fn start_mosquitto(binary: &Path, dir: &Path, extra: &str) -> Result<Running> {
     let port = free_port()?;
     let conf = dir.join("mosquitto.conf");
-    fs::write(&conf, mosquitto_config(port))
+    fs::write(&conf, mosquitto_config(port) + extra)
         .with_context(|| format!("cannot write {}", conf.display()))?;
     let mut child = Command::new(binary)
         .arg("-c")

@@ -2,9 +2,11 @@
 //! Debian's `mosquitto` is installed, Mosquitto with an equivalent configuration, both on
 //! ephemeral loopback ports, driven by `nanomq bench` through the same scenarios in the same
 //! run, alternating which broker goes first. Each broker is started fresh for each scenario
-//! and killed after it (guards kill them on any error too). Then a few throughput scenarios
-//! run against nanomq alone over each of its transports (TCP, WebSocket, and, when `openssl`
-//! can make a throwaway certificate, TLS and WebSocket over TLS), compared with TCP. Last, a
+//! and killed after it (guards kill them on any error too). Then the same brokers with
+//! access control (1,000 ACL rules, a password file of 100,000 users), each compared with
+//! its own run without ([`access`]). Then a few throughput scenarios run against nanomq
+//! alone over each of its transports (TCP, WebSocket, and, when `openssl` can make a
+//! throwaway certificate, TLS and WebSocket over TLS), compared with TCP. Last, a
 //! QoS 1 fan-in to an offline persistent subscriber runs against nanomq with sessions in
 //! memory, then with its SQLite store at `sync = "periodic"` and `sync = "always"`, compared
 //! with in memory (`--persistence-only` runs this section alone).
@@ -17,13 +19,28 @@
 //! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
 //! figures read from their reports), [`output`] (tables and chart), [`tls`] (the
 //! certificate), [`cpu`] (CPU use during a run), [`stalled`] (the subscriber that never
-//! reads, of the slow-subscriber scenario).
+//! reads, of the slow-subscriber scenario), [`retained`] (the retained messages and the
+//! SUBSCRIBE flood of the retained-lookup scenarios), [`raw`] (the MQTT those two speak),
+//! [`access`] (the access-control scenarios), [`access_files`] (their rules and password
+//! file), [`storm`] (the connect storm beside one of them).
+//!
+//! Some scenarios are compared with a run of the same `nanomq bench` without what they run
+//! beside (the stalled subscriber, the SUBSCRIBE flood): each figure's note gives the
+//! ratio to that run, for each broker, and the slow-subscriber scenario the broker's
+//! memory left once the pairs are gone, against what the configuration lets the stalled
+//! subscriber hold.
 
+mod access;
+mod access_files;
 mod broker;
+mod compare;
 mod cpu;
 mod output;
+mod raw;
+mod retained;
 mod scenario;
 mod stalled;
+mod storm;
 mod tls;
 
 use std::fs;
@@ -37,14 +54,14 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use self::broker::{Kind, Transport};
-use self::output::{PersistenceRow, Row, TransportRow};
-use self::scenario::Scenario;
+use self::output::{PersistenceRow, TransportRow};
 pub(crate) use self::scenario::Sizes;
+use self::scenario::{Beside, Scenario};
 use self::tls::Certs;
 use crate::cmd::Cmd;
 
 /// What the command line asked of this suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Options {
     /// Scenario sizes.
     pub(crate) sizes: Sizes,
@@ -52,6 +69,9 @@ pub(crate) struct Options {
     pub(crate) mosquitto: bool,
     /// Run the persistence section alone.
     pub(crate) persistence_only: bool,
+    /// `--only`: run only the scenarios whose names contain one of these (and the runs
+    /// they are compared with); empty: all.
+    pub(crate) only: Vec<String>,
 }
 
 impl Default for Options {
@@ -60,6 +80,7 @@ impl Default for Options {
             sizes: Sizes::default(),
             mosquitto: true,
             persistence_only: false,
+            only: Vec::new(),
         }
     }
 }
@@ -80,7 +101,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let out_dir = target.join("bench");
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     if options.persistence_only {
-        return run_persistence_only(&nanomq, options.sizes, &out_dir);
+        return run_persistence_only(&nanomq, options.sizes, &out_dir, &options.only);
     }
 
     // Ten thousand connections need ten thousand descriptors, in the client and in the
@@ -109,7 +130,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
             None
         }
     };
-    let scenarios = scenario::all(options.sizes);
+    let scenarios = compare::select(scenario::all(options.sizes), &options.only);
     let started = Instant::now();
     let mut rows = Vec::new();
     let mut raw = Vec::new();
@@ -135,42 +156,9 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
                 .and_then(|(_, r)| r.as_ref().ok())
         };
         let (n, m) = (find("nanomq"), find("mosquitto"));
-        let notes = [n, m]
-            .iter()
-            .map(|r| r.map(scenario::integrity).unwrap_or_default())
-            .collect::<Vec<_>>();
-        let mut notes = notes;
-        if scenario.stalled.is_some() {
-            // Compared with the same scenario without the stalled subscriber, just before.
-            let baseline = rows.last().map(|r: &Row| (r.nanomq, r.mosquitto));
-            let ratio = |with: Option<f64>, without: Option<f64>| match (with, without) {
-                (Some(w), Some(wo)) if wo > 0.0 => format!("{:.2}×", w / wo),
-                _ => "–".to_owned(),
-            };
-            if let Some((n_without, m_without)) = baseline {
-                let rate =
-                    |r: Option<&Value>| r.and_then(|r| scenario::read(r, &scenario::RECEIVED_RATE));
-                notes.push(format!(
-                    "of the run without: nanomq {}, mosquitto {}",
-                    ratio(rate(n), n_without),
-                    ratio(rate(m), m_without)
-                ));
-            }
-        }
-        for metric in &scenario.metrics {
-            rows.push(Row {
-                scenario: scenario.name.clone(),
-                metric: metric.label.to_owned(),
-                better: metric.better,
-                nanomq: n.and_then(|r| scenario::read(r, metric)),
-                mosquitto: m.and_then(|r| scenario::read(r, metric)),
-                notes: if notes.iter().all(String::is_empty) {
-                    String::new()
-                } else {
-                    notes.join("; ")
-                },
-            });
-        }
+        let before = scenarios.get(..i).unwrap_or_default();
+        let new_rows = compare::rows(scenario, before, &rows, n, m);
+        rows.extend(new_rows);
         for (name, report) in reports {
             raw.push(json!({
                 "scenario": scenario.name,
@@ -182,9 +170,24 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         }
     }
 
-    let transports = run_transports(&nanomq, options.sizes, &out_dir, certs.as_ref(), &mut raw);
+    let access = access::run(
+        &nanomq,
+        &brokers,
+        options.sizes,
+        &out_dir,
+        &options.only,
+        &mut raw,
+    );
+    let transports = run_transports(
+        &nanomq,
+        options.sizes,
+        &out_dir,
+        certs.as_ref(),
+        &options.only,
+        &mut raw,
+    );
     drop(certs);
-    let persistence = run_persistence(&nanomq, options.sizes, &out_dir, &mut raw);
+    let persistence = run_persistence(&nanomq, options.sizes, &out_dir, &options.only, &mut raw);
 
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; {} s per \
@@ -199,20 +202,33 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         output::transports_markdown(&transports)
     );
     let persistence = persistence_section(&persistence);
-    println!("\n{machine}\n\n{table}\n{transports}\n{persistence}");
-    let md_path = out_dir.join("e2e.md");
+    let access = if access.is_empty() {
+        String::new()
+    } else {
+        format!("## access control\n\n{}\n", access::markdown(&access))
+    };
+    println!("\n{machine}\n\n{table}\n{access}{transports}\n{persistence}");
+    // A partial run leaves the full run's files as they were.
+    let stem = if options.only.is_empty() {
+        "e2e"
+    } else {
+        "e2e-only"
+    };
+    let md_path = out_dir.join(format!("{stem}.md"));
     fs::write(
         &md_path,
-        format!("# nanomq vs mosquitto\n\n{machine}\n\n{table}\n{transports}\n{persistence}"),
+        format!(
+            "# nanomq vs mosquitto\n\n{machine}\n\n{table}\n{access}{transports}\n{persistence}"
+        ),
     )
     .with_context(|| format!("cannot write {}", md_path.display()))?;
-    let svg_path = out_dir.join("e2e.svg");
+    let svg_path = out_dir.join(format!("{stem}.svg"));
     fs::write(
         &svg_path,
         output::svg(&rows, "nanomq vs mosquitto (cargo xtask bench)"),
     )
     .with_context(|| format!("cannot write {}", svg_path.display()))?;
-    let json_path = out_dir.join("e2e.json");
+    let json_path = out_dir.join(format!("{stem}.json"));
     fs::write(&json_path, serde_json::to_string_pretty(&raw)?)
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!(
@@ -231,6 +247,7 @@ fn run_transports(
     sizes: scenario::Sizes,
     out_dir: &Path,
     certs: Option<&Certs>,
+    only: &[String],
     raw: &mut Vec<Value>,
 ) -> Vec<TransportRow> {
     let kind = Kind::Nanomq(nanomq.to_path_buf());
@@ -239,7 +256,10 @@ fn run_transports(
         .filter(|t| certs.is_some() || !t.is_tls())
         .collect();
     let mut rows: Vec<TransportRow> = Vec::new();
-    for scenario in scenario::transports(sizes, &available) {
+    let scenarios = scenario::transports(sizes, &available)
+        .into_iter()
+        .filter(|s| compare::chosen(only, &s.name));
+    for scenario in scenarios {
         let transport = scenario.transport.name();
         println!("==> {} over {transport} on nanomq", scenario.name);
         let report = run_one(nanomq, &kind, &scenario, out_dir, certs);
@@ -286,10 +306,15 @@ fn run_transports(
 
 /// `cargo xtask bench --persistence-only`: the persistence section alone, written to
 /// `persistence.{md,json}` in `out_dir`.
-fn run_persistence_only(nanomq: &Path, sizes: Sizes, out_dir: &Path) -> Result<()> {
+fn run_persistence_only(
+    nanomq: &Path,
+    sizes: Sizes,
+    out_dir: &Path,
+    only: &[String],
+) -> Result<()> {
     let started = Instant::now();
     let mut raw = Vec::new();
-    let rows = run_persistence(nanomq, sizes, out_dir, &mut raw);
+    let rows = run_persistence(nanomq, sizes, out_dir, only, &mut raw);
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; total {:.0} s",
         thread::available_parallelism().map_or(0, usize::from),
@@ -324,6 +349,7 @@ fn run_persistence(
     nanomq: &Path,
     sizes: Sizes,
     out_dir: &Path,
+    only: &[String],
     raw: &mut Vec<Value>,
 ) -> Vec<PersistenceRow> {
     let kind = Kind::Nanomq(nanomq.to_path_buf());
@@ -331,6 +357,7 @@ fn run_persistence(
     let rounds = (1..=output::PERSISTENCE_ROUNDS).flat_map(|round| {
         scenario::persistence(sizes)
             .into_iter()
+            .filter(|s| compare::chosen(only, &s.name))
             .map(move |s| (round, s))
     });
     for (round, scenario) in rounds {
@@ -513,10 +540,22 @@ fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path)
 /// Runs `scenario` against `broker` with `client` (`nanomq bench`) and returns the JSON
 /// report.
 fn bench_on(client: &Path, broker: &mut broker::Running, scenario: &Scenario) -> Result<Value> {
+    let rss_left = scenario.metrics.contains(&scenario::RSS_LEFT);
+    let rss_before = broker.rss_kib().filter(|_| rss_left);
     // Held until the run ends.
-    let _stalled = match scenario.stalled {
-        Some(filter) => Some(stalled::connect(broker.addr, filter)?),
-        None => None,
+    let stalled = match scenario.beside {
+        Beside::Stalled(filter) => Some(stalled::connect(broker.addr, filter)?),
+        _ => None,
+    };
+    if matches!(
+        scenario.beside,
+        Beside::Retained | Beside::SubscribeFlood(_)
+    ) {
+        retained::preload(broker.addr)?;
+    }
+    let flood = match scenario.beside {
+        Beside::SubscribeFlood(filters) => Some(retained::Flood::start(broker.addr, filters)?),
+        _ => None,
     };
     let mut command = Command::new(client);
     command
@@ -528,6 +567,23 @@ fn bench_on(client: &Path, broker: &mut broker::Running, scenario: &Scenario) ->
         command.args(["--rss-pid", &broker.pid().to_string()]);
     }
     let (status, stdout, stderr) = run_bounded(command, scenario.timeout)?;
+    let answered = flood.map(retained::Flood::finish).transpose()?;
+    // The pairs are gone; what the broker still holds is the stalled subscriber's (and
+    // what its allocator kept). Then what it gives back once that one leaves too.
+    let rss = rss_before.and_then(|before| {
+        thread::sleep(scenario::RSS_SETTLE);
+        let held = broker.rss_kib()?;
+        let released = stalled.map(|stream| {
+            drop(stream);
+            thread::sleep(scenario::RSS_SETTLE);
+            broker.rss_kib()
+        });
+        Some(json!({
+            "before_kib": before,
+            "held_kib": held,
+            "released_kib": released.flatten(),
+        }))
+    });
     if !broker.is_alive() {
         bail!(
             "{} died during the run:\n{}",
@@ -542,7 +598,22 @@ fn bench_on(client: &Path, broker: &mut broker::Running, scenario: &Scenario) ->
     let Some(line) = line else {
         bail!("nanomq bench printed no report ({status}):\n{stderr}");
     };
-    serde_json::from_str(line).with_context(|| format!("nanomq bench printed invalid JSON: {line}"))
+    let mut report: Value = serde_json::from_str(line)
+        .with_context(|| format!("nanomq bench printed invalid JSON: {line}"))?;
+    if let (Some(rss), Some(object)) = (rss, report.as_object_mut()) {
+        object.insert("rss_left".to_owned(), rss);
+    }
+    if let (Some(answered), Some(object)) = (answered, report.as_object_mut()) {
+        object.insert(
+            "flood".to_owned(),
+            json!({
+                "filters_per_subscribe": retained::FILTERS_PER_PACKET,
+                "subacks": answered.subacks,
+                "refused_filters": answered.refused,
+            }),
+        );
+    }
+    Ok(report)
 }
 
 /// Runs `command` with its output captured, killing it after `timeout`.

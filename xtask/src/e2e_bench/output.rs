@@ -298,9 +298,17 @@ pub(crate) fn markdown(rows: &[Row]) -> String {
             Better::Higher => "↑",
             Better::Lower => "↓",
         };
-        let ratio = row
-            .ratio()
-            .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}×"));
+        // A ratio far below 1 keeps its digits instead of showing as 0.00×.
+        let ratio = row.ratio().map_or_else(
+            || "–".to_owned(),
+            |r| {
+                if r.abs() >= 0.01 || r == 0.0 {
+                    format!("{r:.2}×")
+                } else {
+                    format!("{r:.1e}×")
+                }
+            },
+        );
         let flag = if row.nanomq_behind() { " ⚠" } else { "" };
         let _ = writeln!(
             out,
@@ -430,6 +438,7 @@ mod tests {
             row(Some(300.0), Some(150.0), Better::Lower),
             row(Some(1.0), None, Better::Higher),
             row(Some(99.0), Some(100.0), Better::Higher),
+            row(Some(120.0), Some(1_384_120.0), Better::Lower),
         ]);
         assert!(
             table.contains("| 200,000 | 100,000 | 2.00× | lost 0 |"),
@@ -438,6 +447,7 @@ mod tests {
         assert!(table.contains("| 300 | 150 | 2.00× ⚠ |"), "{table}");
         assert!(table.contains("| 1.0 | – | – |"), "{table}");
         assert!(table.contains("| 0.99× |"), "within noise: {table}");
+        assert!(table.contains("| 120 | 1,384,120 | 8.7e-5× |"), "{table}");
     }
 
     #[test]

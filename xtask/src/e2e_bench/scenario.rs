@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::broker::{Store, Transport, Tuning};
+use super::broker::{MAX_INFLIGHT, MAX_QUEUED, Store, Transport, Tuning};
+use super::output;
+use super::retained::{self, Filters};
 
 /// Which way is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +56,35 @@ pub(crate) struct Scenario {
     pub(crate) transport: Transport,
     /// What it asks of nanomq beyond the shared configuration.
     pub(crate) tuning: Tuning,
-    /// A QoS 1 subscriber to this filter that never reads, connected for the whole run
-    /// (the slow-subscriber scenario); its figures are compared with the scenario before.
-    pub(crate) stalled: Option<&'static str>,
+    /// What runs beside `nanomq bench`.
+    pub(crate) beside: Beside,
+}
+
+/// What a scenario runs beside `nanomq bench`, started before it and ended after it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Beside {
+    /// Nothing.
+    Nothing,
+    /// A QoS 1 subscriber to this filter that never reads (the slow-subscriber scenario).
+    Stalled(&'static str),
+    /// [`retained::RETAINED`] retained messages, published before the run.
+    Retained,
+    /// Those, and a client flooding the broker with SUBSCRIBEs of these filters, which
+    /// match none of them, during the run.
+    SubscribeFlood(Filters),
+}
+
+impl Beside {
+    /// What the same `nanomq bench` runs beside in the run this one is compared with, for
+    /// the scenarios that are compared with one: the slow subscriber's run with the same
+    /// run without it, the flood's with the retained messages alone.
+    pub(crate) fn without(self) -> Option<Self> {
+        match self {
+            Self::Stalled(_) => Some(Self::Nothing),
+            Self::SubscribeFlood(_) => Some(Self::Retained),
+            Self::Nothing | Self::Retained => None,
+        }
+    }
 }
 
 /// The settings of a whole run.
@@ -104,7 +132,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
                 timeout,
                 transport: Transport::Tcp,
                 tuning: Tuning::default(),
-                stalled: None,
+                beside: Beside::Nothing,
             });
         }
     }
@@ -120,7 +148,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         timeout,
         transport: Transport::Tcp,
         tuning: Tuning::default(),
-        stalled: None,
+        beside: Beside::Nothing,
     });
     list.push(Scenario {
         name: "latency, 10 pairs × 1000 msg/s, QoS 1".to_owned(),
@@ -148,9 +176,10 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         timeout,
         transport: Transport::Tcp,
         tuning: Tuning::default(),
-        stalled: None,
+        beside: Beside::Nothing,
     });
     list.extend(backpressure(sizes));
+    list.extend(retained_lookup(sizes));
     let n = sizes.connections.to_string();
     list.push(Scenario {
         name: format!("{n} idle connections"),
@@ -173,7 +202,7 @@ pub(crate) fn all(sizes: Sizes) -> Vec<Scenario> {
         timeout: Duration::from_secs(120),
         transport: Transport::Tcp,
         tuning: Tuning::default(),
-        stalled: None,
+        beside: Beside::Nothing,
     });
     list
 }
@@ -186,32 +215,67 @@ pub(crate) const ACKED_NOT_DELIVERED: Metric = Metric {
     better: Better::Lower,
 };
 
+/// How much more resident memory the broker holds once the run is over than it did fresh,
+/// MB (10^6 bytes): sampled by the harness ([`RSS_SETTLE`] after `nanomq bench` exited and
+/// its clients with it), while what runs beside it (the stalled subscriber, with its queue)
+/// is still connected. Computed by [`read`] from the report's `rss_left`.
+pub(crate) const RSS_LEFT: Metric = Metric {
+    label: "RSS left after the run (MB)",
+    pointer: "/rss_left/held_kib",
+    better: Better::Lower,
+};
+
+/// How long the harness lets a broker's allocator return freed memory before it reads
+/// [`RSS_LEFT`] (nanomq's purges within 250 ms).
+pub(crate) const RSS_SETTLE: Duration = Duration::from_secs(1);
+
 /// Queue length of the flood scenario: the issue's measurement (88% of acknowledged QoS 1
 /// messages dropped with this queue, before backpressure).
 const FLOOD_QUEUE: u32 = 100_000;
 
+/// Payload of the slow-subscriber scenario, bytes.
+const STALLED_PAYLOAD: u32 = 64;
+
+/// Messages the configuration lets the stalled subscriber of the slow-subscriber scenario
+/// hold: its queue and in-flight window (both brokers), and its publisher's held window
+/// (nanomq's backpressure: at most the Receive Maximum it announces).
+pub(crate) const STALLED_BOUND: u32 = MAX_QUEUED + 2 * MAX_INFLIGHT;
+
+/// [`STALLED_BOUND`] and what it means in payload, for the notes.
+pub(crate) fn stalled_bound() -> String {
+    format!(
+        "bound for the stalled subscriber: {} msgs ({MAX_QUEUED} queued + {MAX_INFLIGHT} in \
+         flight + {MAX_INFLIGHT} held at its publisher) × {STALLED_PAYLOAD} B payload = {:.2} MB \
+         of payload",
+        output::number(f64::from(STALLED_BOUND)),
+        f64::from(STALLED_BOUND * STALLED_PAYLOAD) / 1e6
+    )
+}
+
 /// The scenarios of acknowledged-means-delivered: four publishers flooding QoS 1 (no
 /// pacing) to one QoS 1 subscriber, counting what was acknowledged and not delivered; and
 /// QoS 1 pairs on known topics without, then with, a stalled subscriber on pair 0's topic:
-/// the others' throughput should not suffer from it.
+/// the others' throughput should not suffer from it, and the broker's memory should grow
+/// by no more than what the stalled subscriber's queue may hold.
 pub(crate) fn backpressure(sizes: Sizes) -> Vec<Scenario> {
     let d = format!("{}s", sizes.seconds);
     let c = sizes.clients.to_string();
     let timeout = Duration::from_secs(sizes.seconds + 60);
-    let pairs = |stalled: Option<&'static str>| Scenario {
-        name: match stalled {
-            None => format!("{c} pairs, QoS 1, topics bench/%i"),
-            Some(_) => format!("{c} pairs, QoS 1, a stalled subscriber on pair 0"),
+    let payload = STALLED_PAYLOAD.to_string();
+    let pairs = |beside: Beside| Scenario {
+        name: match beside {
+            Beside::Stalled(_) => format!("{c} pairs, QoS 1, a stalled subscriber on pair 0"),
+            _ => format!("{c} pairs, QoS 1, topics bench/%i"),
         },
         args: args(&[
-            "pairs", "-c", &c, "-q", "1", "-d", &d, "-s", "64", "-t", "bench/%i",
+            "pairs", "-c", &c, "-q", "1", "-d", &d, "-s", &payload, "-t", "bench/%i",
         ]),
-        metrics: vec![RECEIVED_RATE],
+        metrics: vec![RECEIVED_RATE, RSS_LEFT],
         rss: false,
         timeout,
         transport: Transport::Tcp,
         tuning: Tuning::default(),
-        stalled,
+        beside,
     };
     vec![
         Scenario {
@@ -225,10 +289,64 @@ pub(crate) fn backpressure(sizes: Sizes) -> Vec<Scenario> {
                 max_queued: FLOOD_QUEUE,
                 ..Tuning::default()
             },
-            stalled: None,
+            beside: Beside::Nothing,
         },
-        pairs(None),
-        pairs(Some("bench/0")),
+        pairs(Beside::Nothing),
+        pairs(Beside::Stalled("bench/0")),
+    ]
+}
+
+/// The retained-lookup scenarios: one pair's QoS 1 latency at 1,000 msg/s with
+/// [`retained::RETAINED`] retained messages held, first alone, then while a third client
+/// floods SUBSCRIBEs of filters matching none of them (literal ones, then ones with a `+`
+/// that makes the lookup visit every retained topic's branch): the latency should not
+/// suffer from another client's SUBSCRIBEs.
+pub(crate) fn retained_lookup(sizes: Sizes) -> Vec<Scenario> {
+    let d = format!("{}s", sizes.seconds);
+    let timeout = Duration::from_secs(sizes.seconds + 60);
+    let retained = output::number(retained::RETAINED as f64);
+    let latency = |beside: Beside| Scenario {
+        name: match beside {
+            Beside::SubscribeFlood(filters) => format!(
+                "retained lookup: latency, 1 pair × 1000 msg/s, QoS 1, {retained} retained, \
+                 SUBSCRIBEs of {} × {}",
+                retained::FILTERS_PER_PACKET,
+                filters.describe()
+            ),
+            _ => {
+                format!("retained lookup: latency, 1 pair × 1000 msg/s, QoS 1, {retained} retained")
+            }
+        },
+        args: args(&[
+            "latency", "-c", "1", "--rate", "1000", "-q", "1", "-d", &d, "-s", "64",
+        ]),
+        metrics: vec![
+            Metric {
+                label: "p50 latency (µs)",
+                pointer: "/latency_us/p50",
+                better: Better::Lower,
+            },
+            Metric {
+                label: "p99 latency (µs)",
+                pointer: "/latency_us/p99",
+                better: Better::Lower,
+            },
+            Metric {
+                label: "max latency (µs)",
+                pointer: "/latency_us/max",
+                better: Better::Lower,
+            },
+        ],
+        rss: false,
+        timeout,
+        transport: Transport::Tcp,
+        tuning: Tuning::default(),
+        beside,
+    };
+    vec![
+        latency(Beside::Retained),
+        latency(Beside::SubscribeFlood(Filters::Literal)),
+        latency(Beside::SubscribeFlood(Filters::Wildcard)),
     ]
 }
 
@@ -253,7 +371,7 @@ pub(crate) fn transports(sizes: Sizes, transports: &[Transport]) -> Vec<Scenario
                 timeout,
                 transport,
                 tuning: Tuning::default(),
-                stalled: None,
+                beside: Beside::Nothing,
             });
         }
     }
@@ -318,13 +436,18 @@ pub(crate) fn persistence(sizes: Sizes) -> Vec<Scenario> {
                 max_queued_bytes: Some(PERSISTENCE_QUEUE_BYTES),
                 store,
             },
-            stalled: None,
+            beside: Beside::Nothing,
         })
         .collect()
 }
 
 /// A figure of `report`, if it has it.
 pub(crate) fn read(report: &Value, metric: &Metric) -> Option<f64> {
+    if *metric == RSS_LEFT {
+        let get = |p: &str| report.pointer(p).and_then(Value::as_u64);
+        let (before, held) = (get("/rss_left/before_kib")?, get("/rss_left/held_kib")?);
+        return Some((held as f64 - before as f64) * 1024.0 / 1e6);
+    }
     if *metric == ACKED_NOT_DELIVERED {
         let get = |p: &str| report.pointer(p).and_then(Value::as_u64);
         let (acked, unique) = (get("/messages/acked")?, get("/messages/unique")?);
@@ -443,11 +566,47 @@ mod tests {
         assert_eq!(flood.tuning.max_queued, FLOOD_QUEUE);
         let at = list
             .iter()
-            .position(|s| s.stalled.is_some())
+            .position(|s| matches!(s.beside, Beside::Stalled(_)))
             .expect("the stalled-subscriber scenario");
         assert!(at > 0);
         assert_eq!(list[at - 1].args, list[at].args);
-        assert!(list[at - 1].stalled.is_none());
-        assert_eq!(list[at].stalled, Some("bench/0"));
+        assert_eq!(list[at - 1].beside, Beside::Nothing);
+        assert_eq!(list[at].beside, Beside::Stalled("bench/0"));
+        // Memory is measured in both, once the pairs are gone.
+        for s in [&list[at - 1], &list[at]] {
+            assert!(s.metrics.contains(&RSS_LEFT), "{}", s.name);
+        }
+        assert!(stalled_bound().contains("2,112 msgs (2048 queued + 32 in flight"));
+    }
+
+    #[test]
+    fn each_flood_of_subscribes_is_compared_with_the_retained_messages_alone() {
+        let list = all(Sizes::default());
+        let floods: Vec<&Scenario> = list
+            .iter()
+            .filter(|s| matches!(s.beside, Beside::SubscribeFlood(_)))
+            .collect();
+        assert_eq!(floods.len(), 2);
+        for flood in floods {
+            let without = flood.beside.without();
+            assert_eq!(without, Some(Beside::Retained));
+            assert!(
+                list.iter()
+                    .any(|s| Some(s.beside) == without && s.args == flood.args),
+                "{}",
+                flood.name
+            );
+            assert!(flood.args.windows(2).any(|w| w == ["-q", "1"]));
+            assert_eq!(flood.metrics.len(), 3);
+        }
+    }
+
+    #[test]
+    fn the_rss_left_is_read_from_both_figures() {
+        let report: Value =
+            serde_json::from_str(r#"{"rss_left":{"before_kib":1000,"held_kib":3000}}"#)
+                .unwrap_or_default();
+        assert_eq!(read(&report, &RSS_LEFT), Some(2000.0 * 1024.0 / 1e6));
+        assert_eq!(read(&Value::Null, &RSS_LEFT), None);
     }
 }

@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
+use super::raw::{self, packet, push_string};
+
 /// A connected subscriber to `filter` that reads nothing more after its SUBACK.
 pub(crate) fn connect(addr: SocketAddr, filter: &str) -> Result<TcpStream> {
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("stalled subscriber: cannot connect to {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    // CONNECT: MQTT 3.1.1, clean session, no keep alive (the broker never closes it).
-    let mut connect = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x00];
-    push_string(&mut connect, "bench-stalled-subscriber");
+    let connect = raw::connect_body("bench-stalled-subscriber")?;
     let mut subscribe = vec![0x00, 0x01];
-    push_string(&mut subscribe, filter);
+    push_string(&mut subscribe, filter)?;
     subscribe.push(0x01);
     stream.write_all(&packet(0x10, &connect)?)?;
-    stream.write_all(&packet(0x82, &subscribe)?)?;
+    stream.write_all(&packet(raw::SUBSCRIBE, &subscribe)?)?;
     let mut reply = [0u8; 9];
     stream
         .read_exact(&mut reply)
@@ -29,22 +29,4 @@ pub(crate) fn connect(addr: SocketAddr, filter: &str) -> Result<TcpStream> {
         bail!("stalled subscriber: refused ({reply:02x?})");
     }
     Ok(stream)
-}
-
-fn push_string(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-/// A packet with a one-byte remaining length (all this client sends is short).
-fn packet(first: u8, body: &[u8]) -> Result<Vec<u8>> {
-    let Ok(len) = u8::try_from(body.len()) else {
-        bail!("stalled subscriber: packet too long");
-    };
-    if len > 127 {
-        bail!("stalled subscriber: packet too long");
-    }
-    let mut out = vec![first, len];
-    out.extend_from_slice(body);
-    Ok(out)
 }

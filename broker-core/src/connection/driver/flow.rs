@@ -8,7 +8,8 @@
 //! PUBLISH, SUBSCRIBE, UNSUBSCRIBE, DISCONNECT and AUTH wait, in the order they came: the
 //! QoS 1/2 ones within the broker's Receive Maximum (MQTT 5: a client past it is closed
 //! with 0x93), all of them within `DEFERRED_BYTES`, past which the driver stops reading
-//! and TCP pushes back (MQTT 3.1.1 has no receive maximum).
+//! and TCP pushes back (MQTT 3.1.1 has no receive maximum). A PUBLISH or SUBSCRIBE waiting
+//! for a remote authorization answer holds what follows it the same way.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -131,7 +132,8 @@ impl<P: Pipe> Driver<'_, P> {
                 | Packet::Disconnect(_)
                 | Packet::Auth(_)
         );
-        if self.flow.disconnect_deferred() || (waits && self.flow.blocked().is_some()) {
+        let held = self.flow.blocked().is_some() || self.authorizing();
+        if self.flow.disconnect_deferred() || (waits && held) {
             return self.defer(packet, size);
         }
         self.handle(packet)
@@ -220,6 +222,10 @@ impl<P: Pipe> Driver<'_, P> {
                     let ticket = blocked.ticket.max(blocked.parked.waiting.ticket());
                     self.acknowledge(blocked.ack, ticket);
                 }
+            }
+            if self.authorizing() {
+                // The packet in front waits for its authorization; the rest behind it.
+                return None;
             }
             let Some(packet) = self.flow.0.as_mut().and_then(|h| h.next_deferred()) else {
                 self.flow.settle();

@@ -9,6 +9,7 @@ use mqtt_codec::{
 use tokio::time::Instant;
 
 use super::{Driver, Exit};
+use crate::auth::{Action, Decision};
 use crate::limits::Limit;
 use crate::pipe::Pipe;
 use crate::session::Delivery;
@@ -24,22 +25,44 @@ impl<P: Pipe> Driver<'_, P> {
         }
     }
 
-    pub(super) fn on_subscribe(&mut self, subscribe: Subscribe) {
-        let now = Instant::now().into_std();
-        let id = subscribe.properties.subscription_identifier;
-        let limits = &self.broker.config.limits;
-        let (max_filters, max_subscriptions) =
-            (limits.max_filters_per_packet, limits.max_subscriptions);
-        let mut codes = Vec::with_capacity(subscribe.subscriptions.len().min(max_filters));
-        let mut retained = Vec::new();
-        let mut filters = subscribe.subscriptions;
-        if filters.len() > max_filters {
+    pub(super) fn on_subscribe(&mut self, subscribe: Subscribe) -> Option<Exit> {
+        let filters = subscribe.subscriptions.len();
+        if filters > self.broker.config.limits.max_filters_per_packet {
             self.exceeded(Limit::FiltersPerPacket, "SUBSCRIBE");
             let refused = self.refusal(ReasonCode::QuotaExceeded);
-            codes.resize(filters.len(), refused);
-            filters.clear();
+            self.send(Packet::SubAck(SubAck {
+                packet_id: subscribe.packet_id,
+                reason_codes: vec![refused; filters],
+                properties: Default::default(),
+            }));
+            return None;
         }
-        for sub in filters {
+        match self.authorize_subscribe(subscribe) {
+            Some((subscribe, decisions)) => self.subscribe_authorized(subscribe, decisions),
+            None => None,
+        }
+    }
+
+    /// Handles a SUBSCRIBE whose filters' authorization is decided (`decisions`, one per
+    /// filter).
+    pub(super) fn subscribe_authorized(
+        &mut self,
+        subscribe: Subscribe,
+        decisions: Vec<Decision>,
+    ) -> Option<Exit> {
+        let now = Instant::now().into_std();
+        let id = subscribe.properties.subscription_identifier;
+        let max_subscriptions = self.broker.config.limits.max_subscriptions;
+        let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
+        let mut retained = Vec::new();
+        for (sub, decision) in subscribe.subscriptions.into_iter().zip(decisions) {
+            if !self.decided(Action::Subscribe, &sub.filter, decision) {
+                if let Some(exit) = self.deny_exit() {
+                    return Some(exit);
+                }
+                codes.push(self.refusal(ReasonCode::NotAuthorized));
+                continue;
+            }
             let mut options = sub.options;
             if self.param().bridge && sub.filter.shared().is_none() {
                 // What a 3.1.1 bridge asked for with the protocol level's bridge bit.
@@ -87,6 +110,9 @@ impl<P: Pipe> Driver<'_, P> {
                     .max_mqueue_len
                     .saturating_sub(retained.len());
                 for message in self.broker.retained_matching(&sub.filter, now, room) {
+                    if !self.may_receive(&message.topic) {
+                        continue;
+                    }
                     let qos = message.qos.min(options.qos);
                     retained.push(Delivery::new(message, qos, true, id.into_iter().collect()));
                 }
@@ -111,6 +137,7 @@ impl<P: Pipe> Driver<'_, P> {
                     .fetch_add(1, Ordering::Relaxed);
             }
         }
+        None
     }
 
     pub(super) fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Option<Exit> {

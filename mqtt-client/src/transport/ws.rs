@@ -16,14 +16,14 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::client::endpoint::Endpoint;
-use crate::client::error::ClientError;
+use crate::endpoint::Endpoint;
+use crate::error::Error;
 
 /// The subprotocol MQTT over WebSocket asks for (MQTT 3.1.1 and 5.0, section 6).
 const SUBPROTOCOL: &str = "mqtt";
 
 /// Upgrades `stream` (TCP or TLS) to a WebSocket at `endpoint`'s path.
-pub(super) async fn handshake<S>(endpoint: &Endpoint, stream: S) -> Result<WsStream<S>, ClientError>
+pub(crate) async fn handshake<S>(endpoint: &Endpoint, stream: S) -> Result<WsStream<S>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -32,14 +32,14 @@ where
     let mut request = url
         .as_str()
         .into_client_request()
-        .map_err(|e| ClientError::Usage(format!("{endpoint}: {e}")))?;
+        .map_err(|e| Error::Usage(format!("{endpoint}: {e}")))?;
     request.headers_mut().insert(
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(SUBPROTOCOL),
     );
     let (ws, _response) = tokio_tungstenite::client_async(request, stream)
         .await
-        .map_err(|e| ClientError::WebSocket(format!("{endpoint}: {e}")))?;
+        .map_err(|e| Error::WebSocket(format!("{endpoint}: {e}")))?;
     Ok(WsStream {
         ws,
         pending: Bytes::new(),
@@ -47,7 +47,7 @@ where
 }
 
 /// A WebSocket connection read and written as a byte stream.
-pub(super) struct WsStream<S> {
+pub(crate) struct WsStream<S> {
     /// The connection.
     ws: WebSocketStream<S>,
     /// What is left of the last binary message received.

@@ -7,7 +7,7 @@ use std::fmt;
 
 /// How the bytes travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scheme {
+pub enum Scheme {
     /// MQTT over TCP (`mqtt://`, `tcp://`).
     Mqtt,
     /// MQTT over TLS (`mqtts://`, `ssl://`, `tls://`).
@@ -31,7 +31,7 @@ impl Scheme {
     }
 
     /// The port a URL without one means (NanoMQ's defaults).
-    pub(crate) const fn default_port(self) -> u16 {
+    pub const fn default_port(self) -> u16 {
         match self {
             Self::Mqtt => 1883,
             Self::Mqtts => 8883,
@@ -41,17 +41,17 @@ impl Scheme {
     }
 
     /// Whether the connection is encrypted.
-    pub(crate) const fn is_tls(self) -> bool {
+    pub const fn is_tls(self) -> bool {
         matches!(self, Self::Mqtts | Self::Wss)
     }
 
     /// Whether MQTT travels in WebSocket frames.
-    pub(crate) const fn is_websocket(self) -> bool {
+    pub const fn is_websocket(self) -> bool {
         matches!(self, Self::Ws | Self::Wss)
     }
 
     /// The canonical URL scheme.
-    pub(crate) const fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Mqtt => "mqtt",
             Self::Mqtts => "mqtts",
@@ -61,7 +61,7 @@ impl Scheme {
     }
 
     /// The same transport with TLS added (`mqtt` -> `mqtts`, `ws` -> `wss`).
-    pub(crate) const fn with_tls(self) -> Self {
+    pub const fn with_tls(self) -> Self {
         match self {
             Self::Mqtt | Self::Mqtts => Self::Mqtts,
             Self::Ws | Self::Wss => Self::Wss,
@@ -70,24 +70,24 @@ impl Scheme {
 }
 
 /// The WebSocket path when a URL names none (NanoMQ's default).
-pub(crate) const DEFAULT_WS_PATH: &str = "/mqtt";
+pub const DEFAULT_WS_PATH: &str = "/mqtt";
 
 /// A broker's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Endpoint {
+pub struct Endpoint {
     /// The transport.
-    pub(crate) scheme: Scheme,
+    pub scheme: Scheme,
     /// Host name or IP address, without brackets.
-    pub(crate) host: String,
+    pub host: String,
     /// TCP port.
-    pub(crate) port: u16,
+    pub port: u16,
     /// The HTTP path of a WebSocket connection (unused otherwise).
-    pub(crate) path: String,
+    pub path: String,
 }
 
 impl Endpoint {
     /// An endpoint on `host:port` (the scheme's default port when `None`).
-    pub(crate) fn new(scheme: Scheme, host: &str, port: Option<u16>) -> Self {
+    pub fn new(scheme: Scheme, host: &str, port: Option<u16>) -> Self {
         Self {
             scheme,
             host: host
@@ -100,7 +100,7 @@ impl Endpoint {
     }
 
     /// `host:port`, with brackets around an IPv6 address.
-    pub(crate) fn authority(&self) -> String {
+    pub fn authority(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)
         } else {
@@ -121,21 +121,21 @@ impl fmt::Display for Endpoint {
 
 /// What a `--url` says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ParsedUrl {
+pub struct ParsedUrl {
     /// Where to connect.
-    pub(crate) endpoint: Endpoint,
+    pub endpoint: Endpoint,
     /// `user` of `mqtt://user:pass@host`.
-    pub(crate) username: Option<String>,
+    pub username: Option<String>,
     /// `pass` of `mqtt://user:pass@host`.
-    pub(crate) password: Option<String>,
+    pub password: Option<String>,
     /// For `mqtt`/`mqtts` URLs, the path without its leading `/` is a topic (as in
     /// mosquitto's `-L mqtt://host/topic`).
-    pub(crate) topic: Option<String>,
+    pub topic: Option<String>,
 }
 
 /// Why a `--url` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum UrlError {
+pub enum UrlError {
     /// No `scheme://`.
     NoScheme,
     /// A scheme other than mqtt, mqtts, ws, wss (and their aliases).
@@ -168,7 +168,7 @@ impl fmt::Display for UrlError {
 impl std::error::Error for UrlError {}
 
 /// Parses `scheme://[user[:password]@]host[:port][/path]`.
-pub(crate) fn parse_url(url: &str) -> Result<ParsedUrl, UrlError> {
+pub fn parse_url(url: &str) -> Result<ParsedUrl, UrlError> {
     let (scheme, rest) = url.split_once("://").ok_or(UrlError::NoScheme)?;
     let scheme = Scheme::from_url_scheme(scheme)
         .ok_or_else(|| UrlError::UnknownScheme(scheme.to_owned()))?;

@@ -1,6 +1,7 @@
-//! The TLS client (rustls with the ring provider): whom to trust (`--cafile`, else the
-//! system's certificate bundle), our own certificate (`--cert`, `--key`), and `--insecure`,
-//! which accepts any broker certificate (for tests against self-signed brokers).
+//! The TLS client (rustls with the ring provider): whom to trust (a CA file, else the
+//! system's certificate bundle), our own certificate and key, the SNI name, and
+//! `insecure`, which accepts any broker certificate (for tests against self-signed brokers
+//! only).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,13 +16,13 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::TlsOptions;
-use crate::client::error::ClientError;
+use crate::error::Error;
 
 /// Where Debian (and most Linux systems) keep the trusted certificate authorities.
 const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A prepared TLS client for one server name.
-pub(super) struct TlsClient {
+pub(crate) struct TlsClient {
     /// The configured connector.
     connector: TlsConnector,
     /// The name the broker's certificate must carry.
@@ -30,11 +31,11 @@ pub(super) struct TlsClient {
 
 impl TlsClient {
     /// Reads the certificate files and builds the configuration for `host`.
-    pub(super) fn new(host: &str, options: &TlsOptions) -> Result<Self, ClientError> {
+    pub(crate) fn new(host: &str, options: &TlsOptions) -> Result<Self, Error> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| ClientError::Tls(e.to_string()))?;
+            .map_err(|e| Error::Tls(e.to_string()))?;
         let builder = if options.insecure {
             builder
                 .dangerous()
@@ -48,21 +49,22 @@ impl TlsClient {
             (Some(cert), Some(key)) => {
                 let chain = certificates(cert)?;
                 let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                    ClientError::Usage(format!("cannot read the key {}: {e}", key.display()))
+                    Error::Usage(format!("cannot read the key {}: {e}", key.display()))
                 })?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| ClientError::Usage(format!("--cert/--key: {e}")))?
+                    .map_err(|e| Error::Usage(format!("client certificate and key: {e}")))?
             }
             (None, None) => builder.with_no_client_auth(),
             _ => {
-                return Err(ClientError::Usage(
-                    "--cert and --key go together".to_owned(),
+                return Err(Error::Usage(
+                    "a client certificate and its key go together".to_owned(),
                 ));
             }
         };
+        let host = options.server_name.as_deref().unwrap_or(host);
         let server_name = ServerName::try_from(host.to_owned())
-            .map_err(|e| ClientError::Usage(format!("`{host}` is not a valid TLS name: {e}")))?;
+            .map_err(|e| Error::Usage(format!("`{host}` is not a valid TLS name: {e}")))?;
         Ok(Self {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
@@ -70,21 +72,18 @@ impl TlsClient {
     }
 
     /// The handshake over an open TCP connection.
-    pub(super) async fn handshake(
-        &self,
-        tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, ClientError> {
+    pub(crate) async fn handshake(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Error> {
         self.connector
             .connect(self.server_name.clone(), tcp)
             .await
-            .map_err(|e| ClientError::Tls(e.to_string()))
+            .map_err(|e| Error::Tls(e.to_string()))
     }
 }
 
 /// The certificates of a PEM file.
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError> {
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
     let read = |e: &dyn std::fmt::Display| {
-        ClientError::Usage(format!(
+        Error::Usage(format!(
             "cannot read certificates from {}: {e}",
             path.display()
         ))
@@ -100,7 +99,7 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, ClientError
 }
 
 /// The trusted authorities: `cafile`, or the system bundle.
-fn roots(cafile: Option<&Path>) -> Result<RootCertStore, ClientError> {
+fn roots(cafile: Option<&Path>) -> Result<RootCertStore, Error> {
     let path = match cafile {
         Some(path) => path.to_owned(),
         None => std::env::var_os("SSL_CERT_FILE")
@@ -109,7 +108,7 @@ fn roots(cafile: Option<&Path>) -> Result<RootCertStore, ClientError> {
     let mut store = RootCertStore::empty();
     for cert in certificates(&path)? {
         store.add(cert).map_err(|e| {
-            ClientError::Usage(format!(
+            Error::Usage(format!(
                 "a certificate in {} is not usable: {e}",
                 path.display()
             ))
@@ -118,7 +117,7 @@ fn roots(cafile: Option<&Path>) -> Result<RootCertStore, ClientError> {
     Ok(store)
 }
 
-/// `--insecure`: any certificate is accepted, but the handshake signatures are still
+/// `insecure`: any certificate is accepted, but the handshake signatures are still
 /// checked (the connection is encrypted, just not authenticated).
 #[derive(Debug)]
 struct AcceptAnyCertificate {

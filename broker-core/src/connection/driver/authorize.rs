@@ -1,0 +1,202 @@
+//! Authorization in the driver: each PUBLISH and SUBSCRIBE filter is checked against the
+//! client's [`ClientAccess`] before it is handled. Local rules answer at once; a remote
+//! service's answer is awaited without stopping the connection: the packet waits here, what
+//! the client sends after it waits behind it (in order, as behind a blocked PUBLISH), and
+//! the driver goes on writing and reading acknowledgements meanwhile.
+
+use mqtt_codec::{Packet, Publish, ReasonCode, Subscribe};
+
+use super::{Driver, Exit};
+use crate::auth::{Action, BoxFuture, Checked, ClientAccess, Decision, DenyAction};
+use crate::pipe::Pipe;
+
+/// How many allowed actions a connection counts before adding them to the broker's counter.
+const ALLOWED_BATCH: u32 = 64;
+
+/// A packet whose checks wait for a remote answer.
+pub(super) struct Authorizing {
+    packet: Packet,
+    /// One decision per topic checked (the PUBLISH's topic, or each filter).
+    answer: BoxFuture<'static, Vec<Decision>>,
+}
+
+/// The decisions about the waiting packet, once they are in; never, if none waits.
+pub(super) async fn authorized(authorizing: &mut Option<Box<Authorizing>>) -> Vec<Decision> {
+    match authorizing {
+        Some(waiting) => (&mut waiting.answer).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Checks each of `topics`: the decisions now, or a future of them all.
+fn check_all<'t>(
+    access: &ClientAccess,
+    action: Action,
+    topics: impl Iterator<Item = &'t str>,
+) -> Result<Vec<Decision>, BoxFuture<'static, Vec<Decision>>> {
+    let checks: Vec<Checked> = topics.map(|topic| access.check(action, topic)).collect();
+    if checks.iter().all(|c| matches!(c, Checked::Ready(_))) {
+        return Ok(checks
+            .into_iter()
+            .map(|c| match c {
+                Checked::Ready(decision) => decision,
+                // All are ready (checked above); a pending one would be a denial.
+                Checked::Pending(_) => Decision::Denied,
+            })
+            .collect());
+    }
+    Err(Box::pin(async move {
+        let mut decisions = Vec::with_capacity(checks.len());
+        for check in checks {
+            decisions.push(match check {
+                Checked::Ready(decision) => decision,
+                Checked::Pending(answer) => answer.await,
+            });
+        }
+        decisions
+    }))
+}
+
+impl<P: Pipe> Driver<'_, P> {
+    /// Re-resolves the client's access if the broker's was replaced (a reload).
+    fn refresh_access(&mut self) {
+        if self.broker.access_changed(self.access.generation) {
+            let (control, generation) = self.broker.access();
+            let identity = self.access.identity();
+            *self.access =
+                ClientAccess::new(&control, generation, self.pipe.conn_param(), identity);
+        }
+    }
+
+    /// Whether packets wait for an authorization answer.
+    pub(super) fn authorizing(&self) -> bool {
+        self.authorizing.is_some()
+    }
+
+    /// The decision about publishing `publish`, or `None` if it waits for one (the
+    /// PUBLISH is kept and handled once the answer is in).
+    pub(super) fn authorize_publish(&mut self, publish: Publish) -> Option<(Publish, Decision)> {
+        self.refresh_access();
+        if self.access.is_open() {
+            return Some((publish, Decision::AllowedByDefault));
+        }
+        // One topic: no list to build on the publish path.
+        match self.access.check(Action::Publish, publish.topic()) {
+            Checked::Ready(decision) => Some((publish, decision)),
+            Checked::Pending(answer) => {
+                self.authorizing = Some(Box::new(Authorizing {
+                    packet: Packet::Publish(publish),
+                    answer: Box::pin(async move { vec![answer.await] }),
+                }));
+                None
+            }
+        }
+    }
+
+    /// The decisions about each filter of `subscribe`, or `None` if they wait (as for
+    /// [`Self::authorize_publish`]).
+    pub(super) fn authorize_subscribe(
+        &mut self,
+        subscribe: Subscribe,
+    ) -> Option<(Subscribe, Vec<Decision>)> {
+        self.refresh_access();
+        if self.access.is_open() {
+            let decisions = vec![Decision::AllowedByDefault; subscribe.subscriptions.len()];
+            return Some((subscribe, decisions));
+        }
+        let filters = subscribe.subscriptions.iter().map(|s| s.filter.as_str());
+        match check_all(self.access, Action::Subscribe, filters) {
+            Ok(decisions) => Some((subscribe, decisions)),
+            Err(answer) => {
+                self.authorizing = Some(Box::new(Authorizing {
+                    packet: Packet::Subscribe(subscribe),
+                    answer,
+                }));
+                None
+            }
+        }
+    }
+
+    /// Whether the client may receive a retained message published to `topic`.
+    pub(super) fn may_receive(&mut self, topic: &str) -> bool {
+        if self.access.is_open() {
+            return true;
+        }
+        let decision = self.access.check_receive(topic);
+        self.decided(Action::Receive, topic, decision)
+    }
+
+    /// Counts `decision` and logs a denial; whether it allows.
+    pub(super) fn decided(&mut self, action: Action, topic: &str, decision: Decision) -> bool {
+        if self.access.is_open() {
+            // Nothing to decide, nothing to count: no contended counter on the publish path
+            // of a broker without rules.
+            return decision.allowed();
+        }
+        if decision == Decision::Allowed {
+            // The common case is counted here and added to the shared counter in batches,
+            // so publishers on different cores do not all write one cache line per message.
+            self.allowed_uncounted += 1;
+            if self.allowed_uncounted >= ALLOWED_BATCH {
+                self.count_allowed();
+            }
+            return true;
+        }
+        self.broker.metrics.authorization(decision);
+        if decision.allowed() {
+            return true;
+        }
+        self.denials = self.denials.saturating_add(1);
+        // Every denial is counted; the log gets the first few of each connection and then
+        // one in each power of two, so a client retrying a denied topic cannot flood it.
+        if self.denials <= 8 || self.denials.is_power_of_two() {
+            let param = self.pipe.conn_param();
+            tracing::info!(
+                client = %param.client_id,
+                username = ?param.username.as_deref(),
+                action = action.name(),
+                %topic,
+                by_rule = decision.by_rule(),
+                denials = self.denials,
+                "not authorized"
+            );
+        }
+        false
+    }
+
+    /// Adds the allowed actions counted here to the broker's counter.
+    pub(super) fn count_allowed(&mut self) {
+        let n = std::mem::take(&mut self.allowed_uncounted);
+        if n > 0 {
+            self.broker
+                .metrics
+                .authorization_allow
+                .fetch_add(u64::from(n), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// What a denial does to the connection: `Some` closes it (`deny_action = disconnect`).
+    pub(super) fn deny_exit(&mut self) -> Option<Exit> {
+        match self.access.deny_action {
+            DenyAction::Ignore => None,
+            DenyAction::Disconnect => {
+                self.close_reason = Some("not authorized".into());
+                Some(Exit::Closed(ReasonCode::NotAuthorized))
+            }
+        }
+    }
+
+    /// The answer about the waiting packet is in: handles it.
+    pub(super) fn on_authorized(&mut self, decisions: Vec<Decision>) -> Option<Exit> {
+        let waiting = self.authorizing.take()?;
+        match waiting.packet {
+            Packet::Publish(publish) => {
+                let decision = decisions.first().copied().unwrap_or(Decision::Denied);
+                self.publish_authorized(publish, decision)
+            }
+            Packet::Subscribe(subscribe) => self.subscribe_authorized(subscribe, decisions),
+            // Only PUBLISH and SUBSCRIBE wait here.
+            _ => None,
+        }
+    }
+}
