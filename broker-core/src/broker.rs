@@ -42,6 +42,8 @@ pub struct Broker {
     next_client_id: AtomicU64,
     client_id_prefix: String,
     pub(crate) metrics: Metrics,
+    /// Each bridge's counters.
+    bridges: crate::bridge_metrics::BridgeRegistry,
     pub(crate) stopping: watch::Sender<bool>,
     live_connections: AtomicUsize,
     all_closed: Notify,
@@ -153,6 +155,7 @@ impl Broker {
             next_client_id: AtomicU64::new(1),
             client_id_prefix: format!("nanomq-{:08x}", seed as u32),
             metrics: Metrics::default(),
+            bridges: crate::bridge_metrics::BridgeRegistry::default(),
             stopping: watch::Sender::new(false),
             live_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),
@@ -196,6 +199,16 @@ impl Broker {
         snapshot.sessions = self.registry.lock().len() as u64;
         snapshot.retained_messages = self.retained.read().len() as u64;
         snapshot
+    }
+
+    /// The counters of the bridge `name`, for the bridge to count into (made on first use).
+    pub fn bridge_counters(&self, name: &str) -> Arc<crate::BridgeCounters> {
+        self.bridges.counters(name)
+    }
+
+    /// Every bridge's counters, in name order.
+    pub fn bridge_metrics(&self) -> Vec<crate::BridgeSnapshot> {
+        self.bridges.snapshot()
     }
 
     /// Runs one connection to its end: reads CONNECT (within the connect timeout), builds the

@@ -45,7 +45,22 @@ pub struct TransportInfo {
     /// The address of the listener the connection came in on (as bound, such as
     /// `0.0.0.0:1883`): per-listener policies find their listener by it.
     pub listener: Option<SocketAddr>,
+    /// An in-process client of the broker's own (a bridge's local side; see
+    /// [`TransportInfo::internal`]), or `None` for a client from outside.
+    pub internal: Option<Internal>,
 }
+
+/// What the broker grants a client of its own (see [`TransportInfo::internal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Internal {
+    /// How many messages its session queues (the broker's `max_mqueue_len` is for
+    /// devices; a bridge's queue holds an upstream outage).
+    pub max_queued: usize,
+}
+
+/// The client identifiers only internal clients may take: a device connecting as a
+/// bridge's local session would take its queue.
+pub const INTERNAL_CLIENT_ID_PREFIX: &str = "$bridge/";
 
 impl TransportInfo {
     /// A transport without a client certificate.
@@ -58,7 +73,18 @@ impl TransportInfo {
             identity_as_username: false,
             subject_as_username: false,
             listener: None,
+            internal: None,
         }
+    }
+
+    /// An in-process client of the broker's own, over a [`TransportKind::Memory`] stream:
+    /// trusted without the authenticators (a superuser: no ACL applies), allowed to publish
+    /// under `$SYS` (a bridge's connection state) and to take a client identifier under
+    /// [`INTERNAL_CLIENT_ID_PREFIX`], with a session queue of `max_queued` messages.
+    pub fn internal(max_queued: usize) -> Self {
+        let mut info = Self::new(TransportKind::Memory, None);
+        info.internal = Some(Internal { max_queued });
+        info
     }
 
     /// Whether the username is the client certificate's identity, not the client's word.
@@ -202,6 +228,9 @@ impl ConnParam {
         let Some(rest) = topic.strip_prefix("$SYS") else {
             return true;
         };
+        if self.transport.internal.is_some() {
+            return true;
+        }
         self.bridge
             && rest
                 .strip_prefix("/broker/connection/")

@@ -27,6 +27,7 @@
 
 pub mod acl;
 mod auth;
+mod bridge_metrics;
 mod broker;
 mod config;
 mod conn_param;
@@ -54,9 +55,12 @@ pub use auth::{
     PasswordFile, PasswordFileAuthenticator, PasswordFileEditor, PasswordFileError,
     PasswordFileErrorKind, PasswordHash, UsernameError, check_username, hash_password,
 };
+pub use bridge_metrics::{BridgeCounters, BridgeSnapshot};
 pub use broker::Broker;
 pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
-pub use conn_param::{ConnParam, SessionExpiry, TransportInfo, TransportKind};
+pub use conn_param::{
+    ConnParam, INTERNAL_CLIENT_ID_PREFIX, Internal, SessionExpiry, TransportInfo, TransportKind,
+};
 pub use message::Message;
 pub use metrics::{AccessCounts, LimitsExceeded, MetricsSnapshot};
 pub use pipe::{Pipe, StreamPipe};

@@ -184,6 +184,9 @@ pub(crate) struct SessionState {
     pub(crate) durable: Option<Durable>,
     /// The sequence number of the next stored delivery.
     next_seq: u64,
+    /// How many messages the queue holds, when not the broker's `max_mqueue_len` (an
+    /// internal client's session: a bridge's queue).
+    pub(crate) max_queued: Option<usize>,
 }
 
 /// A session, shared by the registry, the subscription index and the connection driving it.
@@ -225,6 +228,7 @@ impl SessionShared {
                 next_packet_id: 1,
                 durable: None,
                 next_seq: 1,
+                max_queued: None,
             }),
             wake: Notify::new(),
             online: AtomicBool::new(false),

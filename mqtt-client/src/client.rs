@@ -30,7 +30,7 @@ use crate::options::{ConnectOptions, Message};
 use crate::params::ConnectionParams;
 use crate::session::{Connection, Event};
 use crate::state::{SessionState, Ticket};
-use crate::transport::Connector;
+use crate::transport::{Connector, ReadHalf, WriteHalf};
 
 /// How many incoming messages wait for [`Client::recv`] before the driver stops reading.
 const INCOMING_CAPACITY: usize = 1024;
@@ -77,6 +77,8 @@ enum Command {
     Publish(Message, oneshot::Sender<Result<ReasonCode, PublishError>>),
     /// Subscribe or unsubscribe, and report the codes.
     Request(Request, oneshot::Sender<Result<Vec<ReasonCode>, Error>>),
+    /// Acknowledge a message (manual acknowledgements).
+    Ack(Box<Publish>),
     /// Send DISCONNECT and end.
     Disconnect,
 }
@@ -147,16 +149,35 @@ impl Client {
         state: SessionState,
         observer: Option<PacketObserver>,
     ) -> Result<(Self, ConnectionParams), (Error, SessionState)> {
-        let mut conn = Connection::new(options, state, Instant::now().into_std())?;
+        let deadline = Instant::now() + options.connect_timeout;
         // The transport's own handshakes (TCP, TLS, WebSocket) count against the deadline too.
         let opened = tokio::select! {
             opened = connector.open() => opened,
-            () = sleep_until(conn.poll_timeout()) => Err(Error::Timeout(TimeoutKind::Connect)),
+            () = tokio::time::sleep_until(deadline) => Err(Error::Timeout(TimeoutKind::Connect)),
         };
         let (read, write) = match opened {
             Ok(halves) => halves,
-            Err(e) => return Err((e, conn.into_state())),
+            Err(e) => return Err((e, state)),
         };
+        let mut options = options.clone();
+        options.connect_timeout = deadline.saturating_duration_since(Instant::now());
+        Self::start_over(read, write, &options, state, observer).await
+    }
+
+    /// [`Client::start`] over a byte stream that is already open (an in-process pipe, a
+    /// transport of the caller's own).
+    #[allow(
+        clippy::result_large_err,
+        reason = "the state goes back to the caller, not lost; once per connection attempt"
+    )]
+    pub async fn start_over(
+        read: ReadHalf,
+        write: WriteHalf,
+        options: &ConnectOptions,
+        state: SessionState,
+        observer: Option<PacketObserver>,
+    ) -> Result<(Self, ConnectionParams), (Error, SessionState)> {
+        let mut conn = Connection::new(options, state, Instant::now().into_std())?;
         let version = conn.version();
         let mut reader =
             PacketReader::with_max_packet_size(read, version, conn.max_inbound_packet_size());
@@ -221,6 +242,23 @@ impl Client {
         rx.await.unwrap_or(Err(PublishError::ConnectionLost))
     }
 
+    /// A handle that publishes without borrowing the client, for publications that run
+    /// side by side with [`Client::recv`].
+    pub fn publisher(&self) -> Publisher {
+        Publisher {
+            commands: self.commands.clone(),
+        }
+    }
+
+    /// With manual acknowledgements ([`ConnectOptions::manual_acks`]): acknowledges a
+    /// message [`Client::recv`] gave. An error once the connection has ended (the server
+    /// then resends the message to the next connection of the session).
+    pub fn ack(&self, publish: &Publish) -> Result<(), Error> {
+        self.commands
+            .send(Command::Ack(Box::new(publish.clone())))
+            .map_err(|_| self.end_error())
+    }
+
     /// Subscribes; returns the SUBACK's reason codes, one per subscription (a failure code is
     /// not an error here: the caller decides).
     pub async fn subscribe(
@@ -275,11 +313,46 @@ impl Client {
     /// Sends DISCONNECT (if the connection still stands) and returns the session state.
     /// Publications still waiting end with [`PublishError::ConnectionLost`].
     pub async fn disconnect(self) -> Ended {
+        let Self {
+            commands,
+            incoming,
+            ended,
+            task,
+            ..
+        } = self;
         // The driver may have ended already; then there is nothing to send.
-        let _ = self.commands.send(Command::Disconnect);
-        let state = self.task.await.unwrap_or_default();
-        let error = self.ended.lock().ok().and_then(|e| e.clone());
+        let _ = commands.send(Command::Disconnect);
+        // Nobody will read what is still to come: the driver must not wait for room.
+        drop(incoming);
+        let state = task.await.unwrap_or_default();
+        let error = ended.lock().ok().and_then(|e| e.clone());
         Ended { state, error }
+    }
+}
+
+/// Publishes on a [`Client`]'s connection without borrowing it (see [`Client::publisher`]).
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    /// To the driver.
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl Publisher {
+    /// As [`Client::publish`], but the message is handed to the connection when this is
+    /// called, not when the future is first polled: dropping the future leaves the
+    /// publication going, only its outcome unseen.
+    pub fn publish(
+        &self,
+        message: Message,
+    ) -> impl Future<Output = Result<ReasonCode, PublishError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.commands.send(Command::Publish(message, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err(PublishError::NotConnected);
+            }
+            rx.await.unwrap_or(Err(PublishError::ConnectionLost))
+        }
     }
 }
 
@@ -486,6 +559,7 @@ impl Driver {
                     }
                 }
             }
+            Some(Command::Ack(publish)) => self.conn.acknowledge(&publish),
             Some(Command::Disconnect) | None => self.conn.disconnect(ReasonCode::Success),
         }
     }

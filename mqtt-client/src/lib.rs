@@ -39,7 +39,7 @@ mod session;
 mod state;
 pub mod transport;
 
-pub use client::{Client, Direction, Ended, Incoming, PacketObserver};
+pub use client::{Client, Direction, Ended, Incoming, PacketObserver, Publisher};
 pub use endpoint::{Endpoint, Scheme};
 pub use error::{Error, ProtocolError, PublishError, TimeoutKind};
 pub use options::{ConnectOptions, Message, Will, user_properties};

@@ -67,6 +67,11 @@ pub struct ConnectOptions {
     pub bridge: bool,
     /// How long to wait for CONNACK.
     pub connect_timeout: Duration,
+    /// Not sent: incoming QoS 1/2 messages are acknowledged (PUBACK, PUBREC) only when the
+    /// user says so ([`crate::Connection::acknowledge`]), so that a message the server
+    /// delivered is not settled before the user has put it somewhere safe (a bridge
+    /// acknowledges once the next broker has it). Off: acknowledged on arrival.
+    pub manual_acks: bool,
 }
 
 impl ConnectOptions {
@@ -90,6 +95,7 @@ impl ConnectOptions {
             auth_data: None,
             bridge: false,
             connect_timeout: Duration::from_secs(10),
+            manual_acks: false,
         }
     }
 

@@ -108,6 +108,19 @@ impl SessionState {
             .collect()
     }
 
+    /// Queues a QoS 1/2 `message` for the next connection to send (a driver between
+    /// attempts keeps taking messages this way); the outcome comes as
+    /// [`crate::Event::Published`] with the returned ticket, on the connection that completes
+    /// it. QoS 0 is refused (`None`): it is never kept for a later connection.
+    pub fn enqueue(&mut self, message: Message) -> Option<Ticket> {
+        if message.qos == QoS::AtMostOnce {
+            return None;
+        }
+        let ticket = self.ticket();
+        self.queued.push_back((ticket, message));
+        Some(ticket)
+    }
+
     /// A new ticket.
     pub(crate) fn ticket(&mut self) -> Ticket {
         let ticket = Ticket(self.next_ticket);

@@ -39,6 +39,7 @@ use crate::signals::Signals;
 mod access;
 mod auth_http;
 mod bench;
+mod bridge;
 mod cli;
 mod client;
 mod config;
@@ -182,6 +183,9 @@ async fn run(config: Config) -> Result<()> {
         serving.spawn(listener.serve(Arc::clone(&broker), shutdown));
     }
 
+    // After the listeners: a bridge's local session is a client like any other.
+    let mut bridges = bridge::start(&broker, &config.bridges, &stopped).await?;
+
     let outcome = tokio::select! {
         signal = signals.recv() => {
             tracing::info!(signal, "shutting down");
@@ -201,6 +205,9 @@ async fn run(config: Config) -> Result<()> {
     // Stop accepting, then disconnect every client and let their tasks finish.
     stop.send_replace(true);
     let graceful = async {
+        // The bridges first: their local sessions end like a client's, before the broker
+        // waits for every connection to close.
+        while bridges.join_next().await.is_some() {}
         while serving.join_next().await.is_some() {}
         broker.shutdown().await;
     };

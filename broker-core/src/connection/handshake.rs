@@ -78,7 +78,7 @@ where
     };
     let version = connect.version;
 
-    let client_id = match choose_client_id(broker, &connect) {
+    let client_id = match choose_client_id(broker, &connect, transport.internal.is_some()) {
         Ok(id) => id,
         Err(code) => {
             refuse(&mut stream, version, code).await;
@@ -124,6 +124,7 @@ where
     let (session, attach_guard, session_present) = broker
         .attach(&param.client_id, param.clean_start, param.session_expiry)
         .await;
+    session.state.lock().max_queued = param.transport.internal.map(|i| i.max_queued);
 
     let connack = Packet::ConnAck(Box::new(connack(
         broker,
@@ -164,7 +165,9 @@ async fn admit(
 ) -> Result<ClientAccess, ReasonCode> {
     let metrics = &broker.metrics;
     let (control, generation) = broker.access();
-    let identity = if enhanced {
+    let identity = if param.transport.internal.is_some() {
+        Identity { superuser: true }
+    } else if enhanced {
         Identity::default()
     } else {
         match control.authenticate(param).await {
@@ -218,7 +221,19 @@ fn log_refusal(n: u64) -> bool {
 }
 
 /// The client identifier to use, or the reason to refuse it.
-fn choose_client_id(broker: &Broker, connect: &Connect) -> Result<ClientId, ReasonCode> {
+fn choose_client_id(
+    broker: &Broker,
+    connect: &Connect,
+    internal: bool,
+) -> Result<ClientId, ReasonCode> {
+    if connect
+        .client_id
+        .as_str()
+        .starts_with(crate::conn_param::INTERNAL_CLIENT_ID_PREFIX)
+        && !internal
+    {
+        return Err(ReasonCode::ClientIdentifierNotValid);
+    }
     if !connect.client_id.is_empty() {
         return Ok(connect.client_id.clone());
     }

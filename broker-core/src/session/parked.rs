@@ -195,7 +195,7 @@ impl SessionState {
 
     /// Whether the queue has no room for a message of `size` payload bytes.
     pub(super) fn is_full(&self, size: usize, config: &MqttConfig) -> bool {
-        self.queue.len() >= config.max_mqueue_len
+        self.queue.len() >= self.max_queued.unwrap_or(config.max_mqueue_len)
             || (self.queued_bytes + size > config.max_mqueue_bytes && !self.queue.is_empty())
     }
 }

@@ -32,11 +32,18 @@ impl Connection {
         }
         match publish.qos {
             PublishQoS::AtMostOnce => {}
-            PublishQoS::AtLeastOnce(id) => self.send(Packet::PubAck(Ack::new(id))),
+            PublishQoS::AtLeastOnce(id) => {
+                if !self.manual_acks {
+                    self.send(Packet::PubAck(Ack::new(id)));
+                }
+            }
             PublishQoS::ExactlyOnce(id) => {
                 if self.state.inbound_qos2.contains(&id) {
-                    // A resend of one we have: acknowledge again, deliver once.
-                    self.send(Packet::PubRec(Ack::new(id)));
+                    // A resend of one we have: acknowledge again (unless the user still
+                    // holds it), deliver once.
+                    if !self.held.contains(&id) {
+                        self.send(Packet::PubRec(Ack::new(id)));
+                    }
                     return Ok(());
                 }
                 if let Some(max) = self.connect.properties.receive_maximum
@@ -44,12 +51,38 @@ impl Connection {
                 {
                     return Err(ProtocolError::ReceiveMaximumExceeded.into());
                 }
+                // Recorded at once, acknowledged or not: the user has it, and a resend after
+                // a reconnect must not be delivered a second time.
                 self.state.inbound_qos2.insert(id);
-                self.send(Packet::PubRec(Ack::new(id)));
+                if self.manual_acks {
+                    self.held.insert(id);
+                } else {
+                    self.send(Packet::PubRec(Ack::new(id)));
+                }
             }
         }
         self.events.push_back(Event::Message(publish));
         Ok(())
+    }
+
+    /// With manual acknowledgements: the user has put `publish` (delivered by this
+    /// connection or an earlier one of the session) somewhere safe; PUBACK or PUBREC goes
+    /// out. Nothing to do for QoS 0, and nothing to send once the connection has ended (the
+    /// server resends an unacknowledged QoS 1 message to the next one; a QoS 2 one is
+    /// acknowledged when resent).
+    pub fn acknowledge(&mut self, publish: &Publish) {
+        if !self.is_connected() {
+            return;
+        }
+        match publish.qos {
+            PublishQoS::AtMostOnce => {}
+            PublishQoS::AtLeastOnce(id) => self.send(Packet::PubAck(Ack::new(id))),
+            PublishQoS::ExactlyOnce(id) => {
+                if self.held.remove(&id) {
+                    self.send(Packet::PubRec(Ack::new(id)));
+                }
+            }
+        }
     }
 
     /// PUBREL: a QoS 2 message of the server's is done.

@@ -40,7 +40,8 @@ pub enum Event {
     /// CONNACK accepted the connection, with these parameters.
     Connected(ConnectionParams),
     /// A message from the server (already acknowledged, or the acknowledgement queued; a
-    /// resent QoS 2 message is not reported twice).
+    /// resent QoS 2 message is not reported twice). With manual acknowledgements, a QoS 1/2
+    /// message waits for [`Connection::acknowledge`].
     Message(Publish),
     /// A publication finished: the success reason code of its PUBACK / PUBCOMP (QoS 0: as
     /// soon as it is handed to the driver), or why not.
@@ -96,6 +97,12 @@ pub struct Connection {
     connect: Connect,
     /// Use aliases towards the server.
     outbound_aliases: bool,
+    /// Incoming QoS 1/2 messages wait for [`Connection::acknowledge`].
+    manual_acks: bool,
+    /// Inbound QoS 2 identifiers delivered on this connection and not yet acknowledged by
+    /// the user (manual acknowledgements): a resend of one of them is neither acknowledged
+    /// nor delivered again.
+    held: HashSet<PacketId>,
     /// What outlives the connection (handed back by `into_state`).
     state: SessionState,
     /// Where the connection stands.
@@ -145,6 +152,8 @@ impl Connection {
         Ok(Self {
             connect,
             outbound_aliases: options.outbound_topic_aliases,
+            manual_acks: options.manual_acks,
+            held: HashSet::new(),
             state,
             phase: Phase::AwaitConnAck {
                 deadline: now.checked_add(options.connect_timeout),

@@ -17,6 +17,7 @@ mod auth;
 mod auth_acl;
 mod auth_http;
 mod auth_scram;
+mod bridges;
 mod limits;
 mod listeners;
 mod log;
@@ -29,6 +30,7 @@ mod tests;
 use auth::RawAuth;
 pub(crate) use auth::{AuthConfig, AuthnSource};
 pub(crate) use auth_http::{HttpAuthConfig, OnError};
+pub(crate) use bridges::{BridgeConfig, Forward, RemoteSubscription, TopicMap};
 use listeners::RawListeners;
 pub(crate) use listeners::{ListenerConfig, ListenerKind};
 use log::RawLog;
@@ -55,6 +57,8 @@ pub(crate) struct Config {
     pub(crate) persistence: Option<PersistenceConfig>,
     /// Who may connect and what they may do.
     pub(crate) auth: AuthConfig,
+    /// The bridges to upstream brokers.
+    pub(crate) bridges: Vec<BridgeConfig>,
 }
 
 /// Parses and validates a configuration file's text.
@@ -120,6 +124,8 @@ struct RawConfig {
     persistence: RawPersistence,
     /// `[auth]`.
     auth: RawAuth,
+    /// `[[bridges]]`.
+    bridges: Vec<bridges::RawBridge>,
 }
 
 impl RawConfig {
@@ -137,6 +143,7 @@ impl RawConfig {
         let log = self.log.validate(&mut problems);
         let persistence = self.persistence.validate(&mut problems);
         let auth = self.auth.validate(&mut problems);
+        let bridges = bridges::validate(self.bridges, &mut problems);
         if problems.0.is_empty() {
             Ok(Config {
                 listeners,
@@ -144,6 +151,7 @@ impl RawConfig {
                 log,
                 persistence,
                 auth,
+                bridges,
             })
         } else {
             Err(ConfigError {
