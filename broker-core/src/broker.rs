@@ -193,6 +193,15 @@ impl Broker {
         self.access_generation.load(Ordering::Relaxed) != generation
     }
 
+    /// The filters the session of `client_id` subscribes to (none without a session), in
+    /// no particular order: a bridge drops what an earlier configuration's forwards left.
+    pub fn session_filters(&self, client_id: &ClientId) -> Vec<TopicFilter> {
+        let session = self.registry.lock().get(client_id).cloned();
+        session.map_or_else(Vec::new, |session| {
+            session.state.lock().subscriptions.keys().cloned().collect()
+        })
+    }
+
     /// Counters and gauges, as of now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut snapshot = self.metrics.snapshot();

@@ -52,11 +52,21 @@ pub fn connect_packet(version: ProtocolVersion, id: &str) -> Connect {
 impl Client {
     /// Opens a connection to `broker` without sending anything.
     pub fn open(broker: &Arc<Broker>, version: ProtocolVersion) -> Self {
+        Self::open_on(
+            broker,
+            version,
+            TransportInfo::new(TransportKind::Memory, None),
+        )
+    }
+
+    /// Opens a connection that the transport describes as `transport`.
+    pub fn open_on(
+        broker: &Arc<Broker>,
+        version: ProtocolVersion,
+        transport: TransportInfo,
+    ) -> Self {
         let (client, server) = tokio::io::duplex(1 << 20);
-        tokio::spawn(
-            Arc::clone(broker)
-                .serve_connection(server, TransportInfo::new(TransportKind::Memory, None)),
-        );
+        tokio::spawn(Arc::clone(broker).serve_connection(server, transport));
         Self {
             version,
             stream: client,

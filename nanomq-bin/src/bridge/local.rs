@@ -15,7 +15,8 @@ use anyhow::{Context, Result, anyhow};
 use broker_core::{Broker, INTERNAL_CLIENT_ID_PREFIX, TransportInfo};
 use mqtt_client::{Client, ConnectOptions, Message, SessionState};
 use mqtt_codec::{
-    ProtocolVersion, QoS, RetainHandling, SubscribeProperties, Subscription, SubscriptionOptions,
+    ClientId, ProtocolVersion, QoS, RetainHandling, SubscribeProperties, Subscription,
+    SubscriptionOptions, UnsubscribeProperties,
 };
 
 use crate::config::BridgeConfig;
@@ -53,6 +54,26 @@ pub(super) async fn connect(broker: &Arc<Broker>, config: &BridgeConfig) -> Resu
     )
     .await
     .map_err(|(e, _)| anyhow!("bridges.{}: the local session: {e}", config.name))?;
+    // Forwards an earlier configuration had, and this one has not: their messages would
+    // queue in the session for nothing.
+    let id = ClientId::new(client_id(&config.name)).map_err(|e| {
+        anyhow!(
+            "bridges.{}: the local session's client id: {e}",
+            config.name
+        )
+    })?;
+    let stale: Vec<_> = broker
+        .session_filters(&id)
+        .into_iter()
+        .filter(|filter| config.forwards.iter().all(|f| f.filter != *filter))
+        .collect();
+    if !stale.is_empty() {
+        tracing::info!(bridge = %config.name, filters = ?stale.iter().map(ToString::to_string).collect::<Vec<_>>(), "dropping forwards the configuration no longer has");
+        client
+            .unsubscribe(stale, UnsubscribeProperties::default())
+            .await
+            .with_context(|| format!("bridges.{}: dropping old forwards", config.name))?;
+    }
     if !config.forwards.is_empty() {
         let subscriptions = config
             .forwards

@@ -268,6 +268,34 @@ fn publishing_before_connack_queues_qos1_and_refuses_qos0() {
 }
 
 #[test]
+fn messages_queued_between_connections_go_out_on_the_next_and_complete_there() {
+    let now = Instant::now();
+    let mut state = SessionState::new();
+    assert_eq!(state.enqueue(msg("zero", QoS::AtMostOnce)), None);
+    let first = state.enqueue(msg("one", QoS::AtLeastOnce)).unwrap();
+    let second = state.enqueue(msg("two", QoS::ExactlyOnce)).unwrap();
+    assert_eq!(state.queued(), 2);
+    let mut conn = connected(state, false, limits(1, 1 << 20, 0), now);
+    // Within the new connection's Receive Maximum of 1, in order.
+    assert_eq!(
+        publishes(&sent(&mut conn, now)),
+        [(1, false, "one".into(), None)]
+    );
+    conn.handle_packet(Packet::PubAck(ack(1)), now).unwrap();
+    assert_eq!(
+        publishes(&sent(&mut conn, now)),
+        [(2, false, "two".into(), None)]
+    );
+    conn.handle_packet(Packet::PubRec(ack(2)), now).unwrap();
+    conn.handle_packet(Packet::PubComp(ack(2)), now).unwrap();
+    let done: Vec<u64> = published(&events(&mut conn))
+        .iter()
+        .map(|(t, _)| *t)
+        .collect();
+    assert_eq!(done, [first.0, second.0]);
+}
+
+#[test]
 fn a_snapshot_restores_the_same_state_and_the_next_connection_resends_it() {
     let now = Instant::now();
     let mut conn = connected(SessionState::new(), false, limits(1, 0, 0), now);

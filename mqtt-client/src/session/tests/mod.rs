@@ -315,6 +315,57 @@ fn inbound_messages_are_acknowledged_deduplicated_and_aliases_resolved() {
 }
 
 #[test]
+fn manual_acknowledgements_wait_for_the_user_and_a_held_message_is_delivered_once() {
+    let now = Instant::now();
+    let mut opts = options();
+    opts.manual_acks = true;
+    let mut conn = Connection::new(&opts, SessionState::new(), now).unwrap();
+    conn.handle_packet(connack(false, ConnAckProperties::default()), now)
+        .unwrap();
+    sent(&mut conn, now);
+    events(&mut conn);
+
+    let mut one = Publish::new(TopicName::new("a").unwrap(), Bytes::from("1"));
+    one.qos = PublishQoS::AtLeastOnce(id(1));
+    let mut two = Publish::new(TopicName::new("b").unwrap(), Bytes::from("2"));
+    two.qos = PublishQoS::ExactlyOnce(id(2));
+    conn.handle_packet(Packet::Publish(one.clone()), now)
+        .unwrap();
+    conn.handle_packet(Packet::Publish(two.clone()), now)
+        .unwrap();
+    // A resend of the held QoS 2 message: neither acknowledged nor delivered again.
+    let mut resent = two.clone();
+    resent.dup = true;
+    conn.handle_packet(Packet::Publish(resent.clone()), now)
+        .unwrap();
+    assert_eq!(sent(&mut conn, now), []);
+    assert_eq!(events(&mut conn).len(), 2);
+
+    conn.acknowledge(&two);
+    conn.acknowledge(&one);
+    assert_eq!(
+        sent(&mut conn, now),
+        [Packet::PubRec(ack(2)), Packet::PubAck(ack(1))]
+    );
+    // Twice is once.
+    conn.acknowledge(&two);
+    assert_eq!(sent(&mut conn, now), []);
+
+    // The connection drops before PUBREL; the next one gets the resend and acknowledges it
+    // at once, without delivering it a second time (the user had it).
+    let mut next = Connection::new(&opts, conn.into_state(), now).unwrap();
+    next.handle_packet(connack(true, ConnAckProperties::default()), now)
+        .unwrap();
+    sent(&mut next, now);
+    events(&mut next);
+    next.handle_packet(Packet::Publish(resent), now).unwrap();
+    assert_eq!(sent(&mut next, now), [Packet::PubRec(ack(2))]);
+    assert_eq!(events(&mut next), []);
+    next.handle_packet(Packet::PubRel(ack(2)), now).unwrap();
+    assert_eq!(sent(&mut next, now), [Packet::PubComp(ack(2))]);
+}
+
+#[test]
 fn subscribe_gets_its_suback_and_a_stray_one_is_an_error() {
     let now = Instant::now();
     let mut conn = connected(
