@@ -21,6 +21,8 @@ use crate::store::{Journal, Store, StoreError, StoreOp, StoredWill, SyncPolicy};
 use crate::subscriptions::{Subscriber, SubscriptionIndex};
 use crate::{MqttConfig, SessionExpiry, TransportInfo};
 
+mod admin;
+pub use admin::{AdminError, ClientDetail, ClientSummary, Kick, SubscriptionSummary};
 #[cfg(feature = "fuzzing")]
 mod invariants;
 #[cfg(feature = "fuzzing")]
@@ -398,6 +400,9 @@ impl Broker {
         session_ended: bool,
     ) {
         session.set_online(false);
+        if let Some(client) = session.client.lock().as_mut() {
+            client.disconnected_at = Some(SystemTime::now());
+        }
         let expiry = *session.expiry.lock();
         {
             let mut state = session.state.lock();

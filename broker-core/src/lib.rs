@@ -29,6 +29,7 @@ pub mod acl;
 mod auth;
 mod bridge_metrics;
 mod broker;
+mod client_info;
 mod config;
 mod conn_param;
 mod connection;
@@ -56,7 +57,8 @@ pub use auth::{
     PasswordFileErrorKind, PasswordHash, UsernameError, check_username, hash_password,
 };
 pub use bridge_metrics::{BridgeCounters, BridgeSnapshot};
-pub use broker::Broker;
+pub use broker::{AdminError, Broker, ClientDetail, ClientSummary, Kick, SubscriptionSummary};
+pub use client_info::ClientInfo;
 pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{
     ConnParam, INTERNAL_CLIENT_ID_PREFIX, Internal, SessionExpiry, TransportInfo, TransportKind,

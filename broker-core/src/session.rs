@@ -153,6 +153,8 @@ pub(crate) enum Dropped {
 pub(crate) enum Control {
     /// Keep going.
     Run,
+    /// Close with Administrative action: an operator kicked the client.
+    Kicked,
     /// Close with Session taken over: another connection with the same client identifier
     /// has come. `session_ends` when that connection starts clean or the session was not
     /// persistent; otherwise the session continues on the new connection, and (as
@@ -208,6 +210,9 @@ pub(crate) struct SessionShared {
     pub(crate) expiry_task: Mutex<Option<tokio::task::AbortHandle>>,
     /// The session expiry of the last connection, used when it closes.
     pub(crate) expiry: Mutex<crate::SessionExpiry>,
+    /// Its connection, current or last, as the operator sees it (`None` for a session
+    /// restored from the store that no connection has attached to yet).
+    pub(crate) client: Mutex<Option<Box<crate::ClientInfo>>>,
 }
 
 impl SessionShared {
@@ -236,6 +241,7 @@ impl SessionShared {
             attach: Arc::new(tokio::sync::Mutex::new(())),
             expiry_task: Mutex::new(None),
             expiry: Mutex::new(crate::SessionExpiry::Immediately),
+            client: Mutex::new(None),
         }
     }
 

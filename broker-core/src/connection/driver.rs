@@ -186,8 +186,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
             return Exit::Shutdown;
         }
         let first = *control.borrow_and_update();
-        if let Control::TakenOver { session_ends } = first {
-            return self.taken_over(session_ends).await;
+        match first {
+            Control::TakenOver { session_ends } => return self.taken_over(session_ends).await,
+            Control::Kicked => return Exit::Closed(ReasonCode::AdministrativeAction),
+            Control::Run => {}
         }
         let session = Arc::clone(&self.session);
         loop {
@@ -231,8 +233,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 () = durable_reached(self.durable.as_mut(), awaited) => {}
                 changed = control.changed() => {
                     let now = changed.is_ok().then(|| *control.borrow_and_update());
-                    if let Some(Control::TakenOver { session_ends }) = now {
-                        return self.taken_over(session_ends).await;
+                    match now {
+                        Some(Control::TakenOver { session_ends }) => {
+                            return self.taken_over(session_ends).await;
+                        }
+                        Some(Control::Kicked) => {
+                            self.close_reason = Some("kicked by an administrator".to_owned());
+                            return Exit::Closed(ReasonCode::AdministrativeAction);
+                        }
+                        Some(Control::Run) | None => {}
                     }
                 }
                 _ = stopping.changed() => return Exit::Shutdown,

@@ -125,6 +125,7 @@ where
         .attach(&param.client_id, param.clean_start, param.session_expiry)
         .await;
     session.state.lock().max_queued = param.transport.internal.map(|i| i.max_queued);
+    *session.client.lock() = Some(Box::new(crate::ClientInfo::of(&param)));
 
     let connack = Packet::ConnAck(Box::new(connack(
         broker,
