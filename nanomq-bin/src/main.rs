@@ -37,6 +37,8 @@ use crate::config::{Config, LogTarget};
 use crate::signals::Signals;
 
 mod access;
+#[cfg(feature = "http-api")]
+mod api;
 mod auth_http;
 mod bench;
 mod bridge;
@@ -185,6 +187,29 @@ async fn run(config: Config) -> Result<()> {
 
     // After the listeners: a bridge's local session is a client like any other.
     let mut bridges = bridge::start(&broker, &config.bridges, &stopped).await?;
+
+    #[cfg(not(feature = "http-api"))]
+    if config.http_server.is_some() {
+        return Err(anyhow!(
+            "http_server: this build has no admin API (its cargo feature `http-api`)"
+        ));
+    }
+    #[cfg(feature = "http-api")]
+    if let Some(http) = config.http_server.clone() {
+        let listener = api::bind(&http).await?;
+        let address = listener.local_addr().unwrap_or(http.bind);
+        tracing::info!("admin API listening on http://{address}");
+        let state = api::ApiState::new(Arc::clone(&broker), config.bridges.clone());
+        let mut stopped = stopped.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|&stop| stop).await;
+        };
+        serving.spawn(async move {
+            if let Err(e) = api::serve(listener, http, state, shutdown).await {
+                tracing::error!("{e:#}");
+            }
+        });
+    }
 
     let outcome = tokio::select! {
         signal = signals.recv() => {

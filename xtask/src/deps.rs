@@ -64,6 +64,12 @@ pub(crate) const TEST: &[Prerequisite] = &[
         check: Check::PythonImport("paho.mqtt.client"),
         install: Install::Pip("paho-mqtt==2.1.0"),
     },
+    // The admin API's tests (nanomq-bin/tests/e2e_api.rs) speak HTTP with curl.
+    Prerequisite {
+        name: "curl",
+        check: Check::OnPath("curl"),
+        install: Install::Apt("curl"),
+    },
     // MQTT.js in a headless browser (nanomq-bin/tests/e2e_browser.rs).
     Prerequisite {
         name: "chromium",

@@ -18,6 +18,7 @@ mod auth_acl;
 mod auth_http;
 mod auth_scram;
 mod bridges;
+mod http_server;
 mod limits;
 mod listeners;
 mod log;
@@ -31,6 +32,9 @@ use auth::RawAuth;
 pub(crate) use auth::{AuthConfig, AuthnSource};
 pub(crate) use auth_http::{HttpAuthConfig, OnError};
 pub(crate) use bridges::{BridgeConfig, Forward, RemoteSubscription, TopicMap};
+pub(crate) use http_server::HttpServerConfig;
+#[cfg(test)]
+pub(crate) use http_server::Secret;
 use listeners::RawListeners;
 pub(crate) use listeners::{ListenerConfig, ListenerKind};
 use log::RawLog;
@@ -59,6 +63,8 @@ pub(crate) struct Config {
     pub(crate) auth: AuthConfig,
     /// The bridges to upstream brokers.
     pub(crate) bridges: Vec<BridgeConfig>,
+    /// The admin HTTP API, if enabled.
+    pub(crate) http_server: Option<HttpServerConfig>,
 }
 
 /// Parses and validates a configuration file's text.
@@ -126,6 +132,8 @@ struct RawConfig {
     auth: RawAuth,
     /// `[[bridges]]`.
     bridges: Vec<bridges::RawBridge>,
+    /// `[http_server]`.
+    http_server: http_server::RawHttpServer,
 }
 
 impl RawConfig {
@@ -144,6 +152,7 @@ impl RawConfig {
         let persistence = self.persistence.validate(&mut problems);
         let auth = self.auth.validate(&mut problems);
         let bridges = bridges::validate(self.bridges, &mut problems);
+        let http_server = self.http_server.validate(&mut problems);
         if problems.0.is_empty() {
             Ok(Config {
                 listeners,
@@ -152,6 +161,7 @@ impl RawConfig {
                 persistence,
                 auth,
                 bridges,
+                http_server,
             })
         } else {
             Err(ConfigError {

@@ -2,6 +2,7 @@
 //! The listeners' and `[auth]`'s are in `tests/`.
 
 mod auth;
+mod http_server;
 mod listeners;
 
 // Most tests need a TCP listener; a build without it compiles only the others.
