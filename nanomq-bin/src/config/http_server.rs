@@ -13,8 +13,10 @@ use super::Problems;
 /// The shortest API key accepted: guessing one must cost more than a password's brute force.
 const MIN_API_KEY_LEN: usize = 16;
 
-/// The validated `[http_server]`, when the API is enabled.
+/// The validated `[http_server]`, when the API is enabled. (A build without the `http-api`
+/// feature reads it only to refuse it.)
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 pub(crate) struct HttpServerConfig {
     /// Where it listens.
     pub(crate) bind: SocketAddr,
@@ -34,6 +36,7 @@ impl HttpServerConfig {
 
 /// The password of Basic authentication, as the configuration gives it.
 #[derive(Debug, Clone)]
+#[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 pub(crate) enum Secret {
     /// `password`: compared in constant time.
     Plain(String),
@@ -41,6 +44,7 @@ pub(crate) enum Secret {
     Hash(Box<PasswordHash>),
 }
 
+#[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 impl Secret {
     /// Whether `password` matches.
     pub(crate) fn matches(&self, password: &[u8]) -> bool {
@@ -52,6 +56,7 @@ impl Secret {
 }
 
 /// Byte strings compared without a shortcut at the first difference (the length shows).
+#[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
