@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, watch};
 
 use crate::auth::{AccessControl, EnhancedAuth};
+use crate::events::ClientEvents;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::retained::RetainedIndex;
 use crate::session::SessionShared;
@@ -62,6 +63,8 @@ pub struct Broker {
     access_generation: AtomicU64,
     /// Where durable changes go, if the broker has a store.
     pub(crate) journal: Option<Arc<Journal>>,
+    /// Told about clients connecting and disconnecting, if anyone asked.
+    client_events: RwLock<Option<Arc<dyn ClientEvents>>>,
 }
 
 /// Builds a [`Broker`]: its configuration, and optionally an extended authentication method
@@ -171,6 +174,7 @@ impl Broker {
             access: RwLock::new(Arc::new(access)),
             access_generation: AtomicU64::new(0),
             journal,
+            client_events: RwLock::new(None),
         })
     }
 
@@ -210,11 +214,27 @@ impl Broker {
         })
     }
 
+    /// Tells `events` about every client that connects or disconnects from now on (`None`
+    /// stops it); connections already open are told when they end.
+    pub fn set_client_events(&self, events: Option<Arc<dyn ClientEvents>>) {
+        *self.client_events.write() = events;
+    }
+
+    /// Who is told about clients connecting and disconnecting, if anyone.
+    pub(crate) fn client_events(&self) -> Option<Arc<dyn ClientEvents>> {
+        self.client_events.read().clone()
+    }
+
     /// Counters and gauges, as of now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut snapshot = self.metrics.snapshot();
         snapshot.sessions = self.registry.lock().len() as u64;
         snapshot.retained_messages = self.retained.read().len() as u64;
+        let index = self.index.counts();
+        snapshot.subscriptions = index.subscriptions;
+        snapshot.shared_subscriptions = index.shared;
+        snapshot.topics = index.filters;
+        snapshot.store = self.journal.as_ref().map(|journal| journal.metrics());
         snapshot
     }
 
@@ -245,6 +265,7 @@ impl Broker {
             if *self.stopping.borrow() {
                 return;
             }
+            self.metrics.sockets_total.fetch_add(1, Ordering::Relaxed);
             self.live_connections.fetch_add(1, Ordering::AcqRel);
             crate::connection::run(&self, handshake).await;
             if self.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {

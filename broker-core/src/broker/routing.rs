@@ -18,24 +18,39 @@ impl Broker {
     /// as the topic's retained message if it is retained. Full queues apply the drop policy:
     /// nobody waits (wills).
     pub(crate) fn publish(&self, message: Message) -> Routed {
-        self.route(message, false)
+        self.route(message, Origin::Client { can_wait: false })
+    }
+
+    /// Publishes a message of the broker's own (`$SYS` statistics, client connection
+    /// events): routed like any other, with no access-control check (no client published
+    /// it), and not counted as a message received from a client (nor as one dropped for want
+    /// of subscribers). A retained one replaces the topic's retained message in memory only:
+    /// the broker's statistics of a run are not kept in the store for the next.
+    pub fn publish_system(&self, message: Message) {
+        self.route(message, Origin::System);
     }
 
     /// Like `publish`, for a client's PUBLISH: a QoS 1/2 delivery to an online session
     /// whose queue is full waits for room (`mqueue_full = "backpressure"`), and `parked`
     /// says where; the publisher holds its acknowledgement until then.
     pub(crate) fn publish_or_wait(&self, message: Message) -> Routed {
-        self.route(message, true)
+        self.route(message, Origin::Client { can_wait: true })
     }
 
-    fn route(&self, message: Message, can_wait: bool) -> Routed {
+    fn route(&self, message: Message, origin: Origin) -> Routed {
         let message = Arc::new(message);
-        self.metrics
-            .messages_received
-            .fetch_add(1, Ordering::Relaxed);
+        let (can_wait, counted) = match origin {
+            Origin::Client { can_wait } => (can_wait, true),
+            Origin::System => (false, false),
+        };
+        if counted {
+            self.metrics
+                .received(message.qos)
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let mut ticket = 0;
         if message.retain {
-            ticket = self.store_retained(&message);
+            ticket = self.store_retained(&message, counted);
         }
         let matches = self.index.matches(&message.topic);
         let mut direct = matches.direct;
@@ -43,6 +58,11 @@ impl Broker {
         // every matching subscription identifier (MQTT 5 3.3.4).
         direct.retain(|s| !(s.options.no_local && message.publisher == Some(s.session.key)));
         direct.sort_by_key(|s| s.session.key);
+        if counted && direct.is_empty() && matches.shared.is_empty() && !message.retain {
+            self.metrics
+                .dropped_no_subscribers
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let mut parking = Parking::new(can_wait);
         let mut queued = 0;
         let mut i = 0;
@@ -122,21 +142,22 @@ impl Broker {
         (delivered, enqueued.ticket)
     }
 
-    /// Stores or clears the retained message of the message's topic; returns the journal
-    /// ticket of the change (0 without a store).
-    fn store_retained(&self, message: &Arc<Message>) -> u64 {
+    /// Stores or clears the retained message of the message's topic, in the store too when
+    /// `durable`; returns the journal ticket of the change (0 without a store).
+    fn store_retained(&self, message: &Arc<Message>, durable: bool) -> u64 {
         let mut retained = self.retained.write();
+        let journal = self.journal.as_ref().filter(|_| durable);
         // Recorded under the lock, so the store sees the changes of one topic in order.
         if message.payload.is_empty() {
             retained.remove(&message.topic);
-            self.journal.as_ref().map_or(0, |journal| {
+            journal.map_or(0, |journal| {
                 journal.record(StoreOp::RetainedCleared {
                     topic: message.topic.clone(),
                 })
             })
         } else {
             retained.insert(Arc::clone(message));
-            self.journal.as_ref().map_or(0, |journal| {
+            journal.map_or(0, |journal| {
                 journal.record(StoreOp::Retained {
                     message: journal.stored_message(message),
                 })
@@ -204,6 +225,15 @@ pub(crate) struct Parked {
     pub(crate) waiting: Arc<Waiting>,
     /// The sessions it is parked at, to force it in when the wait runs out.
     pub(crate) sessions: Vec<Arc<SessionShared>>,
+}
+
+/// Who published a message being routed.
+#[derive(Debug, Clone, Copy)]
+enum Origin {
+    /// A client (or its will); `can_wait`: a QoS 1/2 delivery to a full queue may wait.
+    Client { can_wait: bool },
+    /// The broker itself ([`Broker::publish_system`]).
+    System,
 }
 
 /// Where one message is being parked while it is routed.

@@ -183,6 +183,10 @@ impl Broker {
             {
                 session.expiry_task.lock().take();
                 broker.discard(&session);
+                broker
+                    .metrics
+                    .sessions_timed_out
+                    .fetch_add(1, Ordering::Relaxed);
             }
         });
         if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
