@@ -24,6 +24,7 @@ mod log;
 mod mqtt;
 mod persistence;
 mod problems;
+mod sys;
 #[cfg(test)]
 mod tests;
 
@@ -40,6 +41,7 @@ pub(crate) use persistence::PersistenceConfig;
 use persistence::RawPersistence;
 pub(crate) use problems::ConfigError;
 use problems::Problems;
+pub(crate) use sys::SysConfig;
 
 /// The configuration `nanomq start` runs on without `--conf`: the documented example file.
 pub(crate) const DEFAULT_CONFIG: &str = include_str!("../../etc/nanomq.toml");
@@ -59,6 +61,8 @@ pub(crate) struct Config {
     pub(crate) auth: AuthConfig,
     /// The bridges to upstream brokers.
     pub(crate) bridges: Vec<BridgeConfig>,
+    /// The `$SYS` topics.
+    pub(crate) sys: SysConfig,
 }
 
 /// Parses and validates a configuration file's text.
@@ -126,6 +130,8 @@ struct RawConfig {
     auth: RawAuth,
     /// `[[bridges]]`.
     bridges: Vec<bridges::RawBridge>,
+    /// `[sys]`.
+    sys: sys::RawSys,
 }
 
 impl RawConfig {
@@ -144,6 +150,7 @@ impl RawConfig {
         let persistence = self.persistence.validate(&mut problems);
         let auth = self.auth.validate(&mut problems);
         let bridges = bridges::validate(self.bridges, &mut problems);
+        let sys = self.sys.validate(&mut problems);
         if problems.0.is_empty() {
             Ok(Config {
                 listeners,
@@ -152,6 +159,7 @@ impl RawConfig {
                 persistence,
                 auth,
                 bridges,
+                sys,
             })
         } else {
             Err(ConfigError {
