@@ -1,25 +1,30 @@
 //! The broker: the session registry, the subscription index, retained messages, wills and
 //! session expiry, and routing a published message to every session that wants it.
+//!
+//! This file holds the broker itself (building it, its counters, serving a connection,
+//! shutting down); `sessions` attaches and detaches connections and ends sessions, `routing`
+//! routes messages and keeps retained messages and the subscription index, `restore` fills
+//! a new broker from its store.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use mqtt_codec::{ClientId, LastWill, PublishProperties, QoS, TopicFilter};
+use mqtt_codec::{ClientId, TopicFilter};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, OwnedMutexGuard, watch};
+use tokio::sync::{Notify, watch};
 
 use crate::auth::{AccessControl, EnhancedAuth};
-use crate::message::Message;
+use crate::events::ClientEvents;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::retained::RetainedIndex;
-use crate::session::{Control, Delivery, Dropped, Durable, SessionShared, Waiting};
-use crate::store::{Journal, Store, StoreError, StoreOp, StoredWill, SyncPolicy};
-use crate::subscriptions::{Subscriber, SubscriptionIndex};
-use crate::{MqttConfig, SessionExpiry, TransportInfo};
+use crate::session::SessionShared;
+use crate::store::{Journal, Store, StoreError, SyncPolicy};
+use crate::subscriptions::SubscriptionIndex;
+use crate::{MqttConfig, TransportInfo};
 
 mod admin;
 pub use admin::{AdminError, ClientDetail, ClientSummary, Kick, SubscriptionSummary};
@@ -28,6 +33,10 @@ mod invariants;
 #[cfg(feature = "fuzzing")]
 pub(crate) use invariants::probe_for;
 mod restore;
+mod routing;
+mod sessions;
+
+pub(crate) use routing::{Parked, Routed};
 
 /// How long [`Broker::shutdown`] waits for connections to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -56,6 +65,8 @@ pub struct Broker {
     access_generation: AtomicU64,
     /// Where durable changes go, if the broker has a store.
     pub(crate) journal: Option<Arc<Journal>>,
+    /// Told about clients connecting and disconnecting, if anyone asked.
+    client_events: RwLock<Option<Arc<dyn ClientEvents>>>,
 }
 
 /// Builds a [`Broker`]: its configuration, and optionally an extended authentication method
@@ -165,6 +176,7 @@ impl Broker {
             access: RwLock::new(Arc::new(access)),
             access_generation: AtomicU64::new(0),
             journal,
+            client_events: RwLock::new(None),
         })
     }
 
@@ -204,11 +216,27 @@ impl Broker {
         })
     }
 
+    /// Tells `events` about every client that connects or disconnects from now on (`None`
+    /// stops it); connections already open are told when they end.
+    pub fn set_client_events(&self, events: Option<Arc<dyn ClientEvents>>) {
+        *self.client_events.write() = events;
+    }
+
+    /// Who is told about clients connecting and disconnecting, if anyone.
+    pub(crate) fn client_events(&self) -> Option<Arc<dyn ClientEvents>> {
+        self.client_events.read().clone()
+    }
+
     /// Counters and gauges, as of now.
     pub fn metrics(&self) -> MetricsSnapshot {
         let mut snapshot = self.metrics.snapshot();
         snapshot.sessions = self.registry.lock().len() as u64;
         snapshot.retained_messages = self.retained.read().len() as u64;
+        let index = self.index.counts();
+        snapshot.subscriptions = index.subscriptions;
+        snapshot.shared_subscriptions = index.shared;
+        snapshot.topics = index.filters;
+        snapshot.store = self.journal.as_ref().map(|journal| journal.metrics());
         snapshot
     }
 
@@ -239,6 +267,7 @@ impl Broker {
             if *self.stopping.borrow() {
                 return;
             }
+            self.metrics.sockets_total.fetch_add(1, Ordering::Relaxed);
             self.live_connections.fetch_add(1, Ordering::AcqRel);
             crate::connection::run(&self, handshake).await;
             if self.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -282,443 +311,6 @@ impl Broker {
         let n = self.next_client_id.fetch_add(1, Ordering::Relaxed);
         ClientId::new(format!("{}-{n}", self.client_id_prefix))
     }
-
-    /// Attaches a new connection to the session of `client_id`: creates it, resumes it, or
-    /// takes it over from a connection still attached (which is told to close with Session
-    /// taken over, and finishes before this returns). Returns the session, the guard the
-    /// connection holds while attached, and whether an existing session was resumed.
-    pub(crate) async fn attach(
-        &self,
-        client_id: &ClientId,
-        clean_start: bool,
-        expiry: SessionExpiry,
-    ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
-        loop {
-            let existing = self.registry.lock().get(client_id).cloned();
-            let Some(session) = existing else {
-                let key = self.next_session_key.fetch_add(1, Ordering::Relaxed);
-                let session = Arc::new(SessionShared::new(client_id.clone(), key));
-                let guard = Arc::clone(&session.attach).lock_owned().await;
-                let mut registry = self.registry.lock();
-                if registry.contains_key(client_id) {
-                    // Another connection with this id got in first; start over and take over.
-                    continue;
-                }
-                registry.insert(client_id.clone(), Arc::clone(&session));
-                drop(registry);
-                self.cancel_will(client_id);
-                return self.attached(session, guard, expiry, false);
-            };
-            if session.is_online() {
-                self.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
-            }
-            let session_ends = clean_start || *session.expiry.lock() == SessionExpiry::Immediately;
-            session
-                .control
-                .send_replace(Control::TakenOver { session_ends });
-            let guard = Arc::clone(&session.attach).lock_owned().await;
-            let still_registered = self
-                .registry
-                .lock()
-                .get(client_id)
-                .is_some_and(|s| Arc::ptr_eq(s, &session));
-            if !still_registered {
-                continue;
-            }
-            session.control.send_replace(Control::Run);
-            if let Some(task) = session.expiry_task.lock().take() {
-                task.abort();
-            }
-            self.cancel_will(client_id);
-            if clean_start {
-                self.discard(&session);
-                drop(guard);
-                continue;
-            }
-            return self.attached(session, guard, expiry, true);
-        }
-    }
-
-    fn attached(
-        &self,
-        session: Arc<SessionShared>,
-        guard: OwnedMutexGuard<()>,
-        expiry: SessionExpiry,
-        present: bool,
-    ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
-        *session.expiry.lock() = expiry;
-        let durable = match (&self.journal, expiry) {
-            (Some(journal), SessionExpiry::After(_) | SessionExpiry::Never) => Some(Durable {
-                journal: Arc::clone(journal),
-                key: session.key,
-            }),
-            _ => None,
-        };
-        let op = match durable {
-            Some(_) => session.stored(expiry, None),
-            None => StoreOp::SessionEnded { key: session.key },
-        };
-        session.state.lock().set_durable(durable, op);
-        session.set_online(true);
-        (session, guard, present)
-    }
-
-    /// Ends a session: its subscriptions leave the index and it leaves the registry.
-    fn discard(&self, session: &Arc<SessionShared>) {
-        let filters: Vec<TopicFilter> = {
-            let mut state = session.state.lock();
-            state.set_durable(None, StoreOp::SessionEnded { key: session.key });
-            state.subscriptions.keys().cloned().collect()
-        };
-        for filter in &filters {
-            self.index.remove(filter, session.key);
-        }
-        let mut registry = self.registry.lock();
-        if registry
-            .get(&session.client_id)
-            .is_some_and(|s| Arc::ptr_eq(s, session))
-        {
-            registry.remove(&session.client_id);
-            shrink_if_sparse(&mut registry);
-        }
-        drop(registry);
-        if let Some(task) = session.expiry_task.lock().take() {
-            task.abort();
-        }
-        self.metrics
-            .sessions_expired
-            .fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Detaches the closing connection from its session: schedules the will (if `will` is
-    /// given: the connection did not end normally) and the session's end. A will goes out at
-    /// once when `session_ended` (a clean start took the session over), whatever its delay.
-    pub(crate) fn detach(
-        self: &Arc<Self>,
-        session: &Arc<SessionShared>,
-        will: Option<&LastWill>,
-        session_ended: bool,
-    ) {
-        session.set_online(false);
-        if let Some(client) = session.client.lock().as_mut() {
-            client.disconnected_at = Some(SystemTime::now());
-        }
-        let expiry = *session.expiry.lock();
-        {
-            let mut state = session.state.lock();
-            state.connection_lost();
-            // Offline: publishers waiting for room here get the drop policy instead.
-            let dropped = state.release_parked(&self.config);
-            if dropped > 0 {
-                self.metrics
-                    .dropped_queue_full
-                    .fetch_add(dropped, Ordering::Relaxed);
-                if !std::mem::replace(&mut state.logged_offline_drop, true) {
-                    session.log_offline_drop(&self.config);
-                }
-            }
-            if expiry != SessionExpiry::Immediately
-                && let Some(durable) = &state.durable
-            {
-                durable.record(session.stored(expiry, Some(SystemTime::now())));
-            }
-        }
-        if let Some(will) = will {
-            let will_delay =
-                Duration::from_secs(u64::from(will.properties.will_delay_interval.unwrap_or(0)));
-            let expiry_interval = will.properties.message_expiry_interval;
-            let will = Message::from_will(will, session.key);
-            let delay = match expiry {
-                _ if session_ended => Duration::ZERO,
-                SessionExpiry::Immediately => Duration::ZERO,
-                SessionExpiry::After(d) => will_delay.min(d),
-                SessionExpiry::Never => will_delay,
-            };
-            self.schedule_will(session.client_id.clone(), will, expiry_interval, delay);
-        }
-        match expiry {
-            SessionExpiry::Immediately => self.discard(session),
-            SessionExpiry::Never => {}
-            SessionExpiry::After(after) => self.schedule_expiry(session, after),
-        }
-    }
-
-    /// Ends `session` after `after`, unless a client has attached to it by then.
-    fn schedule_expiry(self: &Arc<Self>, session: &Arc<SessionShared>, after: Duration) {
-        let broker = Arc::downgrade(self);
-        let weak = Arc::downgrade(session);
-        let task = tokio::spawn(async move {
-            tokio::time::sleep(after).await;
-            if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade())
-                && !session.is_online()
-            {
-                session.expiry_task.lock().take();
-                broker.discard(&session);
-            }
-        });
-        if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
-            old.abort();
-        }
-    }
-
-    pub(crate) fn schedule_will(
-        self: &Arc<Self>,
-        client_id: ClientId,
-        will: Message,
-        expiry_interval: Option<u32>,
-        delay: Duration,
-    ) {
-        if delay.is_zero() {
-            self.publish(
-                will.with_expiry_interval(expiry_interval, tokio::time::Instant::now().into_std()),
-            );
-            return;
-        }
-        let will = Arc::new(will);
-        if let Some(journal) = &self.journal {
-            journal.record(StoreOp::WillScheduled {
-                will: StoredWill {
-                    client_id: client_id.clone(),
-                    message: journal.stored_message(&will),
-                    expiry_interval,
-                    fire_at: SystemTime::now() + delay,
-                },
-            });
-        }
-        let broker = Arc::downgrade(self);
-        let id = client_id.clone();
-        let task =
-            tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                if let Some(broker) = broker.upgrade() {
-                    let mut wills = broker.wills.lock();
-                    wills.remove(&id);
-                    shrink_if_sparse(&mut wills);
-                    drop(wills);
-                    let will = Arc::unwrap_or_clone(will);
-                    broker.publish(will.with_expiry_interval(
-                        expiry_interval,
-                        tokio::time::Instant::now().into_std(),
-                    ));
-                    if let Some(journal) = &broker.journal {
-                        journal.record(StoreOp::WillDone { client_id: id });
-                    }
-                }
-            });
-        if let Some(old) = self.wills.lock().insert(client_id, task.abort_handle()) {
-            old.abort();
-        }
-    }
-
-    fn cancel_will(&self, client_id: &ClientId) {
-        let mut wills = self.wills.lock();
-        if let Some(task) = wills.remove(client_id) {
-            task.abort();
-            shrink_if_sparse(&mut wills);
-            drop(wills);
-            if let Some(journal) = &self.journal {
-                journal.record(StoreOp::WillDone {
-                    client_id: client_id.clone(),
-                });
-            }
-        }
-    }
-
-    /// Routes a message to every session subscribed to its topic, and stores or clears it
-    /// as the topic's retained message if it is retained. Full queues apply the drop policy:
-    /// nobody waits (wills).
-    pub(crate) fn publish(&self, message: Message) -> Routed {
-        self.route(message, false)
-    }
-
-    /// Like `publish`, for a client's PUBLISH: a QoS 1/2 delivery to an online session
-    /// whose queue is full waits for room (`mqueue_full = "backpressure"`), and `parked`
-    /// says where; the publisher holds its acknowledgement until then.
-    pub(crate) fn publish_or_wait(&self, message: Message) -> Routed {
-        self.route(message, true)
-    }
-
-    fn route(&self, message: Message, can_wait: bool) -> Routed {
-        let message = Arc::new(message);
-        self.metrics
-            .messages_received
-            .fetch_add(1, Ordering::Relaxed);
-        let mut ticket = 0;
-        if message.retain {
-            ticket = self.store_retained(&message);
-        }
-        let matches = self.index.matches(&message.topic);
-        let mut direct = matches.direct;
-        // One delivery per session: at the highest QoS of its matching subscriptions, with
-        // every matching subscription identifier (MQTT 5 3.3.4).
-        direct.retain(|s| !(s.options.no_local && message.publisher == Some(s.session.key)));
-        direct.sort_by_key(|s| s.session.key);
-        let mut parking = Parking::new(can_wait);
-        let mut queued = 0;
-        let mut i = 0;
-        while let Some(first) = direct.get(i) {
-            let mut qos = first.options.qos;
-            let mut rap = first.options.retain_as_published;
-            let mut ids = Vec::new();
-            let mut j = i;
-            while let Some(sub) = direct.get(j).filter(|s| s.session.key == first.session.key) {
-                qos = qos.max(sub.options.qos);
-                rap |= sub.options.retain_as_published;
-                ids.extend(sub.id);
-                j += 1;
-            }
-            let (delivered, stored) =
-                self.deliver(&first.session, &message, qos, rap, ids, &mut parking);
-            queued += usize::from(delivered);
-            ticket = ticket.max(stored);
-            i = j;
-        }
-        for sub in &matches.shared {
-            let ids = sub.id.into_iter().collect();
-            let (qos, rap) = (sub.options.qos, sub.options.retain_as_published);
-            let (delivered, stored) =
-                self.deliver(&sub.session, &message, qos, rap, ids, &mut parking);
-            queued += usize::from(delivered);
-            ticket = ticket.max(stored);
-        }
-        let parked = parking.finish();
-        if parked.is_some() {
-            self.metrics
-                .backpressure_waits
-                .fetch_add(1, Ordering::Relaxed);
-        }
-        Routed {
-            queued,
-            ticket,
-            parked,
-        }
-    }
-
-    fn deliver(
-        &self,
-        session: &Arc<SessionShared>,
-        message: &Arc<Message>,
-        max_qos: QoS,
-        retain_as_published: bool,
-        subscription_ids: Vec<mqtt_codec::SubscriptionId>,
-        parking: &mut Parking,
-    ) -> (bool, u64) {
-        let delivery = Delivery::new(
-            Arc::clone(message),
-            message.qos.min(max_qos),
-            retain_as_published && message.retain,
-            subscription_ids,
-        );
-        let waiting = parking.can_wait.then_some(&mut parking.waiting);
-        let enqueued = session.offer(delivery, &self.config, waiting);
-        if enqueued.parked {
-            parking.sessions.push(Arc::clone(session));
-        }
-        let delivered = match enqueued.result {
-            Ok(()) => true,
-            Err(Dropped::QueueFull) => {
-                self.metrics
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(Dropped::OfflineQoS0) => {
-                self.metrics
-                    .dropped_offline_qos0
-                    .fetch_add(1, Ordering::Relaxed);
-                false
-            }
-        };
-        (delivered, enqueued.ticket)
-    }
-
-    /// Stores or clears the retained message of the message's topic; returns the journal
-    /// ticket of the change (0 without a store).
-    fn store_retained(&self, message: &Arc<Message>) -> u64 {
-        let mut retained = self.retained.write();
-        // Recorded under the lock, so the store sees the changes of one topic in order.
-        if message.payload.is_empty() {
-            retained.remove(&message.topic);
-            self.journal.as_ref().map_or(0, |journal| {
-                journal.record(StoreOp::RetainedCleared {
-                    topic: message.topic.clone(),
-                })
-            })
-        } else {
-            retained.insert(Arc::clone(message));
-            self.journal.as_ref().map_or(0, |journal| {
-                journal.record(StoreOp::Retained {
-                    message: journal.stored_message(message),
-                })
-            })
-        }
-    }
-
-    /// The live retained messages matching `filter`, at most `limit` (the room the
-    /// subscriber has for them). Expired ones met on the way are removed.
-    pub(crate) fn retained_matching(
-        &self,
-        filter: &TopicFilter,
-        now: Instant,
-        limit: usize,
-    ) -> Vec<Arc<Message>> {
-        let found = self.retained.read().matching(filter, now, limit);
-        if !found.expired.is_empty() {
-            let mut retained = self.retained.write();
-            for topic in found.expired {
-                if retained.get(&topic).is_some_and(|m| m.is_expired(now)) {
-                    retained.remove(&topic);
-                    if let Some(journal) = &self.journal {
-                        journal.record(StoreOp::RetainedCleared { topic });
-                    }
-                }
-            }
-        }
-        found.live
-    }
-
-    /// Adds a session's subscription to the index.
-    pub(crate) fn index_subscription(
-        &self,
-        session: &Arc<SessionShared>,
-        filter: &TopicFilter,
-        options: mqtt_codec::SubscriptionOptions,
-        id: Option<mqtt_codec::SubscriptionId>,
-    ) {
-        self.index.insert(
-            filter,
-            Subscriber {
-                session: Arc::clone(session),
-                options,
-                id,
-            },
-        );
-    }
-}
-
-impl Message {
-    /// The will message a closing connection leaves behind. Its expiry interval, if any,
-    /// is applied when it is published (after the will delay).
-    pub(crate) fn from_will(will: &LastWill, publisher: u64) -> Self {
-        let p = &will.properties;
-        let properties = PublishProperties {
-            payload_format_indicator: p.payload_format_indicator,
-            content_type: p.content_type.clone(),
-            response_topic: p.response_topic.clone(),
-            correlation_data: p.correlation_data.clone(),
-            user_properties: p.user_properties.clone(),
-            ..PublishProperties::default()
-        };
-        let mut message = Self::new(
-            will.topic.clone(),
-            will.payload.clone(),
-            will.qos,
-            will.retain,
-            Some(Box::new(properties)).filter(|p| !p.is_empty()),
-        );
-        message.publisher = Some(publisher);
-        message
-    }
 }
 
 impl Drop for Broker {
@@ -727,51 +319,6 @@ impl Drop for Broker {
         if let Some(journal) = &self.journal {
             journal.stop();
         }
-    }
-}
-
-/// What routing a message did.
-#[derive(Debug)]
-pub(crate) struct Routed {
-    /// How many sessions it was queued (or parked) for.
-    pub(crate) queued: usize,
-    /// The journal ticket of the last change it made to the store (0: none).
-    pub(crate) ticket: u64,
-    /// The sessions whose full queue it waits at, if any: its acknowledgement waits.
-    pub(crate) parked: Option<Parked>,
-}
-
-/// A client's PUBLISH parked at sessions with full queues (see `session::parked`).
-#[derive(Debug)]
-pub(crate) struct Parked {
-    /// Done once every session has taken the message in.
-    pub(crate) waiting: Arc<Waiting>,
-    /// The sessions it is parked at, to force it in when the wait runs out.
-    pub(crate) sessions: Vec<Arc<SessionShared>>,
-}
-
-/// Where one message is being parked while it is routed.
-struct Parking {
-    can_wait: bool,
-    waiting: Option<Arc<Waiting>>,
-    sessions: Vec<Arc<SessionShared>>,
-}
-
-impl Parking {
-    fn new(can_wait: bool) -> Self {
-        Self {
-            can_wait,
-            waiting: None,
-            sessions: Vec::new(),
-        }
-    }
-
-    fn finish(self) -> Option<Parked> {
-        let waiting = self.waiting?;
-        Some(Parked {
-            waiting,
-            sessions: self.sessions,
-        })
     }
 }
 

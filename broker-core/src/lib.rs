@@ -20,6 +20,7 @@
 //! - `auth`: access control ([`AccessControl`]: authenticators, authorizers, their policies)
 //!   and the AUTH exchange hook.
 //! - `config`, `metrics`, `message`: settings, counters, messages.
+//! - `events`: the [`ClientEvents`] hook, told as clients connect and disconnect.
 //! - [`scram`]: SCRAM-SHA-256/512, an [`EnhancedAuth`] with its credentials file.
 //! - [`acl`]: authorization rules (TOML rules and Mosquitto's `acl_file`), compiled.
 //! - `limits`: checks against the limits of what one client may cost, and their log.
@@ -33,6 +34,7 @@ mod client_info;
 mod config;
 mod conn_param;
 mod connection;
+mod events;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -63,8 +65,12 @@ pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{
     ConnParam, INTERNAL_CLIENT_ID_PREFIX, Internal, SessionExpiry, TransportInfo, TransportKind,
 };
+pub use events::ClientEvents;
 pub use message::Message;
-pub use metrics::{AccessCounts, LimitsExceeded, MetricsSnapshot};
+pub use metrics::{
+    AccessCounts, LATENCY_BUCKETS_MICROS, LatencyHistogram, LimitsExceeded, MetricsSnapshot,
+    StoreMetrics,
+};
 pub use pipe::{Pipe, StreamPipe};
 pub use retained::{RetainedIndex, RetainedLookup};
 #[cfg(feature = "sqlite")]

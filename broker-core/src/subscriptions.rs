@@ -8,7 +8,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use mqtt_codec::{SubscriptionId, SubscriptionOptions, TopicFilter, TopicName};
 use parking_lot::RwLock;
@@ -45,7 +45,8 @@ impl Subscribers {
         self.direct.is_empty() && self.shared.is_empty()
     }
 
-    fn insert(&mut self, group: Option<&str>, sub: Subscriber) {
+    /// Adds `sub`, replacing the same session's earlier one; whether it is new.
+    fn insert(&mut self, group: Option<&str>, sub: Subscriber) -> bool {
         let key = sub.session.key;
         let list = match group {
             None => &mut self.direct,
@@ -63,13 +64,19 @@ impl Subscribers {
                 };
                 match self.shared.get_mut(index) {
                     Some(g) => &mut g.members,
-                    None => return,
+                    None => return false,
                 }
             }
         };
         match list.iter_mut().find(|s| s.session.key == key) {
-            Some(existing) => *existing = sub,
-            None => list.push(sub),
+            Some(existing) => {
+                *existing = sub;
+                false
+            }
+            None => {
+                list.push(sub);
+                true
+            }
         }
     }
 
@@ -239,28 +246,31 @@ impl Node {
         &mut node.subscribers.get_or_insert_with(Box::default).here
     }
 
-    /// Removes a subscription and prunes the branches it leaves empty.
-    fn remove(&mut self, levels: &[&str], group: Option<&str>, key: u64) -> bool {
+    /// Removes a subscription and prunes the branches it leaves empty: whether there was
+    /// one, and whether it was the last of its filter.
+    fn remove(&mut self, levels: &[&str], group: Option<&str>, key: u64) -> (bool, bool) {
         // A `#` filter is held by the node of the level before it.
         let hash_at = levels.iter().position(|level| *level == "#");
         let path = hash_at.and_then(|i| levels.get(..i)).unwrap_or(levels);
         let Some(node) = topic_tree::descend_mut(self, path) else {
-            return false;
+            return (false, false);
         };
         let Some(subscribers) = node.subscribers.as_mut() else {
-            return false;
+            return (false, false);
         };
-        let removed = match hash_at {
-            Some(_) => subscribers.hash.remove(group, key),
-            None => subscribers.here.remove(group, key),
+        let list = match hash_at {
+            Some(_) => &mut subscribers.hash,
+            None => &mut subscribers.here,
         };
+        let removed = list.remove(group, key);
+        let last = removed && list.is_empty();
         if subscribers.is_empty() {
             node.subscribers = None;
         }
         if removed {
             topic_tree::prune(self, path);
         }
-        removed
+        (removed, last)
     }
 
     /// Collects the subscribers whose filter matches `levels`. Wildcards at the first level
@@ -313,6 +323,22 @@ pub(crate) struct SubscriptionIndex {
     wildcard: RwLock<Node>,
     hasher: std::collections::hash_map::RandomState,
     strategy: SharedStrategy,
+    /// What the index holds, kept as it changes (under the shard's write lock) so that
+    /// reading it walks nothing.
+    subscriptions: AtomicU64,
+    shared: AtomicU64,
+    filters: AtomicU64,
+}
+
+/// How much the index holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IndexCounts {
+    /// Subscriptions, shared ones included.
+    pub(crate) subscriptions: u64,
+    /// Shared subscriptions.
+    pub(crate) shared: u64,
+    /// Distinct filters (a shared subscription's counted after its group).
+    pub(crate) filters: u64,
 }
 
 fn first_level(s: &str) -> &str {
@@ -326,6 +352,37 @@ impl SubscriptionIndex {
             wildcard: RwLock::default(),
             hasher: std::collections::hash_map::RandomState::new(),
             strategy,
+            subscriptions: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
+            filters: AtomicU64::new(0),
+        }
+    }
+
+    /// How much the index holds now.
+    pub(crate) fn counts(&self) -> IndexCounts {
+        IndexCounts {
+            subscriptions: self.subscriptions.load(Ordering::Relaxed),
+            shared: self.shared.load(Ordering::Relaxed),
+            filters: self.filters.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Counts a subscription added (`by` 1) or removed (`by` -1), and its filter if that
+    /// was its filter's first or last.
+    fn count(&self, shared: bool, filter_changed: bool, added: bool) {
+        let change = |counter: &AtomicU64| {
+            if added {
+                counter.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counter.fetch_sub(1, Ordering::Relaxed);
+            }
+        };
+        change(&self.subscriptions);
+        if shared {
+            change(&self.shared);
+        }
+        if filter_changed {
+            change(&self.filters);
         }
     }
 
@@ -346,10 +403,12 @@ impl SubscriptionIndex {
         let group = filter.shared().map(|s| s.group);
         let inner = filter.match_filter();
         let levels: Vec<&str> = inner.split('/').collect();
-        self.shard_for_filter(inner)
-            .write()
-            .subscribers_mut(&levels)
-            .insert(group, sub);
+        let mut shard = self.shard_for_filter(inner).write();
+        let subscribers = shard.subscribers_mut(&levels);
+        let first = subscribers.is_empty();
+        if subscribers.insert(group, sub) {
+            self.count(group.is_some(), first, true);
+        }
     }
 
     /// Removes the subscription of session `key` to `filter`; whether there was one.
@@ -357,9 +416,12 @@ impl SubscriptionIndex {
         let group = filter.shared().map(|s| s.group);
         let inner = filter.match_filter();
         let levels: Vec<&str> = inner.split('/').collect();
-        self.shard_for_filter(inner)
-            .write()
-            .remove(&levels, group, key)
+        let mut shard = self.shard_for_filter(inner).write();
+        let (removed, last) = shard.remove(&levels, group, key);
+        if removed {
+            self.count(group.is_some(), last, false);
+        }
+        removed
     }
 
     /// The subscriptions matching `topic`.

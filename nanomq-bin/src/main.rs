@@ -20,6 +20,8 @@
 //! - [`client`]: `nanomq pub` and `nanomq sub`, and the client connection layer.
 //! - [`bench`]: `nanomq bench`, the load generator.
 //! - [`passwd`]: `nanomq passwd`, Mosquitto's password files (as `mosquitto_passwd`).
+//! - [`ops`]: what the broker tells about itself: `$SYS` topics, client events, the
+//!   Prometheus exposition.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -47,6 +49,7 @@ mod client;
 mod config;
 mod listeners;
 mod logging;
+mod ops;
 mod passwd;
 mod signals;
 mod units;
@@ -160,6 +163,7 @@ fn open_broker(config: &Config) -> Result<Arc<Broker>> {
 /// Binds every listener, serves until SIGINT or SIGTERM, then shuts down gracefully: stop
 /// accepting, disconnect every client, and return.
 async fn run(config: Config) -> Result<()> {
+    let started = tokio::time::Instant::now();
     // Catch the signals first: one that arrives while starting must stop us gracefully too,
     // not kill the process.
     let mut signals = Signals::install().context("cannot install the signal handlers")?;
@@ -172,6 +176,9 @@ async fn run(config: Config) -> Result<()> {
         .collect();
     // Before anything is served: no client ever sees the broker without its rules.
     broker.set_access(access::build(&config, &addrs)?);
+    if config.sys.client_events {
+        broker.set_client_events(Some(Arc::new(ops::events::EventMessages)));
+    }
 
     let (stop, stopped) = watch::channel(false);
     let mut serving = JoinSet::new();
@@ -187,6 +194,15 @@ async fn run(config: Config) -> Result<()> {
 
     // After the listeners: a bridge's local session is a client like any other.
     let mut bridges = bridge::start(&broker, &config.bridges, &stopped).await?;
+    if let Some(interval) = config.sys.interval {
+        // Not awaited at shutdown: it only publishes, and stops when told.
+        tokio::spawn(ops::sys::run(
+            Arc::clone(&broker),
+            interval,
+            started,
+            stopped.clone(),
+        ));
+    }
 
     #[cfg(not(feature = "http-api"))]
     if config.http_server.is_some() {

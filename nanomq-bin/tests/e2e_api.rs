@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use e2e::{Background, Broker, require_on_path, run};
+use e2e::{Background, Broker, python, require_on_path, run, scratch_dir};
 use serde_json::Value;
 
 /// How long one step may take.
@@ -351,7 +351,7 @@ fn the_openapi_description_is_served() {
 
 #[test]
 fn an_api_beyond_loopback_without_credentials_does_not_start() {
-    let dir = e2e::scratch_dir("api_open");
+    let dir = scratch_dir("api_open");
     let conf = dir.join("nanomq.toml");
     std::fs::write(
         &conf,
@@ -371,4 +371,121 @@ fn an_api_beyond_loopback_without_credentials_does_not_start() {
         "{}",
         out.stderr
     );
+}
+
+#[test]
+fn messages_published_through_the_api_reach_mqtt_subscribers() {
+    let (broker, api) = start("api_publish");
+    let mut sub = subscriber(
+        &broker,
+        "reader",
+        &["-V", "5", "-q", "1", "-t", "api/#", "-F", "%t %p %r"],
+    );
+    let one = send(
+        api,
+        "POST",
+        "/api/v4/mqtt/publish",
+        r#"{"topic":"api/plain","clientid":"ops","payload":"hello","qos":1,"properties":{"content_type":"text/plain","user_properties":{"k":"v"}}}"#,
+    );
+    assert_eq!(one.status, 200, "{}", one.body);
+    assert_eq!(one.json()["data"]["queued"], 1);
+    sub.wait_for_line(|l| l == "api/plain hello 0", PATIENCE);
+    // base64, retained, two topics at once.
+    let two = send(
+        api,
+        "POST",
+        "/api/v4/mqtt/publish",
+        r#"{"topics":"api/a,api/b","payload":"aGk=","encoding":"base64","retain":true}"#,
+    );
+    assert_eq!(two.json()["data"]["queued"], 2, "{}", two.body);
+    sub.wait_for_line(|l| l == "api/a hi 0", PATIENCE);
+    sub.wait_for_line(|l| l == "api/b hi 0", PATIENCE);
+    // Retained: a late subscriber gets it with the retain flag.
+    let late = run(
+        Command::new("mosquitto_sub").args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port(),
+            "-t",
+            "api/a",
+            "-C",
+            "1",
+            "-W",
+            "10",
+            "-F",
+            "%t %p %r",
+        ]),
+        PATIENCE,
+    );
+    assert_eq!(late.stdout.trim(), "api/a hi 1");
+    // A batch is checked whole: one bad message publishes none.
+    let bad = send(
+        api,
+        "POST",
+        "/api/v4/mqtt/publish_batch",
+        r#"[{"topic":"api/x","payload":"1"},{"topic":"api/+","payload":"2"}]"#,
+    );
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[1].topic"),
+        "{}",
+        bad.body
+    );
+    let good = send(
+        api,
+        "POST",
+        "/api/v4/mqtt/publish_batch",
+        r#"[{"topic":"api/x","payload":"1"},{"topic":"api/y","payload":"2"}]"#,
+    );
+    assert_eq!(good.status, 200);
+    sub.wait_for_line(|l| l == "api/x 1 0", PATIENCE);
+    sub.wait_for_line(|l| l == "api/y 2 0", PATIENCE);
+    let lines = sub.kill().stdout;
+    assert!(!lines.contains("api/+"), "{lines}");
+    assert_eq!(
+        send(
+            api,
+            "POST",
+            "/api/v4/mqtt/publish",
+            r#"{"topic":"a","encoding":"base64","payload":"%%"}"#
+        )
+        .status,
+        400
+    );
+}
+
+#[test]
+fn the_prometheus_scrape_parses_with_prometheus_own_parser() {
+    let (broker, api) = start("api_prometheus");
+    let _sub = subscriber(&broker, "watcher", &["-q", "1", "-t", "p/#"]);
+    publish(&broker, "p/1", "x");
+    let scrape = get(api, "/api/v4/prometheus");
+    assert_eq!(scrape.status, 200);
+    let same_place = get(api, "/metrics");
+    assert_eq!(same_place.status, 200);
+    let file = scratch_dir("api_prometheus_scrape").join("scrape.txt");
+    std::fs::write(&file, &scrape.body).unwrap();
+    let parsed = run(
+        Command::new(python())
+            .arg(e2e::python_script("parse_prometheus.py"))
+            .arg(&file),
+        PATIENCE,
+    );
+    assert!(
+        parsed.status.success(),
+        "{}\n{}",
+        parsed.stderr,
+        scrape.body
+    );
+    let families: Value = serde_json::from_str(&parsed.stdout).unwrap();
+    let value = |family: &str| families[family]["samples"][0][2].as_f64().unwrap();
+    assert_eq!(value("nanomq_connections_count"), 1.0);
+    assert!(value("nanomq_messages_received") >= 1.0);
+    assert_eq!(families["nanomq_bytes_received"]["type"], "counter");
+    // Without credentials: nothing.
+    assert_eq!(curl(api, &[], "/metrics").status, 401);
 }

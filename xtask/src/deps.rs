@@ -70,6 +70,13 @@ pub(crate) const TEST: &[Prerequisite] = &[
         check: Check::OnPath("curl"),
         install: Install::Apt("curl"),
     },
+    // Prometheus's own Python client parses the broker's exposition in nanomq-bin's
+    // ops::prometheus tests: a real parser, not one written here.
+    Prerequisite {
+        name: "prometheus-client (Python)",
+        check: Check::PythonImport("prometheus_client.parser"),
+        install: Install::Pip("prometheus-client==0.26.0"),
+    },
     // MQTT.js in a headless browser (nanomq-bin/tests/e2e_browser.rs).
     Prerequisite {
         name: "chromium",

@@ -11,7 +11,7 @@ use mqtt_codec::{ClientId, QoS, RetainHandling, SubscriptionOptions, TopicFilter
 
 use super::Broker;
 use crate::session::{Control, Delivery, SessionShared};
-use crate::{ClientInfo, SessionExpiry};
+use crate::{ClientInfo, Message, SessionExpiry};
 
 /// One session as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -185,6 +185,13 @@ impl Broker {
         let existed = session.state.lock().unsubscribe(filter);
         self.index.remove(filter, session.key);
         Ok(existed)
+    }
+
+    /// Publishes `message` for the operator (the admin API's publish): routed and counted
+    /// like a client's message, a retained one stored, without an access-control check.
+    /// Returns how many sessions it was queued for.
+    pub fn publish_admin(&self, message: Message) -> usize {
+        self.publish(message).queued
     }
 
     /// The session of `client_id`.

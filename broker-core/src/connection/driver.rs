@@ -54,6 +54,18 @@ pub(crate) enum Exit {
 }
 
 impl Exit {
+    /// The reason code that says how the connection ended (for client events).
+    pub(crate) fn reason_code(self) -> ReasonCode {
+        match self {
+            Self::Normal => ReasonCode::Success,
+            Self::NormalWithWill => ReasonCode::DisconnectWithWillMessage,
+            Self::Lost => ReasonCode::UnspecifiedError,
+            Self::Closed(reason) => reason,
+            Self::TakenOver { .. } => ReasonCode::SessionTakenOver,
+            Self::Shutdown => ReasonCode::ServerShuttingDown,
+        }
+    }
+
     /// Whether the will message is published: every end but a normal DISCONNECT, a broker
     /// shutdown, and a takeover that continues the session.
     pub(crate) fn publishes_will(self) -> bool {
@@ -102,6 +114,8 @@ pub(super) struct Driver<'a, P: Pipe> {
     denials: u32,
     /// Actions allowed by a rule and not yet added to the broker's counter.
     allowed_uncounted: u32,
+    /// Packets encoded into `out` since its last write (counted once written).
+    out_packets: u64,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -132,6 +146,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             authorizing: None,
             denials: 0,
             allowed_uncounted: 0,
+            out_packets: 0,
         }
     }
 
@@ -164,18 +179,23 @@ impl<'a, P: Pipe> Driver<'a, P> {
             if disconnect_too_large(&disconnect, self.param().maximum_packet_size) {
                 disconnect.properties.reason_string = None;
             }
-            let disconnect = Packet::Disconnect(disconnect);
-            encode_into(&disconnect, ProtocolVersion::V5, &mut self.out);
+            self.encode(&Packet::Disconnect(disconnect));
         }
+        self.reader.flush_counts(&self.broker.metrics);
         let stream = self.pipe.stream();
+        let mut written = false;
         let goodbye = async {
             if !self.out.is_empty() {
                 stream.write_all(&self.out).await?;
                 stream.flush().await?;
+                written = true;
             }
             stream.shutdown().await
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), goodbye).await;
+        if written {
+            self.count_written();
+        }
         exit
     }
 
@@ -197,7 +217,9 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 return exit;
             }
             // Packets that arrived together with CONNECT, or in the last read.
-            if let Some(exit) = self.handle_buffered() {
+            let handled = self.handle_buffered();
+            self.reader.flush_counts(&self.broker.metrics);
+            if let Some(exit) = handled {
                 return exit;
             }
             self.release_acks();
@@ -213,6 +235,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
                     return self.failed();
                 }
+                self.count_written();
                 self.out.clear();
                 // Keep a batch's worth for the next write; give back what a burst grew.
                 if self.out.capacity() > 2 * WRITE_BATCH {
@@ -389,7 +412,22 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     fn send(&mut self, packet: Packet) {
-        encode_into(&packet, self.version(), &mut self.out);
+        self.encode(&packet);
+    }
+
+    /// Encodes `packet` onto the write buffer, counting it.
+    fn encode(&mut self, packet: &Packet) {
+        if encode_into(packet, self.version(), &mut self.out) {
+            self.out_packets += 1;
+        }
+    }
+
+    /// Adds what the write buffer held, now written, to the broker's counters.
+    fn count_written(&mut self) {
+        let packets = std::mem::take(&mut self.out_packets);
+        self.broker
+            .metrics
+            .count_written(packets, self.out.len() as u64);
     }
 
     /// Sends a PUBACK or PUBREC once the store is durable up to `ticket` (at once for 0),
@@ -420,7 +458,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 break;
             }
             if let Some((_, packet)) = self.held_acks.pop_front() {
-                encode_into(&packet, self.version(), &mut self.out);
+                self.encode(&packet);
             }
         }
     }

@@ -17,6 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 use super::io::{PacketReader, ReadError, send};
 use crate::auth::{Action, AuthContext, AuthStep, Checked, ClientAccess, Identity};
 use crate::limits::Limit;
+use crate::metrics::Metrics;
 use crate::pipe::StreamPipe;
 use crate::session::SessionShared;
 use crate::{Broker, ConnParam, TransportInfo};
@@ -52,6 +53,7 @@ where
         // A broker shutting down does not wait for clients that have not connected yet.
         _ = stopping.wait_for(|stopping| *stopping) => return None,
     };
+    reader.flush_counts(&broker.metrics);
     let connect = match first {
         Err(_) => {
             tracing::debug!(?peer, "no CONNECT within the connect timeout");
@@ -64,7 +66,7 @@ where
             return None;
         }
         Ok(Err(ReadError::Decode(e))) => {
-            refuse_unreadable(&mut stream, &e, peer).await;
+            refuse_unreadable(&mut stream, &e, peer, &broker.metrics).await;
             broker
                 .metrics
                 .protocol_errors
@@ -81,12 +83,12 @@ where
     let client_id = match choose_client_id(broker, &connect, transport.internal.is_some()) {
         Ok(id) => id,
         Err(code) => {
-            refuse(&mut stream, version, code).await;
+            refuse(&mut stream, version, code, &broker.metrics).await;
             return None;
         }
     };
     if let Err(code) = within_limits(broker, &connect, &client_id) {
-        refuse(&mut stream, version, code).await;
+        refuse(&mut stream, version, code, &broker.metrics).await;
         return None;
     }
     let auth = authenticate(broker, &mut stream, &mut reader, &connect, &client_id, peer);
@@ -98,7 +100,7 @@ where
                 .authentication_failure
                 .fetch_add(1, Ordering::Relaxed);
             tracing::info!(?peer, client = %client_id, %code, "connection refused by the AUTH exchange");
-            refuse(&mut stream, version, code).await;
+            refuse(&mut stream, version, code, &broker.metrics).await;
             return None;
         }
     };
@@ -117,7 +119,7 @@ where
     let access = match admit(broker, &param, authenticated.is_some()).await {
         Ok(access) => access,
         Err(code) => {
-            refuse(&mut stream, version, code).await;
+            refuse(&mut stream, version, code, &broker.metrics).await;
             return None;
         }
     };
@@ -142,7 +144,7 @@ where
         broker.detach(&session, None, false);
         return None;
     }
-    if let Err(e) = send(&mut stream, &connack, version).await {
+    if let Err(e) = send(&mut stream, &connack, version, &broker.metrics).await {
         tracing::debug!(?peer, error = %e, "cannot send CONNACK");
         // The session stays as the protocol says it should after a lost connection.
         broker.detach(&session, None, false);
@@ -334,13 +336,18 @@ where
                 };
                 challenge.properties.authentication_method = Some(method.clone());
                 challenge.properties.authentication_data = Some(out);
-                send(stream, &Packet::Auth(challenge), ProtocolVersion::V5)
-                    .await
-                    .map_err(|_| ReasonCode::UnspecifiedError)?;
+                send(
+                    stream,
+                    &Packet::Auth(challenge),
+                    ProtocolVersion::V5,
+                    &broker.metrics,
+                )
+                .await
+                .map_err(|_| ReasonCode::UnspecifiedError)?;
                 let answer =
-                    tokio::time::timeout(broker.config.connect_timeout, reader.read(stream))
-                        .await
-                        .map_err(|_| ReasonCode::NotAuthorized)?;
+                    tokio::time::timeout(broker.config.connect_timeout, reader.read(stream)).await;
+                reader.flush_counts(&broker.metrics);
+                let answer = answer.map_err(|_| ReasonCode::NotAuthorized)?;
                 match answer {
                     Ok(Packet::Auth(a))
                         if a.reason_code == ReasonCode::ContinueAuthentication
@@ -390,7 +397,12 @@ fn connack(
 }
 
 /// Answers a CONNECT the broker will not accept, then closes.
-async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, version: ProtocolVersion, code: ReasonCode) {
+async fn refuse<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    version: ProtocolVersion,
+    code: ReasonCode,
+    metrics: &Metrics,
+) {
     let code = if version.is_v5() {
         code
     } else {
@@ -405,7 +417,7 @@ async fn refuse<S: AsyncWrite + Unpin>(stream: &mut S, version: ProtocolVersion,
         reason_code: code,
         ..ConnAck::default()
     };
-    let _ = send(stream, &Packet::ConnAck(Box::new(ack)), version).await;
+    let _ = send(stream, &Packet::ConnAck(Box::new(ack)), version, metrics).await;
     let _ = stream.shutdown().await;
 }
 
@@ -414,6 +426,7 @@ async fn refuse_unreadable<S: AsyncWrite + Unpin>(
     stream: &mut S,
     error: &DecodeError,
     peer: Option<std::net::SocketAddr>,
+    metrics: &Metrics,
 ) {
     tracing::debug!(?peer, %error, "invalid CONNECT");
     if let DecodeError::UnsupportedProtocol {
@@ -426,6 +439,7 @@ async fn refuse_unreadable<S: AsyncWrite + Unpin>(
             stream,
             ProtocolVersion::V3_1_1,
             ReasonCode::UnsupportedProtocolVersion,
+            metrics,
         )
         .await;
     }

@@ -4,6 +4,8 @@ use bytes::BytesMut;
 use mqtt_codec::{DecodeError, Decoder, EncodeError, Packet, ProtocolVersion};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::metrics::Metrics;
+
 /// Why no packet could be read.
 #[derive(Debug)]
 pub(crate) enum ReadError {
@@ -20,6 +22,10 @@ pub(crate) enum ReadError {
 pub(crate) struct PacketReader {
     pub(crate) buf: BytesMut,
     pub(crate) decoder: Decoder,
+    /// Packets decoded since [`PacketReader::flush_counts`] last added them to the metrics.
+    packets: u64,
+    /// Bytes read since then.
+    bytes: u64,
 }
 
 impl PacketReader {
@@ -29,14 +35,28 @@ impl PacketReader {
             // strings keep this first allocation alive for the connection's lifetime.
             buf: BytesMut::with_capacity(512),
             decoder: Decoder::new().with_max_packet_size(max_packet_size),
+            packets: 0,
+            bytes: 0,
         }
     }
 
     /// A packet already buffered, if a whole one is there.
     pub(crate) fn buffered(&mut self) -> Result<Option<Packet>, ReadError> {
-        self.decoder
+        let packet = self
+            .decoder
             .decode(&mut self.buf)
-            .map_err(ReadError::Decode)
+            .map_err(ReadError::Decode)?;
+        self.packets += u64::from(packet.is_some());
+        Ok(packet)
+    }
+
+    /// Adds the packets and bytes read since the last call to `metrics`: once per read
+    /// rather than once per packet.
+    pub(crate) fn flush_counts(&mut self, metrics: &Metrics) {
+        metrics.count_read(
+            std::mem::take(&mut self.packets),
+            std::mem::take(&mut self.bytes),
+        );
     }
 
     /// Reads until a whole packet is buffered, and returns it.
@@ -62,7 +82,10 @@ impl PacketReader {
         }
         match stream.read_buf(&mut self.buf).await {
             Ok(0) => Err(ReadError::Closed),
-            Ok(_) => Ok(()),
+            Ok(n) => {
+                self.bytes += n as u64;
+                Ok(())
+            }
             Err(e) => Err(ReadError::Io(e)),
         }
     }
@@ -84,16 +107,18 @@ fn log_encode_error(packet: &Packet, e: &EncodeError) {
     tracing::error!(packet = %packet.packet_type(), error = %e, "cannot encode an outgoing packet");
 }
 
-/// Writes one packet and flushes it.
+/// Writes one packet and flushes it (counted in `metrics` once written).
 pub(crate) async fn send<S: AsyncWrite + Unpin>(
     stream: &mut S,
     packet: &Packet,
     version: ProtocolVersion,
+    metrics: &Metrics,
 ) -> std::io::Result<()> {
     let mut buf = BytesMut::new();
     if encode_into(packet, version, &mut buf) {
         stream.write_all(&buf).await?;
         stream.flush().await?;
+        metrics.count_written(1, buf.len() as u64);
     }
     Ok(())
 }

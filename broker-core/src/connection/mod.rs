@@ -48,13 +48,13 @@ where
         return;
     };
     let peer = pipe.conn_param().transport.peer;
-    broker.metrics.connections.fetch_add(1, Ordering::Relaxed);
-    broker
-        .metrics
-        .connections_total
-        .fetch_add(1, Ordering::Relaxed);
+    broker.metrics.connected();
     let client_id = pipe.conn_param().client_id.clone();
     tracing::debug!(client = %client_id, ?peer, version = %pipe.conn_param().version, "connected");
+    let events = broker.client_events();
+    if let Some(events) = &events {
+        events.connected(broker, pipe.conn_param());
+    }
 
     let exit = driver::Driver::new(broker, &mut pipe, Arc::clone(&session), reader, &mut access)
         .run()
@@ -69,6 +69,7 @@ where
                 && will_allowed(broker, &mut access, param, &will.topic).await;
             if !allowed {
                 tracing::info!(client = %client_id, topic = %will.topic, "will to a topic the client may not publish to: not published");
+                broker.metrics.dropped_acl.fetch_add(1, Ordering::Relaxed);
             }
             allowed.then_some(will)
         }
@@ -77,6 +78,9 @@ where
     let session_ended = matches!(exit, driver::Exit::TakenOver { session_ends: true });
     broker.detach(&session, will, session_ended);
     broker.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    if let Some(events) = &events {
+        events.disconnected(broker, pipe.conn_param(), exit.reason_code());
+    }
     drop(attach_guard);
     drop(pipe);
 }

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::{Store, StoreOp, StoredMessage, SyncPolicy, to_wall_clock};
 use crate::message::Message;
+use crate::metrics::{Histogram, StoreMetrics};
 
 /// Under `sync = "periodic"`, how many changes may wait for the writer before publishers'
 /// acknowledgements wait for it too (a few hundred bytes each: tens of MB at most). Far
@@ -52,6 +53,18 @@ pub(crate) struct Journal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The identifier the next stored message gets.
     next_message_id: AtomicU64,
+    /// What the writer has done, for the metrics.
+    counters: WriterCounters,
+}
+
+/// The writer's counters (written by the writer thread alone).
+#[derive(Debug, Default)]
+struct WriterCounters {
+    batches: AtomicU64,
+    changes: AtomicU64,
+    last_batch: AtomicU64,
+    write_errors: AtomicU64,
+    commit: Histogram,
 }
 
 impl Journal {
@@ -70,6 +83,7 @@ impl Journal {
             sync,
             writer: Mutex::new(None),
             next_message_id: AtomicU64::new(first_message_id),
+            counters: WriterCounters::default(),
         });
         let writer = Arc::clone(&journal);
         let handle = std::thread::Builder::new()
@@ -130,6 +144,20 @@ impl Journal {
         self.durable_now.load(Ordering::Acquire)
     }
 
+    /// What the writer has done, and how far it is behind.
+    pub(crate) fn metrics(&self) -> StoreMetrics {
+        let appended = self.pending.lock().appended;
+        let c = &self.counters;
+        StoreMetrics {
+            pending: appended.saturating_sub(self.durable_now()),
+            batches: c.batches.load(Ordering::Relaxed),
+            changes: c.changes.load(Ordering::Relaxed),
+            last_batch: c.last_batch.load(Ordering::Relaxed),
+            write_errors: c.write_errors.load(Ordering::Relaxed),
+            commit: c.commit.snapshot(),
+        }
+    }
+
     /// Watches how far the store is durable.
     pub(crate) fn durable(&self) -> watch::Receiver<u64> {
         self.durable.subscribe()
@@ -187,8 +215,15 @@ impl Journal {
             };
             let taken = batch.len();
             coalesce(&mut batch);
-            match store.apply(&batch) {
+            let writing = Instant::now();
+            let applied = store.apply(&batch);
+            self.counters.commit.record(writing.elapsed());
+            match applied {
                 Ok(()) => {
+                    let c = &self.counters;
+                    c.batches.fetch_add(1, Ordering::Relaxed);
+                    c.changes.fetch_add(taken as u64, Ordering::Relaxed);
+                    c.last_batch.store(taken as u64, Ordering::Relaxed);
                     batch.clear();
                     // This vector goes back to the publishers at the next swap. At a steady
                     // rate it keeps the room one batch needs (growing it again each time
@@ -201,6 +236,7 @@ impl Journal {
                     self.durable.send_replace(batch_end);
                 }
                 Err(error) => {
+                    self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
                     if self.pending.lock().stopping {
                         tracing::error!(%error, lost = batch.len(), "writing the session store failed while stopping; these changes are lost");
                         return;

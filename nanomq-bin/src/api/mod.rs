@@ -5,7 +5,7 @@
 //! Modules: `auth` (Basic and bearer keys), `reply` (the `{"code": 0, "data": ...}` envelope
 //! and errors with NanoMQ's result codes), `paging`, and one per resource: `broker_info`
 //! (brokers, nodes, metrics), `clients`, `subscriptions` (with subscribe/unsubscribe on a
-//! client's behalf and the topic tree), `bridges`. `openapi.json` describes every route;
+//! client's behalf and the topic tree), `publish`, `prometheus` (the scrape), `bridges`. `openapi.json` describes every route;
 //! a test keeps it and [`ROUTES`] in line.
 
 use std::sync::Arc;
@@ -26,6 +26,8 @@ mod bridges;
 mod broker_info;
 mod clients;
 mod paging;
+mod prometheus;
+mod publish;
 mod reply;
 mod subscriptions;
 
@@ -52,6 +54,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v4/bridges"),
     ("GET", "/api/v4/bridges/{name}"),
     ("GET", "/api/v4/openapi.json"),
+    ("POST", "/api/v4/mqtt/publish"),
+    ("POST", "/api/v4/mqtt/publish_batch"),
+    ("GET", "/api/v4/prometheus"),
+    ("GET", "/metrics"),
 ];
 
 /// What every handler sees.
@@ -102,6 +108,10 @@ fn router(state: ApiState, config: Arc<HttpServerConfig>) -> Router {
         .route("/api/v4/bridges", get(bridges::list))
         .route("/api/v4/bridges/{name}", get(bridges::one))
         .route("/api/v4/openapi.json", get(openapi))
+        .route("/api/v4/mqtt/publish", post(publish::one))
+        .route("/api/v4/mqtt/publish_batch", post(publish::batch))
+        .route("/api/v4/prometheus", get(prometheus::scrape))
+        .route("/metrics", get(prometheus::scrape))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -25,6 +25,7 @@ mod log;
 mod mqtt;
 mod persistence;
 mod problems;
+mod sys;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +45,7 @@ pub(crate) use persistence::PersistenceConfig;
 use persistence::RawPersistence;
 pub(crate) use problems::ConfigError;
 use problems::Problems;
+pub(crate) use sys::SysConfig;
 
 /// The configuration `nanomq start` runs on without `--conf`: the documented example file.
 pub(crate) const DEFAULT_CONFIG: &str = include_str!("../../etc/nanomq.toml");
@@ -65,6 +67,8 @@ pub(crate) struct Config {
     pub(crate) bridges: Vec<BridgeConfig>,
     /// The admin HTTP API, if enabled.
     pub(crate) http_server: Option<HttpServerConfig>,
+    /// The `$SYS` topics.
+    pub(crate) sys: SysConfig,
 }
 
 /// Parses and validates a configuration file's text.
@@ -134,6 +138,8 @@ struct RawConfig {
     bridges: Vec<bridges::RawBridge>,
     /// `[http_server]`.
     http_server: http_server::RawHttpServer,
+    /// `[sys]`.
+    sys: sys::RawSys,
 }
 
 impl RawConfig {
@@ -153,6 +159,7 @@ impl RawConfig {
         let auth = self.auth.validate(&mut problems);
         let bridges = bridges::validate(self.bridges, &mut problems);
         let http_server = self.http_server.validate(&mut problems);
+        let sys = self.sys.validate(&mut problems);
         if problems.0.is_empty() {
             Ok(Config {
                 listeners,
@@ -162,6 +169,7 @@ impl RawConfig {
                 auth,
                 bridges,
                 http_server,
+                sys,
             })
         } else {
             Err(ConfigError {

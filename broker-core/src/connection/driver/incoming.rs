@@ -56,6 +56,12 @@ impl<P: Pipe> Driver<'_, P> {
             return Some(exit);
         }
         let forbidden = !allowed || !self.param().may_publish(publish.topic());
+        if forbidden {
+            self.broker
+                .metrics
+                .dropped_acl
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let now = Instant::now().into_std();
         match publish.qos {
             PublishQoS::AtMostOnce => {

@@ -9,7 +9,6 @@ use mqtt_codec::{Ack, Packet, Publish, PublishQoS, QoS, TopicName};
 use tokio::time::Instant;
 
 use super::{Driver, WRITE_BATCH};
-use crate::connection::io::encode_into;
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Delivery, InFlight};
 
@@ -37,7 +36,8 @@ impl<P: Pipe> Driver<'_, P> {
                 .fetch_add(expired as u64, Ordering::Relaxed);
         }
         let mut in_window = state.sent_in_flight();
-        let mut sent = 0u64;
+        // PUBLISH packets by QoS: added to the broker's counters once, at the end.
+        let mut sent = [0u64; 3];
         let mut i = 0;
         while i < state.inflight.len() && in_window < window && self.out.len() < WRITE_BATCH {
             let Some(f) = state.inflight.get(i) else {
@@ -54,7 +54,10 @@ impl<P: Pipe> Driver<'_, P> {
                     let dup = f.ever_sent;
                     let delivery = f.delivery.clone();
                     match self.outgoing_publish(&delivery, qos, dup, now) {
-                        Some(publish) => Packet::Publish(publish),
+                        Some(publish) => {
+                            count_publish(&mut sent, delivery.qos);
+                            Packet::Publish(publish)
+                        }
                         None => {
                             // Too large for this connection: dropped, its identifier freed.
                             state.remove_inflight(i);
@@ -68,9 +71,8 @@ impl<P: Pipe> Driver<'_, P> {
                 f.ever_sent = true;
             }
             // Sent again after a reconnect: the store already has its identifier and state.
-            encode_into(&packet, self.version(), &mut self.out);
+            self.encode(&packet);
             in_window += 1;
-            sent += 1;
             i += 1;
         }
         let broker = self.broker;
@@ -107,8 +109,8 @@ impl<P: Pipe> Driver<'_, P> {
                 state.discarded(&delivery);
                 continue;
             };
-            encode_into(&Packet::Publish(publish), self.version(), &mut self.out);
-            sent += 1;
+            self.encode(&Packet::Publish(publish));
+            count_publish(&mut sent, delivery.qos);
             if let Some(packet_id) = packet_id {
                 state.inflight.push_back(InFlight {
                     packet_id,
@@ -129,12 +131,7 @@ impl<P: Pipe> Driver<'_, P> {
         let more = self.out.len() >= WRITE_BATCH
             && (!state.queue.is_empty() || state.inflight.iter().any(|f| f.sent_at.is_none()));
         drop(state);
-        if sent > 0 {
-            self.broker
-                .metrics
-                .messages_sent
-                .fetch_add(sent, Ordering::Relaxed);
-        }
+        self.broker.metrics.count_sent(sent);
         more
     }
 
@@ -205,5 +202,12 @@ impl<P: Pipe> Driver<'_, P> {
                 publish.properties_mut().topic_alias = Some(alias);
             }
         }
+    }
+}
+
+/// Counts one PUBLISH sent at `qos` in `sent` (indexed by QoS).
+fn count_publish(sent: &mut [u64; 3], qos: QoS) {
+    if let Some(n) = sent.get_mut(qos as usize) {
+        *n += 1;
     }
 }

@@ -1,9 +1,10 @@
 //! The configuration's tests: the example file, every key's validation and its messages.
-//! The listeners' and `[auth]`'s are in `tests/`.
+//! The listeners', `[auth]`'s and `[sys]`'s are in `tests/`.
 
 mod auth;
 mod http_server;
 mod listeners;
+mod sys;
 
 // Most tests need a TCP listener; a build without it compiles only the others.
 #[cfg(feature = "tcp")]
