@@ -146,6 +146,43 @@ impl RetainedIndex {
         Some(removed)
     }
 
+    /// The live retained messages in topic order, after skipping the first `skip` of them,
+    /// at most `limit`: a page of the operator's list. Topic order is level by level, each
+    /// level's names compared as bytes, a topic before the topics below it (`a`, `a/b`,
+    /// `a/c`, `a-b`). Expired messages are left out but not removed (this reads only). The
+    /// walk visits the topics before the page too: it costs `skip + limit` messages and the
+    /// levels on the way, not the whole index.
+    pub fn in_order(&self, now: Instant, skip: usize, limit: usize) -> Vec<Arc<Message>> {
+        let mut page = Vec::new();
+        if limit == 0 {
+            return page;
+        }
+        let mut skipped = 0;
+        // Depth first without recursion: each node's children are pushed in reverse order,
+        // so the next pop is the first of them.
+        let mut pending = vec![&self.root];
+        let mut children: Vec<(&str, &Node)> = Vec::new();
+        while let Some(node) = pending.pop() {
+            if let Some(message) = &node.message
+                && !message.is_expired(now)
+            {
+                if skipped < skip {
+                    skipped += 1;
+                } else {
+                    page.push(Arc::clone(message));
+                    if page.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            children.clear();
+            children.extend(node.children.iter());
+            children.sort_unstable_by(|a, b| b.0.cmp(a.0));
+            pending.extend(children.iter().map(|&(_, child)| child));
+        }
+        page
+    }
+
     /// The retained messages `filter` matches that are live at `now`, at most `limit` of
     /// them (the caller's room for them), and the expired ones met on the way.
     pub fn matching(&self, filter: &TopicFilter, now: Instant, limit: usize) -> RetainedLookup {
@@ -398,6 +435,39 @@ mod tests {
         assert_eq!(index.matching(&filter, now, 7).live.len(), 7);
         assert_eq!(index.matching(&filter, now, 0).live.len(), 0);
         assert_eq!(index.matching(&filter, now, 1000).live.len(), 100);
+    }
+
+    #[test]
+    fn the_listing_is_in_topic_order_paged_and_without_expired_messages() {
+        let now = Instant::now();
+        let mut index = index(&["b", "a/c", "a-b", "a", "$SYS/x", "a/b", "a/b/z", "/x"]);
+        let mut old = Message::new(
+            TopicName::new("a/old").unwrap_or_else(|_| unreachable!()),
+            Bytes::from_static(b"x"),
+            QoS::AtMostOnce,
+            true,
+            None,
+        );
+        old.expires_at = Some(now);
+        index.insert(Arc::new(old));
+        let topics = |skip, limit| -> Vec<String> {
+            index
+                .in_order(now, skip, limit)
+                .iter()
+                .map(|m| m.topic.to_string())
+                .collect()
+        };
+        let all = ["/x", "$SYS/x", "a", "a/b", "a/b/z", "a/c", "a-b", "b"];
+        assert_eq!(topics(0, 100), all);
+        assert_eq!(topics(2, 3), ["a", "a/b", "a/b/z"]);
+        assert_eq!(topics(7, 3), ["b"]);
+        assert!(topics(8, 3).is_empty());
+        assert!(topics(0, 0).is_empty());
+        assert_eq!(
+            index.len(),
+            all.len() + 1,
+            "the expired one is still stored"
+        );
     }
 
     #[test]

@@ -155,3 +155,41 @@ async fn an_operator_subscribes_and_unsubscribes_for_a_client() {
         Err(AdminError::FilterTooLarge)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_retained_messages_are_listed_in_topic_order_a_page_at_a_time() {
+    let broker = broker(MqttConfig::default());
+    let mut publisher = Client::connect(&broker, V5, "publisher").await;
+    for (topic, payload) in [("b/1", "one"), ("a", "root"), ("a/x", "ax"), ("c", "gone")] {
+        publisher
+            .publish(topic, payload.as_bytes(), QoS::AtLeastOnce, true)
+            .await;
+    }
+    publisher
+        .publish("not/retained", b"x", QoS::AtLeastOnce, false)
+        .await;
+    // An empty retained message clears the topic's.
+    publisher.publish("c", b"", QoS::AtLeastOnce, true).await;
+    settle().await;
+
+    let listed = |skip, limit| -> Vec<(String, Vec<u8>)> {
+        broker
+            .retained_messages(skip, limit)
+            .iter()
+            .map(|m| (m.topic.to_string(), m.payload.to_vec()))
+            .collect()
+    };
+    let all = listed(0, 10);
+    assert_eq!(
+        all,
+        [
+            ("a".to_owned(), b"root".to_vec()),
+            ("a/x".to_owned(), b"ax".to_vec()),
+            ("b/1".to_owned(), b"one".to_vec()),
+        ]
+    );
+    assert_eq!(broker.retained_count(), 3);
+    assert_eq!(listed(1, 1), all[1..2]);
+    assert!(listed(3, 10).is_empty());
+    assert_eq!(broker.retained_messages(0, 10)[0].qos, QoS::AtLeastOnce);
+}

@@ -1,8 +1,9 @@
 //! What an operator reads and does through the admin API: the sessions with their
 //! connections ([`Broker::clients`], [`Broker::client`]), every subscription
-//! ([`Broker::subscriptions`]), kicking a client ([`Broker::kick`]), and subscribing or
-//! unsubscribing on a client's behalf. Reads are snapshots taken one session at a time
-//! (never the whole registry locked while sessions are read).
+//! ([`Broker::subscriptions`]), the retained messages ([`Broker::retained_messages`]),
+//! kicking a client ([`Broker::kick`]), and subscribing or unsubscribing on a client's
+//! behalf. Reads are snapshots taken one session at a time (never the whole registry locked
+//! while sessions are read); the retained list is a bounded page.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -114,6 +115,21 @@ impl Broker {
         let mut sessions = self.sessions();
         sessions.sort_by(|a, b| a.client_id.as_str().cmp(b.client_id.as_str()));
         sessions.iter().flat_map(|s| subscriptions_of(s)).collect()
+    }
+
+    /// A page of the live retained messages, in topic order (see
+    /// [`RetainedIndex::in_order`](crate::RetainedIndex::in_order)): at most `limit`, after
+    /// the first `skip`. The retained index is read-locked for the walk, which costs
+    /// `skip + limit` messages: publishers of retained messages wait that long, so callers
+    /// bound both. Expired messages are left out (and removed later, as a subscriber's
+    /// lookup removes them).
+    pub fn retained_messages(&self, skip: usize, limit: usize) -> Vec<Arc<Message>> {
+        self.retained.read().in_order(Instant::now(), skip, limit)
+    }
+
+    /// How many topics have a retained message (expired ones not yet removed included).
+    pub fn retained_count(&self) -> usize {
+        self.retained.read().len()
     }
 
     /// Kicks the client `client_id` (see [`Kick`]).

@@ -5,8 +5,9 @@
 //! Modules: `auth` (Basic and bearer keys), `reply` (the `{"code": 0, "data": ...}` envelope
 //! and errors with NanoMQ's result codes), `paging`, and one per resource: `broker_info`
 //! (brokers, nodes, metrics), `clients`, `subscriptions` (with subscribe/unsubscribe on a
-//! client's behalf and the topic tree), `publish`, `prometheus` (the scrape), `bridges`. `openapi.json` describes every route;
-//! a test keeps it and [`ROUTES`] in line.
+//! client's behalf and the topic tree), `retained`, `publish`, `prometheus` (the scrape),
+//! `bridges`, and `dashboard`, the web page at `/dashboard` that shows them. `openapi.json`
+//! describes every route; a test keeps it and [`ROUTES`] in line.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,10 +26,12 @@ mod auth;
 mod bridges;
 mod broker_info;
 mod clients;
+mod dashboard;
 mod paging;
 mod prometheus;
 mod publish;
 mod reply;
+mod retained;
 mod subscriptions;
 
 use reply::{ApiError, ResultCode};
@@ -51,6 +54,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v4/mqtt/subscribe"),
     ("POST", "/api/v4/mqtt/unsubscribe"),
     ("GET", "/api/v4/topic-tree"),
+    ("GET", "/api/v4/retained"),
     ("GET", "/api/v4/bridges"),
     ("GET", "/api/v4/bridges/{name}"),
     ("GET", "/api/v4/openapi.json"),
@@ -58,6 +62,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v4/mqtt/publish_batch"),
     ("GET", "/api/v4/prometheus"),
     ("GET", "/metrics"),
+    ("GET", "/"),
+    ("GET", "/dashboard"),
+    ("GET", "/dashboard/style.css"),
+    ("GET", "/dashboard/app.js"),
 ];
 
 /// What every handler sees.
@@ -105,6 +113,7 @@ fn router(state: ApiState, config: Arc<HttpServerConfig>) -> Router {
         .route("/api/v4/mqtt/subscribe", post(subscriptions::subscribe))
         .route("/api/v4/mqtt/unsubscribe", post(subscriptions::unsubscribe))
         .route("/api/v4/topic-tree", get(subscriptions::topic_tree))
+        .route("/api/v4/retained", get(retained::list))
         .route("/api/v4/bridges", get(bridges::list))
         .route("/api/v4/bridges/{name}", get(bridges::one))
         .route("/api/v4/openapi.json", get(openapi))
@@ -112,6 +121,10 @@ fn router(state: ApiState, config: Arc<HttpServerConfig>) -> Router {
         .route("/api/v4/mqtt/publish_batch", post(publish::batch))
         .route("/api/v4/prometheus", get(prometheus::scrape))
         .route("/metrics", get(prometheus::scrape))
+        .route("/", get(dashboard::root))
+        .route("/dashboard", get(dashboard::index))
+        .route("/dashboard/style.css", get(dashboard::style))
+        .route("/dashboard/app.js", get(dashboard::script))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

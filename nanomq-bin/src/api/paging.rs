@@ -21,6 +21,16 @@ pub(super) struct Page {
 
 /// `items`' page as `{"code": 0, "data": [...], "meta": {...}}`.
 pub(super) fn paged(items: Vec<Value>, page: &Page) -> ApiResult {
+    let (number, limit) = window(page)?;
+    let count = items.len();
+    let start = (number - 1).saturating_mul(limit);
+    let data: Vec<Value> = items.into_iter().skip(start).take(limit).collect();
+    let hasnext = start.saturating_add(limit) < count;
+    Ok(page_of(data, number, limit, count, hasnext))
+}
+
+/// The page number and the limit `page` asks for, checked.
+pub(super) fn window(page: &Page) -> Result<(usize, usize), ApiError> {
     let number = page.page.unwrap_or(1);
     let limit = page.limit.unwrap_or(MAX_LIMIT);
     if number == 0 {
@@ -32,13 +42,21 @@ pub(super) fn paged(items: Vec<Value>, page: &Page) -> ApiResult {
             format!("must be between 1 and {MAX_LIMIT}"),
         ));
     }
-    let count = items.len();
-    let start = (number - 1).saturating_mul(limit);
-    let data: Vec<Value> = items.into_iter().skip(start).take(limit).collect();
-    let hasnext = start.saturating_add(limit) < count;
-    Ok(axum::Json(json!({
+    Ok((number, limit))
+}
+
+/// A page of a list that was not read whole: `data` is page `number`, `count` the list's
+/// length.
+pub(super) fn page_of(
+    data: Vec<Value>,
+    number: usize,
+    limit: usize,
+    count: usize,
+    hasnext: bool,
+) -> axum::Json<Value> {
+    axum::Json(json!({
         "code": 0,
         "data": data,
         "meta": {"page": number, "limit": limit, "count": count, "hasnext": hasnext},
-    })))
+    }))
 }
