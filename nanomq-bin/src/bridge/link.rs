@@ -29,6 +29,9 @@ use super::remote::{Remote, sleep_until};
 use super::topics::{carry, route};
 use crate::config::{BridgeConfig, Forward, RemoteSubscription};
 
+/// How long a stopping bridge waits for the upstream to acknowledge what is in flight.
+const DRAIN_AT_STOP: Duration = Duration::from_secs(2);
+
 /// A message published locally for the upstream, and how it went.
 struct Landed {
     /// The upstream's message (to acknowledge).
@@ -182,6 +185,10 @@ impl Relay {
 
     /// The connected loop.
     async fn relay(&mut self, remote: &mut Remote) -> Ended {
+        // Once told to stop: no new local messages, and until this deadline, the upstream's
+        // acknowledgements of those in flight (a message acknowledged on both sides is not
+        // sent again after the restart, which would duplicate a QoS 2 one upstream).
+        let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = remote.flush().await {
                 return Ended::Lost(e);
@@ -191,10 +198,19 @@ impl Relay {
                 return Ended::Lost(Error::Closed);
             }
             self.counters.set_queued(self.pending.len());
+            if let Some(until) = draining
+                && (remote.conn.state().in_flight() == 0 || tokio::time::Instant::now() >= until)
+            {
+                return Ended::Stopped;
+            }
             let deadline = remote.deadline();
+            let drain_deadline = draining.map(tokio::time::Instant::into_std);
             tokio::select! {
                 biased;
-                _ = self.stop.changed() => return Ended::Stopped,
+                _ = self.stop.changed(), if draining.is_none() => {
+                    draining = Some(tokio::time::Instant::now() + DRAIN_AT_STOP);
+                }
+                () = sleep_until(drain_deadline) => {}
                 packet = remote.packet() => {
                     if let Err(e) = remote.handle(packet) {
                         self.events(remote);
@@ -206,7 +222,7 @@ impl Relay {
                         self.landed(landed, Some(remote));
                     }
                 }
-                incoming = self.local.recv() => match incoming {
+                incoming = self.local.recv(), if draining.is_none() => match incoming {
                     Ok(Incoming::Message(publish)) => self.forward(publish, Some(remote)),
                     Ok(Incoming::Completed { .. }) => {}
                     Err(_) => return Ended::LocalGone,
