@@ -84,6 +84,9 @@ pub(crate) struct Mosquitto {
     address: SocketAddr,
     /// Where its configuration and pid file are.
     dir: PathBuf,
+    /// Whether `dir` is its own, removed when it is dropped (not when the test gave it, to
+    /// start it again there).
+    owns_dir: bool,
 }
 
 impl Mosquitto {
@@ -91,7 +94,9 @@ impl Mosquitto {
     /// clients use it) and the configuration lines `extra` (more listeners), waiting until
     /// that port and every one of `extra_ports` accept connections.
     pub(crate) fn start(name: &str, extra: &str, extra_ports: &[u16]) -> Self {
-        Self::start_in(&scratch_dir(name), free_port(), extra, extra_ports)
+        let mut mosquitto = Self::start_in(&scratch_dir(name), free_port(), extra, extra_ports);
+        mosquitto.owns_dir = true;
+        mosquitto
     }
 
     /// As [`Mosquitto::start`], with its files in `dir` and its plain listener on `port`:
@@ -127,6 +132,7 @@ impl Mosquitto {
             process: Some(process),
             address,
             dir: dir.to_owned(),
+            owns_dir: false,
         }
     }
 
@@ -162,6 +168,9 @@ impl Drop for Mosquitto {
             if thread::panicking() {
                 eprintln!("---- mosquitto log ----\n{}", output.stderr);
             }
+        }
+        if self.owns_dir {
+            let _ = fs::remove_dir_all(&self.dir);
         }
     }
 }
