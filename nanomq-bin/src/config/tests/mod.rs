@@ -1,7 +1,8 @@
 //! The configuration's tests: the example file, every key's validation and its messages.
-//! The listeners' and `[auth]`'s are in `tests/`.
+//! The listeners', `[auth]`'s and `[[bridges]]`' are in `tests/`.
 
 mod auth;
+mod bridges;
 mod listeners;
 
 // Most tests need a TCP listener; a build without it compiles only the others.
