@@ -277,6 +277,9 @@ fn bad_names_and_duplicates_are_refused() {
         "{}",
         refused(&twice)
     );
+    assert_refused(&twice, "bridges[1].clientid", "another bridge's client id");
+    let path = spoilt("example.com:1883\"", "example.com:1883/topic\"");
+    assert_refused(&path, "bridges[0].servers[0]", "has no path");
 }
 
 #[test]
