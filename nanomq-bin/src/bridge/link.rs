@@ -7,12 +7,15 @@
 //! PUBCOMP), on whichever attempt completes it. QoS 0 goes only while the link is up.
 //!
 //! Down (subscriptions): a message from upstream is published locally; the upstream's
-//! PUBACK / PUBREC goes out once the local broker has it.
+//! PUBACK / PUBREC goes out once the local broker has it, in the order the messages came
+//! (MQTT-4.6.0-2 and -3): the landings wait in a queue and only the oldest is awaited.
 //!
 //! Only cancel-safe receives sit in the `select!`s; every hand-over to a connection is a
 //! plain call, so a message is in exactly one place at any time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,20 +26,49 @@ use mqtt_client::{
 };
 use mqtt_codec::{Publish, QoS, ReasonCode, TopicFilter};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 use super::remote::{Remote, sleep_until};
 use super::topics::{carry, route};
 use crate::config::{BridgeConfig, Forward, RemoteSubscription};
 
-/// A message published locally for the upstream, and how it went.
-struct Landed {
+/// How long a stopping bridge waits for the upstream to acknowledge what is in flight.
+const DRAIN_AT_STOP: Duration = Duration::from_secs(2);
+
+/// The local outcome of a message from upstream, when it comes.
+type Outcome = Pin<Box<dyn Future<Output = Result<ReasonCode, PublishError>> + Send>>;
+
+/// A message from upstream being published locally.
+struct Landing {
     /// The upstream's message (to acknowledge).
     publish: Publish,
     /// The attempt it came on: an acknowledgement belongs to that connection.
     attempt: u64,
     /// The local outcome.
+    outcome: Outcome,
+}
+
+/// A message from upstream published locally (or not), and how it went.
+struct Landed {
+    /// The upstream's message (to acknowledge).
+    publish: Publish,
+    /// The attempt it came on.
+    attempt: u64,
+    /// The local outcome.
     result: Result<ReasonCode, PublishError>,
+}
+
+/// The oldest landing once its outcome is in; `None` at once when there is none. Cancel
+/// safe: until its outcome is in, the landing stays first in the queue.
+async fn first_landed(landing: &mut VecDeque<Landing>) -> Option<Landed> {
+    let result = (&mut landing.front_mut()?.outcome).await;
+    let Landing {
+        publish, attempt, ..
+    } = landing.pop_front()?;
+    Some(Landed {
+        publish,
+        attempt,
+        result,
+    })
 }
 
 /// Why a link ended.
@@ -65,8 +97,10 @@ pub(super) struct Relay {
     state: Option<SessionState>,
     /// Local messages forwarded upstream and not yet acknowledged there, by ticket.
     pending: HashMap<Ticket, Publish>,
-    /// Upstream messages being published locally.
-    landing: JoinSet<Landed>,
+    /// Upstream messages being published locally, in the order they came. A queue, not a
+    /// set of tasks: their acknowledgements must go upstream in that order, whichever local
+    /// outcome comes first.
+    landing: VecDeque<Landing>,
     /// The current attempt's number.
     attempt: u64,
     /// The bridge's counters.
@@ -102,7 +136,7 @@ impl Relay {
             publisher,
             state: Some(SessionState::new()),
             pending: HashMap::new(),
-            landing: JoinSet::new(),
+            landing: VecDeque::new(),
             attempt: 0,
             counters,
             stop,
@@ -182,6 +216,10 @@ impl Relay {
 
     /// The connected loop.
     async fn relay(&mut self, remote: &mut Remote) -> Ended {
+        // Once told to stop: no new local messages, and until this deadline, the upstream's
+        // acknowledgements of those in flight (a message acknowledged on both sides is not
+        // sent again after the restart, which would duplicate a QoS 2 one upstream).
+        let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = remote.flush().await {
                 return Ended::Lost(e);
@@ -191,22 +229,29 @@ impl Relay {
                 return Ended::Lost(Error::Closed);
             }
             self.counters.set_queued(self.pending.len());
+            if let Some(until) = draining
+                && (remote.conn.state().in_flight() == 0 || tokio::time::Instant::now() >= until)
+            {
+                return Ended::Stopped;
+            }
             let deadline = remote.deadline();
+            let drain_deadline = draining.map(tokio::time::Instant::into_std);
             tokio::select! {
                 biased;
-                _ = self.stop.changed() => return Ended::Stopped,
+                _ = self.stop.changed(), if draining.is_none() => {
+                    draining = Some(tokio::time::Instant::now() + DRAIN_AT_STOP);
+                }
+                () = sleep_until(drain_deadline) => {}
                 packet = remote.packet() => {
                     if let Err(e) = remote.handle(packet) {
                         self.events(remote);
                         return Ended::Lost(e);
                     }
                 }
-                Some(landed) = self.landing.join_next() => {
-                    if let Ok(landed) = landed {
-                        self.landed(landed, Some(remote));
-                    }
+                Some(landed) = first_landed(&mut self.landing) => {
+                    self.landed(landed, Some(remote));
                 }
-                incoming = self.local.recv() => match incoming {
+                incoming = self.local.recv(), if draining.is_none() => match incoming {
                     Ok(Incoming::Message(publish)) => self.forward(publish, Some(remote)),
                     Ok(Incoming::Completed { .. }) => {}
                     Err(_) => return Ended::LocalGone,
@@ -229,10 +274,8 @@ impl Relay {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => return Some(Ended::Stopped),
-                Some(landed) = self.landing.join_next() => {
-                    if let Ok(landed) = landed {
-                        self.landed(landed, None);
-                    }
+                Some(landed) = first_landed(&mut self.landing) => {
+                    self.landed(landed, None);
                 }
                 incoming = self.local.recv() => match incoming {
                     Ok(Incoming::Message(publish)) => self.forward(publish, None),
@@ -331,42 +374,25 @@ impl Relay {
     fn land(&mut self, publish: Publish) {
         let topic = publish.topic_name();
         let local = route(&self.subscriptions, &topic).map(|s| s.local.apply(topic.as_str()));
-        let attempt = self.attempt;
-        match local {
+        let outcome: Outcome = match local {
             Some(Ok(local_topic)) => {
                 let message = carry(&publish, local_topic, QoS::ExactlyOnce, None);
-                let landing = self.publisher.publish(message);
-                self.landing.spawn(async move {
-                    Landed {
-                        publish,
-                        attempt,
-                        result: landing.await,
-                    }
-                });
+                Box::pin(self.publisher.publish(message))
             }
             Some(Err(e)) => {
                 tracing::warn!(bridge = %self.config.name, %topic, error = %e, "cannot land: the local topic would be invalid; dropped");
                 self.counters.dropped();
-                self.landing.spawn(async move {
-                    Landed {
-                        publish,
-                        attempt,
-                        result: Ok(ReasonCode::Success),
-                    }
-                });
+                Box::pin(std::future::ready(Ok(ReasonCode::Success)))
             }
-            None => {
-                // Not one of our subscriptions (an older configuration's, still on the
-                // upstream session): acknowledged, not published.
-                self.landing.spawn(async move {
-                    Landed {
-                        publish,
-                        attempt,
-                        result: Ok(ReasonCode::Success),
-                    }
-                });
-            }
-        }
+            // Not one of our subscriptions (an older configuration's, still on the upstream
+            // session): acknowledged, not published.
+            None => Box::pin(std::future::ready(Ok(ReasonCode::Success))),
+        };
+        self.landing.push_back(Landing {
+            publish,
+            attempt: self.attempt,
+            outcome,
+        });
     }
 
     /// A message from upstream landed locally (or failed to): the upstream's

@@ -212,6 +212,14 @@ pub(super) fn validate(raw: Vec<RawBridge>, problems: &mut Problems) -> Vec<Brid
                     format!("\"{}\" names another bridge too", bridge.name),
                 );
             }
+            // Two bridges with one client id take each other's upstream session over, in
+            // turn, forever (when they share an upstream; and nothing says they do not).
+            if bridges.iter().any(|b| b.client_id == bridge.client_id) {
+                problems.add(
+                    &format!("{key}.clientid"),
+                    format!("\"{}\" is another bridge's client id too", bridge.client_id),
+                );
+            }
             bridges.push(bridge);
         }
     }
@@ -340,6 +348,10 @@ fn servers(key: &str, urls: &[String], tls: bool, problems: &mut Problems) -> Ve
             Ok(parsed) if parsed.username.is_some() || parsed.password.is_some() => problems.add(
                 &format!("{key}.servers[{j}]"),
                 "credentials go in username and password, not in the URL",
+            ),
+            Ok(parsed) if parsed.topic.is_some() => problems.add(
+                &format!("{key}.servers[{j}]"),
+                format!("{url}: an mqtt:// or mqtts:// server has no path"),
             ),
             Ok(parsed) => endpoints.push(parsed.endpoint),
             Err(e) => problems.add(&format!("{key}.servers[{j}]"), format!("{url}: {e}")),

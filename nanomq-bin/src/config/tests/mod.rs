@@ -1,7 +1,9 @@
 //! The configuration's tests: the example file, every key's validation and its messages.
-//! The listeners', `[auth]`'s and `[sys]`'s are in `tests/`.
+//! Each section's own are in `tests/`: listeners, `[auth]`, `[[bridges]]`, `[http_server]`,
+//! `[sys]`.
 
 mod auth;
+mod bridges;
 mod http_server;
 mod listeners;
 mod sys;
