@@ -5,8 +5,9 @@
 //! Modules: `auth` (Basic and bearer keys), `reply` (the `{"code": 0, "data": ...}` envelope
 //! and errors with NanoMQ's result codes), `paging`, and one per resource: `broker_info`
 //! (brokers, nodes, metrics), `clients`, `subscriptions` (with subscribe/unsubscribe on a
-//! client's behalf and the topic tree), `publish`, `prometheus` (the scrape), `bridges`. `openapi.json` describes every route;
-//! a test keeps it and [`ROUTES`] in line.
+//! client's behalf and the topic tree), `publish`, `prometheus` (the scrape), `bridges`,
+//! `reload` (re-reading the configuration file). `openapi.json` describes every route; a
+//! test keeps it and [`ROUTES`] in line.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +19,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use broker_core::Broker;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::config::{BridgeConfig, HttpServerConfig};
 
@@ -28,6 +30,7 @@ mod clients;
 mod paging;
 mod prometheus;
 mod publish;
+mod reload;
 mod reply;
 mod subscriptions;
 
@@ -58,6 +61,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v4/mqtt/publish_batch"),
     ("GET", "/api/v4/prometheus"),
     ("GET", "/metrics"),
+    ("POST", "/api/v4/reload"),
 ];
 
 /// What every handler sees.
@@ -67,18 +71,30 @@ pub(crate) struct ApiState {
     broker: Arc<Broker>,
     /// When the broker started.
     started: Instant,
-    /// The bridges as configured.
-    bridges: Arc<Vec<BridgeConfig>>,
+    /// The bridges as configured (a reload changes them).
+    bridges: watch::Receiver<Arc<Vec<BridgeConfig>>>,
+    /// Re-reads the configuration file.
+    reloader: crate::reload::Shared,
 }
 
 impl ApiState {
     /// The state of an API over `broker`.
-    pub(crate) fn new(broker: Arc<Broker>, bridges: Vec<BridgeConfig>) -> Self {
+    pub(crate) fn new(
+        broker: Arc<Broker>,
+        bridges: watch::Receiver<Arc<Vec<BridgeConfig>>>,
+        reloader: crate::reload::Shared,
+    ) -> Self {
         Self {
             broker,
             started: Instant::now(),
-            bridges: Arc::new(bridges),
+            bridges,
+            reloader,
         }
+    }
+
+    /// The bridges as configured now.
+    fn bridges(&self) -> Arc<Vec<BridgeConfig>> {
+        Arc::clone(&self.bridges.borrow())
     }
 }
 
@@ -112,6 +128,7 @@ fn router(state: ApiState, config: Arc<HttpServerConfig>) -> Router {
         .route("/api/v4/mqtt/publish_batch", post(publish::batch))
         .route("/api/v4/prometheus", get(prometheus::scrape))
         .route("/metrics", get(prometheus::scrape))
+        .route("/api/v4/reload", post(reload::reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
