@@ -24,7 +24,7 @@ use crate::retained::RetainedIndex;
 use crate::session::SessionShared;
 use crate::store::{Journal, Store, StoreError, SyncPolicy};
 use crate::subscriptions::SubscriptionIndex;
-use crate::{MqttConfig, TransportInfo};
+use crate::{Limits, MqttConfig, TransportInfo};
 
 mod admin;
 pub use admin::{AdminError, ClientDetail, ClientSummary, Kick, SubscriptionSummary};
@@ -58,7 +58,14 @@ pub struct Broker {
     pub(crate) stopping: watch::Sender<bool>,
     live_connections: AtomicUsize,
     all_closed: Notify,
-    pub(crate) auth: Option<Arc<dyn EnhancedAuth>>,
+    /// The extended (AUTH packet) authentication method, if any; replaced whole by
+    /// [`Broker::set_enhanced_auth`]. Read at CONNECT and AUTH only, never per PUBLISH.
+    auth: RwLock<Option<Arc<dyn EnhancedAuth>>>,
+    /// The limits in force (the configuration's at first); replaced whole by
+    /// [`Broker::set_limits`].
+    limits: RwLock<Arc<Limits>>,
+    /// Bumped by every [`Broker::set_limits`], so connections know to refresh theirs.
+    limits_generation: AtomicU64,
     /// Who may connect and what they may do; replaced whole by [`Broker::set_access`].
     access: RwLock<Arc<AccessControl>>,
     /// Bumped by every [`Broker::set_access`], so connections know to re-resolve theirs.
@@ -160,6 +167,8 @@ impl Broker {
         let seed = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
         Arc::new(Self {
             index: SubscriptionIndex::new(config.shared_strategy),
+            limits: RwLock::new(Arc::new(config.limits.clone())),
+            limits_generation: AtomicU64::new(0),
             config,
             retained: RwLock::default(),
             registry: Mutex::default(),
@@ -172,7 +181,7 @@ impl Broker {
             stopping: watch::Sender::new(false),
             live_connections: AtomicUsize::new(0),
             all_closed: Notify::new(),
-            auth,
+            auth: RwLock::new(auth),
             access: RwLock::new(Arc::new(access)),
             access_generation: AtomicU64::new(0),
             journal,
@@ -180,9 +189,51 @@ impl Broker {
         })
     }
 
-    /// The configuration.
+    /// The configuration the broker was built with. Its `limits` are the first ones: those
+    /// in force are [`Broker::limits`] (a reload may have replaced them).
     pub fn config(&self) -> &MqttConfig {
         &self.config
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Arc<Limits> {
+        Arc::clone(&self.limits.read())
+    }
+
+    /// Replaces the limits. Each connection sees the new ones from its next packet on (it
+    /// checks a generation counter, a relaxed load, and takes the new `Arc` only when it
+    /// moved); what a client already holds past a lowered limit (subscriptions, levels of
+    /// a filter it subscribed before) stays, and only new requests are checked.
+    pub fn set_limits(&self, limits: Limits) {
+        let mut current = self.limits.write();
+        *current = Arc::new(limits);
+        self.limits_generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The limits in force, and their generation.
+    pub(crate) fn limits_now(&self) -> (Arc<Limits>, u64) {
+        let current = self.limits.read();
+        (
+            Arc::clone(&current),
+            self.limits_generation.load(Ordering::Acquire),
+        )
+    }
+
+    /// Whether the limits were replaced since `generation`.
+    pub(crate) fn limits_changed(&self, generation: u64) -> bool {
+        self.limits_generation.load(Ordering::Relaxed) != generation
+    }
+
+    /// The extended authentication method in force, if any.
+    pub(crate) fn enhanced_auth(&self) -> Option<Arc<dyn EnhancedAuth>> {
+        self.auth.read().clone()
+    }
+
+    /// Replaces the extended (AUTH packet) authentication method (`None`: none). An
+    /// exchange already under way finishes with the method it started with; the next
+    /// CONNECT or re-authentication uses the new one.
+    pub fn set_enhanced_auth(&self, auth: Option<Arc<dyn EnhancedAuth>>) {
+        *self.auth.write() = auth;
     }
 
     /// Replaces who may connect and what they may do. Connections see the new rules from

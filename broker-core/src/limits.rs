@@ -62,6 +62,12 @@ impl Limits {
         }
         Ok(())
     }
+
+    /// Whether a topic name or filter is within the length and level limits (what a
+    /// configuration checks its own filters with before the broker would refuse them).
+    pub fn allows_topic(&self, topic: &str) -> bool {
+        self.check_topic(topic).is_ok()
+    }
 }
 
 /// The limits one connection has passed: each is counted every time and logged the first.

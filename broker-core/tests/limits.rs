@@ -225,3 +225,63 @@ async fn a_connection_past_the_limit_is_refused_with_0x97_or_server_unavailable(
     settle().await;
     let _third = Client::connect(&broker, V5, "three").await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn limits_replaced_while_clients_are_connected_apply_to_their_next_packets() {
+    let broker = broker(config(Limits::default()));
+    let mut v5 = Client::connect(&broker, V5, "v5").await;
+    assert_eq!(
+        v5.subscribe_all(&[deep(6)], QoS::AtLeastOnce).await,
+        [ReasonCode::GrantedQoS1]
+    );
+    broker.set_limits(Limits {
+        max_topic_levels: 4,
+        max_filters_per_packet: 2,
+        ..Limits::default()
+    });
+    assert_eq!(broker.limits().max_topic_levels, 4);
+    // The same connection, its next SUBSCRIBE: past the new bounds, refused.
+    assert_eq!(
+        v5.subscribe_all(&[deep(5), deep(4)], QoS::AtLeastOnce)
+            .await,
+        [ReasonCode::TopicFilterInvalid, ReasonCode::GrantedQoS1]
+    );
+    assert_eq!(
+        v5.subscribe_all(&[deep(1), deep(2), deep(3)], QoS::AtLeastOnce)
+            .await,
+        [ReasonCode::QuotaExceeded; 3]
+    );
+    // Its next PUBLISH too; the connection stays open.
+    let mut p = Publish::new(topic(&deep(5)), Bytes::from_static(b"x"));
+    p.qos = PublishQoS::AtLeastOnce(pid(1));
+    v5.send(Packet::Publish(p)).await;
+    match v5.recv().await {
+        Some(Packet::PubAck(ack)) => assert_eq!(ack.reason_code, ReasonCode::TopicNameInvalid),
+        other => panic!("expected PUBACK, got {other:?}"),
+    }
+    // What it subscribed before the change stays: deep(6) still delivers.
+    let mut publisher = Client::connect(&broker, V5, "pub").await;
+    broker.set_limits(Limits::default());
+    publisher
+        .publish(&deep(6), b"kept", QoS::AtLeastOnce, false)
+        .await;
+    assert_eq!(v5.expect_publish().await.payload(), b"kept");
+    // Raised again: the five-level filter is granted now.
+    assert_eq!(
+        v5.subscribe_all(&[deep(5)], QoS::AtLeastOnce).await,
+        [ReasonCode::GrantedQoS1]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lowered_connection_limit_refuses_the_next_connect() {
+    let broker = broker(config(Limits::default()));
+    let _a = Client::connect(&broker, V5, "a").await;
+    let _b = Client::connect(&broker, V5, "b").await;
+    broker.set_limits(Limits {
+        max_connections: 1,
+        ..Limits::default()
+    });
+    let (_, ack) = Client::connect_with(&broker, connect_packet(V5, "c")).await;
+    assert_eq!(ack.reason_code, ReasonCode::QuotaExceeded);
+}

@@ -381,3 +381,36 @@ async fn an_unexpected_auth_continue_is_a_protocol_error() {
         other => panic!("expected DISCONNECT, got {other:?}"),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn credentials_replaced_live_apply_to_the_next_connect() {
+    let broker = broker();
+    let mut carol = ScramClient::new(Mechanism::Sha256, "carol", "secret", "n1");
+    let (_, ack) = scram_connect(&broker, "c1", &mut carol).await;
+    assert_eq!(ack.reason_code, ReasonCode::BadUserNameOrPassword);
+    // alice stays connected across the swap.
+    let mut alice = ScramClient::new(Mechanism::Sha256, "alice", "wonderland", "n2");
+    let (mut alice_conn, ack) = scram_connect(&broker, "a", &mut alice).await;
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+
+    let mut store = CredentialStore::new();
+    let c = ScramCredentials::derive(Mechanism::Sha256, "secret", 4096).unwrap();
+    store.insert("carol", c).unwrap();
+    broker.set_enhanced_auth(Some(Arc::new(ScramAuth::new(
+        store,
+        &[Mechanism::Sha256],
+        [7; 32],
+    ))));
+    let mut carol = ScramClient::new(Mechanism::Sha256, "carol", "secret", "n3");
+    let (_, ack) = scram_connect(&broker, "c2", &mut carol).await;
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+    still_up(&mut alice_conn).await;
+
+    // No method at all: CONNECT naming one is refused with Bad authentication method.
+    broker.set_enhanced_auth(None);
+    let mut connect = connect_packet(ProtocolVersion::V5, "c3");
+    connect.properties.authentication_method = Some("SCRAM-SHA-256".into());
+    connect.properties.authentication_data = Some(carol.first());
+    let (_, ack) = Client::connect_with(&broker, connect).await;
+    assert_eq!(ack.reason_code, ReasonCode::BadAuthenticationMethod);
+}

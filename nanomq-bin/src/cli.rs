@@ -1,6 +1,7 @@
-//! The command line: `nanomq start [--conf FILE]`, and the client tools `nanomq pub`,
-//! `nanomq sub` and `nanomq bench`, and `nanomq passwd` (whose options live with them, in
-//! `client`, `bench` and `passwd`).
+//! The command line: `nanomq start [--conf FILE]`, `nanomq reload` (a running broker
+//! re-reads its file), the client tools `nanomq pub`, `nanomq sub` and `nanomq bench`, and
+//! `nanomq passwd` (whose options live with them, in `reload::command`, `client`, `bench`
+//! and `passwd`).
 
 use std::path::PathBuf;
 
@@ -11,6 +12,7 @@ use crate::client::error::EXIT_CODES_HELP;
 use crate::client::publish::PubArgs;
 use crate::client::subscribe::SubArgs;
 use crate::passwd::PasswdArgs;
+use crate::reload::command::ReloadArgs;
 
 /// What `nanomq start --help` adds after the options: the configuration at a glance.
 const START_HELP: &str = "\
@@ -45,7 +47,11 @@ CONFIGURATION (TOML; an absent key takes its default, an unknown key is an error
   `ssl://IP:PORT`, `ws://IP:PORT/mqtt` or `wss://IP:PORT/mqtt`. A TLS certificate or key
   file that cannot be used stops the start-up, naming the file and the problem.
   SIGINT or SIGTERM stops the broker gracefully: it stops accepting connections, disconnects
-  every client (MQTT 5 clients with reason 0x8B, server shutting down), and exits with 0.";
+  every client (MQTT 5 clients with reason 0x8B, server shutting down), and exits with 0.
+  SIGHUP (or `nanomq reload`, or POST /api/v4/reload) re-reads the file: [auth], [limits],
+  [log], [[bridges]], [sys] and each listener's allow_anonymous change live, without dropping
+  a client; a file with any problem changes nothing; the rest is reported as needing a
+  restart.";
 
 /// nanomq: an MQTT 3.1, 3.1.1 and 5.0 broker for the edge and the cloud.
 #[derive(Debug, Parser)]
@@ -92,6 +98,10 @@ pub(crate) enum Command {
     #[command(disable_help_flag = true, after_help = crate::bench::AFTER_HELP)]
     Bench(BenchArgs),
 
+    /// Ask a running broker to re-read its configuration file (through its admin API).
+    #[command(after_help = crate::reload::command::AFTER_HELP)]
+    Reload(ReloadArgs),
+
     /// Create or update a password file in Mosquitto's format (flags as mosquitto_passwd).
     #[command(after_help = crate::passwd::AFTER_HELP)]
     Passwd(PasswdArgs),
@@ -131,6 +141,21 @@ mod tests {
             conf(&["nanomq", "start", "-c", "x.toml"]),
             Some(PathBuf::from("x.toml"))
         );
+    }
+
+    #[test]
+    fn reload_takes_a_url_credentials_or_a_file() {
+        let args = |argv: &[&str]| match Cli::try_parse_from(argv).unwrap().command {
+            Command::Reload(args) => args,
+            other => panic!("{other:?}"),
+        };
+        let a = args(&["nanomq", "reload", "--url", "http://h:1", "-u", "a:b"]);
+        assert_eq!(a.url.as_deref(), Some("http://h:1"));
+        assert_eq!(a.user.as_deref(), Some("a:b"));
+        let a = args(&["nanomq", "reload", "--api-key", "k", "--conf", "n.toml"]);
+        assert_eq!(a.api_key.as_deref(), Some("k"));
+        assert_eq!(a.conf, Some(PathBuf::from("n.toml")));
+        assert!(Cli::try_parse_from(["nanomq", "reload", "-u", "a:b", "--api-key", "k"]).is_err());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 //!
 //! `nanomq start [--conf FILE]` reads and validates the configuration ([`config`]), starts
 //! logging ([`logging`]), binds every listener ([`listeners`]) and only then serves; SIGINT or
-//! SIGTERM ([`signals`]) stops it gracefully. Any failure before serving exits non-zero with
-//! the reason on standard error, so the broker never runs half-configured.
+//! SIGTERM ([`signals`]) stops it gracefully, SIGHUP re-reads the file ([`reload`]). Any
+//! failure before serving exits non-zero with the reason on standard error, so the broker
+//! never runs half-configured.
+//!
+//! `nanomq reload` asks a running broker, through its admin API, to re-read its file.
 //!
 //! `nanomq pub`, `nanomq sub` and `nanomq bench` are MQTT clients ([`client`], [`bench`]),
 //! built on mqtt-codec; they exit with their own codes (listed in their `--help`).
@@ -12,18 +15,19 @@
 //! - [`cli`]: the command line (clap).
 //! - [`config`]: the TOML configuration file, validated into broker-core's `MqttConfig`.
 //! - [`units`]: sizes and durations as the configuration file writes them.
-//! - [`logging`]: the tracing subscriber (console or file).
+//! - [`logging`]: the tracing subscriber (console or file), its level and target changeable.
 //! - [`listeners`]: bind all, then serve each, per transport feature.
 //! - [`access`]: the broker's access control from `[auth]` (password file, ACL rules).
 //! - [`auth_http`]: authentication and authorization by an HTTP service (`[auth.http]`).
-//! - [`signals`]: SIGINT and SIGTERM.
+//! - [`signals`]: SIGINT and SIGTERM, SIGHUP.
+//! - [`reload`]: hot reload of the configuration file, and `nanomq reload`.
 //! - [`client`]: `nanomq pub` and `nanomq sub`, and the client connection layer.
 //! - [`bench`]: `nanomq bench`, the load generator.
 //! - [`passwd`]: `nanomq passwd`, Mosquitto's password files (as `mosquitto_passwd`).
 //! - [`ops`]: what the broker tells about itself: `$SYS` topics, client events, the
 //!   Prometheus exposition.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +35,14 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 use broker_core::{Broker, SqliteStore};
 use clap::Parser;
-use tokio::sync::watch;
+use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 
 use crate::cli::{Cli, Command, StartArgs};
-use crate::config::{Config, LogTarget};
-use crate::signals::Signals;
+use crate::config::Config;
+use crate::logging::Logging;
+use crate::reload::{Handles, Reloader};
+use crate::signals::{Signal, Signals};
 
 mod access;
 #[cfg(feature = "http-api")]
@@ -51,6 +57,7 @@ mod listeners;
 mod logging;
 mod ops;
 mod passwd;
+mod reload;
 mod signals;
 mod units;
 
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
         Command::Sub(args) => return client::subscribe::main(args),
         Command::Bench(args) => return bench::main(args),
         Command::Passwd(args) => return passwd::main(args),
+        Command::Reload(args) => return reload::command::main(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -82,18 +90,17 @@ fn main() -> ExitCode {
 /// `nanomq start`: load the configuration, start logging, run until a signal.
 fn start(args: &StartArgs) -> Result<()> {
     let config = load_config(args.conf.as_deref())?;
-    let _log_guard = logging::init(&config.log)?;
-    let log_to_file = matches!(config.log.target, LogTarget::File { .. });
+    let logging = Arc::new(Logging::init(&config.log)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("nanomq-worker")
         .build()
         .context("cannot start the async runtime")?;
-    let result = runtime.block_on(run(config));
+    let result = runtime.block_on(run(config, args.conf.clone(), Arc::clone(&logging)));
     // Everything that matters has finished inside `run`; do not wait on stragglers.
     runtime.shutdown_timeout(Duration::from_secs(1));
     if let Err(error) = &result
-        && log_to_file
+        && logging.to_file()
     {
         // The console gets it from `main`; the log file should say why the broker stopped.
         tracing::error!("{error:#}");
@@ -160,10 +167,16 @@ fn open_broker(config: &Config) -> Result<Arc<Broker>> {
         .map_err(|e| anyhow!("persistence.path: {e}"))
 }
 
-/// Binds every listener, serves until SIGINT or SIGTERM, then shuts down gracefully: stop
-/// accepting, disconnect every client, and return.
-async fn run(config: Config) -> Result<()> {
+/// Binds every listener, serves until SIGINT or SIGTERM (reloading the file at each SIGHUP),
+/// then shuts down gracefully: stop accepting, disconnect every client, and return.
+async fn run(config: Config, path: Option<PathBuf>, logging: Arc<Logging>) -> Result<()> {
     let started = tokio::time::Instant::now();
+    #[cfg(not(feature = "http-api"))]
+    if config.http_server.is_some() {
+        return Err(anyhow!(
+            "http_server: this build has no admin API (its cargo feature `http-api`)"
+        ));
+    }
     // Catch the signals first: one that arrives while starting must stop us gracefully too,
     // not kill the process.
     let mut signals = Signals::install().context("cannot install the signal handlers")?;
@@ -193,29 +206,44 @@ async fn run(config: Config) -> Result<()> {
     }
 
     // After the listeners: a bridge's local session is a client like any other.
-    let mut bridges = bridge::start(&broker, &config.bridges, &stopped).await?;
-    if let Some(interval) = config.sys.interval {
-        // Not awaited at shutdown: it only publishes, and stops when told.
-        tokio::spawn(ops::sys::run(
-            Arc::clone(&broker),
-            interval,
-            started,
-            stopped.clone(),
-        ));
-    }
-
+    let mut bridges = bridge::Bridges::new(Arc::clone(&broker));
+    bridges.start_all(&config.bridges).await?;
+    let (sys_interval, interval) = watch::channel(config.sys.interval);
+    // Not awaited at shutdown: it only publishes, and stops when told.
+    tokio::spawn(ops::sys::run(
+        Arc::clone(&broker),
+        interval,
+        started,
+        stopped.clone(),
+    ));
+    let (bridge_view, configured_bridges) = watch::channel(Arc::new(config.bridges.clone()));
     #[cfg(not(feature = "http-api"))]
-    if config.http_server.is_some() {
-        return Err(anyhow!(
-            "http_server: this build has no admin API (its cargo feature `http-api`)"
-        ));
-    }
+    drop(configured_bridges);
     #[cfg(feature = "http-api")]
-    if let Some(http) = config.http_server.clone() {
+    let http_server = config.http_server.clone();
+    let reloader = Arc::new(Mutex::new(Reloader::new(
+        path,
+        config,
+        addrs,
+        Handles {
+            broker: Arc::clone(&broker),
+            logging,
+            bridges,
+            sys_interval,
+            bridge_view,
+        },
+    )));
+
+    #[cfg(feature = "http-api")]
+    if let Some(http) = http_server {
         let listener = api::bind(&http).await?;
         let address = listener.local_addr().unwrap_or(http.bind);
         tracing::info!("admin API listening on http://{address}");
-        let state = api::ApiState::new(Arc::clone(&broker), config.bridges.clone());
+        let state = api::ApiState::new(
+            Arc::clone(&broker),
+            configured_bridges,
+            Arc::clone(&reloader),
+        );
         let mut stopped = stopped.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|&stop| stop).await;
@@ -227,19 +255,30 @@ async fn run(config: Config) -> Result<()> {
         });
     }
 
-    let outcome = tokio::select! {
-        signal = signals.recv() => {
-            tracing::info!(signal, "shutting down");
-            Ok(())
-        }
-        Some(ended) = serving.join_next() => {
-            // A listener only ends when told to; this one failed.
-            let why = match ended {
-                Ok(()) => anyhow!("a listener stopped unexpectedly"),
-                Err(e) => anyhow!("a listener failed: {e}"),
-            };
-            tracing::error!("{why:#}; shutting down");
-            Err(why)
+    let outcome = loop {
+        tokio::select! {
+            signal = signals.recv() => match signal {
+                Signal::Stop(name) => {
+                    tracing::info!(signal = name, "shutting down");
+                    break Ok(());
+                }
+                Signal::Reload => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    // In a task of its own: the broker keeps answering signals meanwhile.
+                    let reloader = Arc::clone(&reloader);
+                    // The outcome is logged by the reload itself.
+                    tokio::spawn(async move { drop(reload::trigger(&reloader).await) });
+                }
+            },
+            Some(ended) = serving.join_next() => {
+                // A listener only ends when told to; this one failed.
+                let why = match ended {
+                    Ok(()) => anyhow!("a listener stopped unexpectedly"),
+                    Err(e) => anyhow!("a listener failed: {e}"),
+                };
+                tracing::error!("{why:#}; shutting down");
+                break Err(why);
+            }
         }
     };
 
@@ -247,14 +286,14 @@ async fn run(config: Config) -> Result<()> {
     stop.send_replace(true);
     let graceful = async {
         // The bridges first: their local sessions end like a client's, before the broker
-        // waits for every connection to close.
-        while bridges.join_next().await.is_some() {}
+        // waits for every connection to close. (A reload under way finishes first.)
+        reloader.lock().await.shutdown().await;
         while serving.join_next().await.is_some() {}
         broker.shutdown().await;
     };
     tokio::select! {
         () = graceful => {}
-        signal = signals.recv() => {
+        signal = signals.recv_stop() => {
             tracing::warn!(signal, "second signal: exiting without finishing the shutdown");
             return Err(anyhow!("stopped by a second {signal} before the shutdown finished"));
         }

@@ -489,3 +489,65 @@ fn the_prometheus_scrape_parses_with_prometheus_own_parser() {
     // Without credentials: nothing.
     assert_eq!(curl(api, &[], "/metrics").status, 401);
 }
+
+/// `curl -i` (headers and body) with `args` on `path`: status, lower-case header lines, body.
+fn curl_with_headers(api: SocketAddr, args: &[&str], path: &str) -> (u16, String, String) {
+    let out = run(
+        Command::new("curl")
+            .args(["-s", "-i", "--max-time", "10"])
+            .args(args)
+            .arg(format!("http://{api}{path}")),
+        PATIENCE,
+    );
+    assert!(out.status.success(), "curl failed: {out:?}");
+    let (head, body) = out
+        .stdout
+        .split_once("\r\n\r\n")
+        .or_else(|| out.stdout.split_once("\n\n"))
+        .unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_ascii_lowercase(), body.to_owned())
+}
+
+#[test]
+fn the_dashboard_files_are_served_with_their_types_behind_the_api_authentication() {
+    let (_broker, api) = start("api_dashboard_files");
+    let basic = ["-u", "admin:correct horse"];
+    for (path, content_type) in [
+        ("/dashboard", "text/html; charset=utf-8"),
+        ("/dashboard/style.css", "text/css; charset=utf-8"),
+        ("/dashboard/app.js", "text/javascript; charset=utf-8"),
+    ] {
+        let (status, head, body) = curl_with_headers(api, &basic, path);
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            head.contains(&format!("content-type: {content_type}")),
+            "{path}: {head}"
+        );
+        assert!(head.contains("x-content-type-options: nosniff"), "{head}");
+        assert!(
+            head.contains("content-security-policy:") && head.contains("script-src 'self'"),
+            "{head}"
+        );
+        assert!(!head.contains("unsafe-inline"), "{head}");
+        assert!(!body.is_empty());
+        let (status, head, body) = curl_with_headers(api, &[], path);
+        assert_eq!(status, 401, "{path}");
+        assert!(
+            head.contains("www-authenticate: basic realm=\"nanomq\""),
+            "{head}"
+        );
+        assert!(!body.contains("<html"));
+        let (status, _, _) =
+            curl_with_headers(api, &["-H", &format!("Authorization: Bearer {KEY}")], path);
+        assert_eq!(status, 200, "{path}");
+    }
+    let (status, head, _) = curl_with_headers(api, &basic, "/");
+    assert_eq!(status, 307);
+    assert!(head.contains("location: /dashboard"), "{head}");
+    assert_eq!(curl_with_headers(api, &[], "/").0, 401);
+    assert_eq!(
+        curl_with_headers(api, &basic, "/dashboard/nothing.js").0,
+        404
+    );
+}

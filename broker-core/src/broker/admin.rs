@@ -156,13 +156,13 @@ impl Broker {
         options: SubscriptionOptions,
     ) -> Result<bool, AdminError> {
         let session = self.session(client_id).ok_or(AdminError::NoSuchClient)?;
-        self.config
-            .limits
+        let limits = self.limits();
+        limits
             .check_topic(&filter)
             .map_err(|_| AdminError::FilterTooLarge)?;
         let replaced = {
             let mut state = session.state.lock();
-            if state.subscriptions.len() >= self.config.limits.max_subscriptions
+            if state.subscriptions.len() >= limits.max_subscriptions
                 && !state.subscriptions.contains_key(&filter)
             {
                 return Err(AdminError::TooManySubscriptions);

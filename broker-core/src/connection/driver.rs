@@ -23,7 +23,7 @@ use crate::auth::{AuthContext, AuthExchange, AuthStep, ClientAccess};
 use crate::limits::{Limit, LimitLog};
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, SessionShared};
-use crate::{Broker, ConnParam, SessionExpiry};
+use crate::{Broker, ConnParam, Limits, SessionExpiry};
 
 mod authorize;
 mod flow;
@@ -104,6 +104,10 @@ pub(super) struct Driver<'a, P: Pipe> {
     held_acks: VecDeque<(u64, Packet)>,
     /// The limits this connection has passed (each is logged once).
     limit_log: LimitLog,
+    /// The broker's limits as of `limits_generation` (see [`Driver::limits`]).
+    limits: Arc<Limits>,
+    /// The generation of `limits`.
+    limits_generation: u64,
     /// A PUBLISH waiting for room in full subscriber queues, and what waits behind it.
     flow: flow::Flow,
     /// What the client may do.
@@ -126,6 +130,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         reader: PacketReader,
         access: &'a mut ClientAccess,
     ) -> Self {
+        let (limits, limits_generation) = broker.limits_now();
         Self {
             broker,
             pipe,
@@ -141,6 +146,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
             durable: broker.journal.as_ref().map(|journal| journal.durable()),
             held_acks: VecDeque::new(),
             limit_log: LimitLog::default(),
+            limits,
+            limits_generation,
             flow: flow::Flow::default(),
             access,
             authorizing: None,
@@ -148,6 +155,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
             allowed_uncounted: 0,
             out_packets: 0,
         }
+    }
+
+    /// The limits in force: the broker's, taken again only when a reload replaced them
+    /// (one relaxed load per packet, no lock on the publish path).
+    fn limits(&mut self) -> &Limits {
+        if self.broker.limits_changed(self.limits_generation) {
+            (self.limits, self.limits_generation) = self.broker.limits_now();
+        }
+        &self.limits
     }
 
     fn param(&self) -> &ConnParam {
@@ -528,7 +544,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
 
     fn on_auth(&mut self, auth: Auth) -> Option<Exit> {
         let method = self.param().authentication_method.clone();
-        let (Some(method), Some(hook)) = (method, self.broker.auth.clone()) else {
+        let (Some(method), Some(hook)) = (method, self.broker.enhanced_auth()) else {
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         };
         // Re-authentication uses the method the connection authenticated with (MQTT 5

@@ -260,7 +260,7 @@ fn within_limits(
     connect: &Connect,
     client_id: &ClientId,
 ) -> Result<(), ReasonCode> {
-    let limits = &broker.config.limits;
+    let limits = broker.limits();
     let open = broker.live_connections();
     if open > limits.max_connections {
         let refused = Limit::Connections.count(&broker.metrics);
@@ -312,7 +312,7 @@ where
         peer,
         reauthentication: false,
     };
-    let Some(mut exchange) = broker.auth.as_ref().and_then(|auth| auth.start(&ctx)) else {
+    let Some(mut exchange) = broker.enhanced_auth().and_then(|auth| auth.start(&ctx)) else {
         return Err(ReasonCode::BadAuthenticationMethod);
     };
     let mut data = connect.properties.authentication_data.clone();

@@ -11,7 +11,7 @@ use crate::config::BridgeConfig;
 /// `GET /api/v4/bridges`.
 pub(super) async fn list(State(state): State<ApiState>) -> ApiResult {
     let bridges = state
-        .bridges
+        .bridges()
         .iter()
         .map(|b| bridge_json(&state, b))
         .collect();
@@ -20,8 +20,8 @@ pub(super) async fn list(State(state): State<ApiState>) -> ApiResult {
 
 /// `GET /api/v4/bridges/{name}`.
 pub(super) async fn one(State(state): State<ApiState>, Path(name): Path<String>) -> ApiResult {
-    let bridge = state
-        .bridges
+    let bridges = state.bridges();
+    let bridge = bridges
         .iter()
         .find(|b| b.name == name)
         .ok_or_else(|| ApiError::not_found(format!("no bridge \"{name}\"")))?;

@@ -6,8 +6,9 @@
 //! and errors with NanoMQ's result codes), `paging`, and one per resource: `broker_info`
 //! (brokers, nodes, metrics), `clients`, `subscriptions` (with subscribe/unsubscribe on a
 //! client's behalf and the topic tree), `retained`, `publish`, `prometheus` (the scrape),
-//! `bridges`, and `dashboard`, the web page at `/dashboard` that shows them. `openapi.json`
-//! describes every route; a test keeps it and [`ROUTES`] in line.
+//! `bridges`, `reload` (re-reading the configuration file), and `dashboard`, the web page at
+//! `/dashboard` that shows them. `openapi.json` describes every route; a test keeps it and
+//! [`ROUTES`] in line.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use broker_core::Broker;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::config::{BridgeConfig, HttpServerConfig};
 
@@ -30,6 +32,7 @@ mod dashboard;
 mod paging;
 mod prometheus;
 mod publish;
+mod reload;
 mod reply;
 mod retained;
 mod subscriptions;
@@ -66,6 +69,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/dashboard"),
     ("GET", "/dashboard/style.css"),
     ("GET", "/dashboard/app.js"),
+    ("POST", "/api/v4/reload"),
 ];
 
 /// What every handler sees.
@@ -75,18 +79,30 @@ pub(crate) struct ApiState {
     broker: Arc<Broker>,
     /// When the broker started.
     started: Instant,
-    /// The bridges as configured.
-    bridges: Arc<Vec<BridgeConfig>>,
+    /// The bridges as configured (a reload changes them).
+    bridges: watch::Receiver<Arc<Vec<BridgeConfig>>>,
+    /// Re-reads the configuration file.
+    reloader: crate::reload::Shared,
 }
 
 impl ApiState {
     /// The state of an API over `broker`.
-    pub(crate) fn new(broker: Arc<Broker>, bridges: Vec<BridgeConfig>) -> Self {
+    pub(crate) fn new(
+        broker: Arc<Broker>,
+        bridges: watch::Receiver<Arc<Vec<BridgeConfig>>>,
+        reloader: crate::reload::Shared,
+    ) -> Self {
         Self {
             broker,
             started: Instant::now(),
-            bridges: Arc::new(bridges),
+            bridges,
+            reloader,
         }
+    }
+
+    /// The bridges as configured now.
+    fn bridges(&self) -> Arc<Vec<BridgeConfig>> {
+        Arc::clone(&self.bridges.borrow())
     }
 }
 
@@ -125,6 +141,7 @@ fn router(state: ApiState, config: Arc<HttpServerConfig>) -> Router {
         .route("/dashboard", get(dashboard::index))
         .route("/dashboard/style.css", get(dashboard::style))
         .route("/dashboard/app.js", get(dashboard::script))
+        .route("/api/v4/reload", post(reload::reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

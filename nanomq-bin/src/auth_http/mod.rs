@@ -33,8 +33,10 @@ use broker_core::{
 
 use self::answer::{AnswerError, Verdict};
 use self::cache::{Key, Keyer, TtlCache};
+use self::client::CallError;
 pub(crate) use self::client::SetupError;
-use self::client::{CallError, ClientSettings, HttpClient};
+// Also the client of `nanomq reload`.
+pub(crate) use self::client::{ClientSettings, HttpClient};
 use self::request::RenderError;
 pub(crate) use self::request::{HttpMethod, RequestSpec, Scope};
 use self::template::{ClientValues, Values};

@@ -6,22 +6,22 @@
 //! limits of its own CONNACK). `link` relays between them; a local message is acknowledged
 //! to the local broker only once the upstream has acknowledged it. `topics` maps topics
 //! across. Attempts go through the servers in order (failover), then wait with exponential
-//! backoff and jitter up to `backoff_max`.
+//! backoff and jitter up to `backoff_max`. `manager` keeps the running bridges by name, each
+//! with its own stop channel, so a reload can start, stop or replace one.
 
 mod link;
 mod local;
+mod manager;
 mod remote;
 mod topics;
+
+pub(crate) use manager::Bridges;
 
 use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result};
-use broker_core::Broker;
-use mqtt_client::{ConnectOptions, Connector, TlsOptions};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use mqtt_client::{ConnectOptions, Connector};
 
 use crate::config::BridgeConfig;
 use link::{Ended, Relay};
@@ -32,44 +32,6 @@ const BACKOFF_START: Duration = Duration::from_millis(200);
 
 /// A link that stood this long counts as healthy: the next failure starts the backoff over.
 const HEALTHY: Duration = Duration::from_secs(10);
-
-/// Starts every bridge; each runs until `stop` turns true. Fails (naming the bridge) when a
-/// server's TLS files cannot be read or the local session cannot be set up.
-pub(crate) async fn start(
-    broker: &Arc<Broker>,
-    bridges: &[BridgeConfig],
-    stop: &watch::Receiver<bool>,
-) -> Result<JoinSet<()>> {
-    let mut running = JoinSet::new();
-    for config in bridges {
-        let connectors = config
-            .servers
-            .iter()
-            .map(|server| {
-                let tls = if server.scheme.is_tls() {
-                    config.tls.clone()
-                } else {
-                    TlsOptions::default()
-                };
-                Connector::new(server.clone(), &tls)
-                    .with_context(|| format!("bridges.{}: {server}", config.name))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let local = local::connect(broker, config).await?;
-        let counters = broker.bridge_counters(&config.name);
-        let config = Arc::new(config.clone());
-        let relay = Relay::new(Arc::clone(&config), local, counters.clone(), stop.clone());
-        tracing::info!(
-            bridge = %config.name,
-            servers = ?config.servers.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            forwards = config.forwards.len(),
-            subscriptions = config.subscriptions.len(),
-            "bridge started"
-        );
-        running.spawn(run(config, connectors, relay, counters));
-    }
-    Ok(running)
-}
 
 /// One bridge: attempts, links and waits until it is stopped.
 async fn run(

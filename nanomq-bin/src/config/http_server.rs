@@ -15,7 +15,7 @@ const MIN_API_KEY_LEN: usize = 16;
 
 /// The validated `[http_server]`, when the API is enabled. (A build without the `http-api`
 /// feature reads it only to refuse it.)
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 pub(crate) struct HttpServerConfig {
     /// Where it listens.
@@ -35,7 +35,7 @@ impl HttpServerConfig {
 }
 
 /// The password of Basic authentication, as the configuration gives it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(not(feature = "http-api"), allow(dead_code))]
 pub(crate) enum Secret {
     /// `password`: compared in constant time.

@@ -165,34 +165,64 @@ impl SysTree {
     }
 }
 
-/// Publishes the `$SYS` tree every `interval` from now (the broker started at `started`)
-/// until `stopped` says stop.
+/// Publishes the `$SYS` tree every `interval` (none while it is `None`) from now (the broker
+/// started at `started`) until `stopped` says stop. A new interval (a reload) starts over
+/// at once with an update, then keeps the new pace; the tree (what was published, the load
+/// averages) carries on across it.
 pub(crate) async fn run(
     broker: Arc<Broker>,
-    interval: Duration,
+    mut interval: watch::Receiver<Option<Duration>>,
     started: Instant,
     mut stopped: watch::Receiver<bool>,
 ) {
     let mut tree = SysTree::default();
-    let mut ticks = tokio::time::interval(interval);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Once the sender is gone the interval can no longer change.
+    let mut changeable = true;
     loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            // An error means the sender is gone, which also means stop.
-            _ = stopped.wait_for(|&stop| stop) => return,
-        }
-        for (topic, payload) in tree.update(&broker.metrics(), started.elapsed()) {
-            match TopicName::new(topic) {
-                Ok(topic) => broker.publish_system(Message::new(
-                    topic,
-                    Bytes::from(payload),
-                    QOS,
-                    true,
-                    None,
-                )),
-                Err(e) => tracing::error!(error = %e, "invalid $SYS topic"),
+        let period = *interval.borrow_and_update();
+        let mut ticks = period.map(|period| {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            ticks
+        });
+        loop {
+            let tick = async {
+                match ticks.as_mut() {
+                    Some(ticks) => {
+                        ticks.tick().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = tick => publish(&broker, &mut tree, started),
+                changed = interval.changed(), if changeable => {
+                    match changed {
+                        Ok(()) => break,
+                        Err(_) => changeable = false,
+                    }
+                }
+                // An error means the sender is gone, which also means stop.
+                _ = stopped.wait_for(|&stop| stop) => return,
             }
+        }
+        match *interval.borrow() {
+            Some(period) => {
+                tracing::info!(interval = %humantime::format_duration(period), "$SYS statistics interval changed")
+            }
+            None => tracing::info!("$SYS statistics off"),
+        }
+    }
+}
+
+/// Publishes one update of the tree.
+fn publish(broker: &Broker, tree: &mut SysTree, started: Instant) {
+    for (topic, payload) in tree.update(&broker.metrics(), started.elapsed()) {
+        match TopicName::new(topic) {
+            Ok(topic) => {
+                broker.publish_system(Message::new(topic, Bytes::from(payload), QOS, true, None))
+            }
+            Err(e) => tracing::error!(error = %e, "invalid $SYS topic"),
         }
     }
 }

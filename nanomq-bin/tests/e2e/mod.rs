@@ -115,8 +115,13 @@ fn drain_lines(
 
 /// Sends SIGTERM to `pid` (there is no libc here: `unsafe` is forbidden in this workspace).
 fn sigterm(pid: u32) {
+    signal(pid, "TERM");
+}
+
+/// Sends the signal `name` (`TERM`, `HUP`) to `pid` with `kill`.
+fn signal(pid: u32, name: &str) {
     let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([&format!("-{name}"), &pid.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -235,6 +240,38 @@ impl Broker {
     /// The broker's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The configuration file the broker was started on (a test rewrites it to reload).
+    pub(crate) fn conf_path(&self) -> PathBuf {
+        self.dir.join("nanomq.toml")
+    }
+
+    /// The broker's scratch directory (also its working directory), removed on drop.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sends SIGHUP: the broker re-reads its configuration file.
+    pub(crate) fn sighup(&self) {
+        signal(self.pid(), "HUP");
+    }
+
+    /// Waits until the log holds `needle` at least `count` times, and returns the log;
+    /// panics with the log if it does not within `timeout`.
+    pub(crate) fn wait_for_log(&self, needle: &str, count: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= count {
+                return log;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the log did not hold {needle:?} {count} times within {timeout:?}:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Everything the broker has logged so far.

@@ -16,7 +16,7 @@ impl<P: Pipe> Driver<'_, P> {
     pub(super) fn on_publish(&mut self, mut publish: Publish) -> Option<Exit> {
         // Checked before an alias can remember the topic (an empty topic names one by alias,
         // already checked when it was set up).
-        if let Err(limit) = self.broker.config.limits.check_topic(publish.topic()) {
+        if let Err(limit) = self.limits().check_topic(publish.topic()) {
             self.exceeded(limit, "topic name");
             return self.refuse_publish(&publish, ReasonCode::TopicNameInvalid);
         }

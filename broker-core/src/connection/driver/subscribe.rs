@@ -27,7 +27,7 @@ impl<P: Pipe> Driver<'_, P> {
 
     pub(super) fn on_subscribe(&mut self, subscribe: Subscribe) -> Option<Exit> {
         let filters = subscribe.subscriptions.len();
-        if filters > self.broker.config.limits.max_filters_per_packet {
+        if filters > self.limits().max_filters_per_packet {
             self.exceeded(Limit::FiltersPerPacket, "SUBSCRIBE");
             let refused = self.refusal(ReasonCode::QuotaExceeded);
             self.send(Packet::SubAck(SubAck {
@@ -52,7 +52,7 @@ impl<P: Pipe> Driver<'_, P> {
     ) -> Option<Exit> {
         let now = Instant::now().into_std();
         let id = subscribe.properties.subscription_identifier;
-        let max_subscriptions = self.broker.config.limits.max_subscriptions;
+        let max_subscriptions = self.limits().max_subscriptions;
         let mut codes = Vec::with_capacity(subscribe.subscriptions.len());
         let mut retained = Vec::new();
         for (sub, decision) in subscribe.subscriptions.into_iter().zip(decisions) {
@@ -69,7 +69,7 @@ impl<P: Pipe> Driver<'_, P> {
                 options.no_local = true;
                 options.retain_as_published = true;
             }
-            if let Err(limit) = self.broker.config.limits.check_topic(&sub.filter) {
+            if let Err(limit) = self.limits().check_topic(&sub.filter) {
                 self.exceeded(limit, "topic filter");
                 codes.push(self.refusal(ReasonCode::TopicFilterInvalid));
                 continue;
@@ -141,7 +141,7 @@ impl<P: Pipe> Driver<'_, P> {
     }
 
     pub(super) fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) -> Option<Exit> {
-        if unsubscribe.filters.len() > self.broker.config.limits.max_filters_per_packet {
+        if unsubscribe.filters.len() > self.limits().max_filters_per_packet {
             self.exceeded(Limit::FiltersPerPacket, "UNSUBSCRIBE");
             if !self.version().is_v5() {
                 // 3.1.1's UNSUBACK cannot refuse anything.
