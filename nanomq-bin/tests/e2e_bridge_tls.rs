@@ -15,9 +15,11 @@ mod e2e;
 #[path = "../../transport-tls/tests/support/pki.rs"]
 mod pki;
 
+#[cfg(feature = "ws")]
+use bridge::listener_address;
 use bridge::{
-    Mosquitto, Sub, Version, count_lines, current_state, edge_config, free_port, listener_address,
-    loopback, msg, publish, wait_connected, wait_log_lines,
+    Mosquitto, Sub, Version, count_lines, current_state, edge_config, free_port, loopback, msg,
+    publish, wait_connected, wait_log_lines,
 };
 use e2e::{Broker, scratch_dir};
 use pki::{Alg, Pki};
