@@ -6,7 +6,10 @@
 //! - forward: [`MESSAGES`] QoS 1 messages published to the edge by [`PUBLISHERS`]
 //!   `nanomq bench pub` clients, received at the upstream, msg/s from the first to the last;
 //!   nanomq as the edge (a `[[bridges]]` forward) against Mosquitto as the edge (its own
-//!   bridge: `connection`, `topic bench/# out 1`, `cleansession false`).
+//!   bridge: `connection`, `topic bench/# out 1`, `cleansession false`); and, for reference,
+//!   the upstream's ingest from one direct publisher (below) against the same baseline: a
+//!   bridge is one connection within the upstream's Receive Maximum, which that publisher
+//!   also is, so its rate is the most either edge can reach.
 //! - backlog drain: the upstream stops (SIGTERM), the edge takes [`MESSAGES`] QoS 1 messages
 //!   that its bridge queues, then the upstream starts again on the same port and the
 //!   messages drain to the upstream's subscriber; msg/s from the upstream's start to the last
@@ -137,7 +140,9 @@ pub(crate) fn groups() -> Vec<Group> {
                  subscriber on an upstream Mosquitto"
             ),
             baseline: Run::Forward(Edge::Mosquitto),
-            subjects: vec![(Run::Forward(Edge::Nanomq), Some(2.0))],
+            // What the upstream takes from one client with the same window: the most a
+            // bridge (one connection within the upstream's Receive Maximum) can forward.
+            subjects: vec![(Run::Forward(Edge::Nanomq), Some(2.0)), (Run::Ingest, None)],
         },
         Group {
             name: format!(
@@ -274,7 +279,8 @@ mod tests {
         assert_eq!(list.len(), 2);
         assert!(list.iter().all(|g| g.name.starts_with("bridge: ")));
         assert_eq!(list[0].baseline, Run::Forward(Edge::Mosquitto));
-        assert_eq!(list[0].subjects, [(Run::Forward(Edge::Nanomq), Some(2.0))]);
+        assert_eq!(list[0].subjects[0], (Run::Forward(Edge::Nanomq), Some(2.0)));
+        assert_eq!(list[0].subjects[1], (Run::Ingest, None));
         assert_eq!(list[1].baseline, Run::Ingest);
         assert_eq!(list[1].runs().len(), 3);
         assert_eq!(list[1].subjects[0], (Run::Drain(Edge::Nanomq), Some(1.0)));
