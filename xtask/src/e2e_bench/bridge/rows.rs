@@ -177,8 +177,9 @@ pub(crate) fn markdown(rows: &[BridgeRow]) -> String {
          file, 4 publishers put {} QoS 1 messages on the edge, the upstream starts again on the \
          same port, the subscriber resumes its session. Ingest: one nanomq bench publisher (MQTT \
          5, 32 in flight) publishing the same count to that upstream directly, with the same \
-         subscriber: beside the forward it is the upstream's ceiling for one connection within \
-         its Receive Maximum (32), which a bridge is too. Each row is the median of {} rounds \
+         subscriber; beside the forward, for reference: one connection within the upstream's \
+         Receive Maximum (32), as a bridge is; not a ceiling (Mosquitto's bridge got more than \
+         it in some rounds). Each row is the median of {} rounds \
          of its ratio to the same round's \
          baseline, the runs in a different order in each round.\n",
         IDLE.as_secs(),
