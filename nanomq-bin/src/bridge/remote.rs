@@ -102,6 +102,16 @@ impl Remote {
         self.packets.recv().await
     }
 
+    /// A packet the reader task already has, without waiting: `None` when there is none
+    /// yet, `Some(None)` when the reader has ended (as [`Remote::packet`] would say).
+    pub(super) fn ready_packet(&mut self) -> Option<Option<Result<Packet, Error>>> {
+        match self.packets.try_recv() {
+            Ok(packet) => Some(Some(packet)),
+            Err(mpsc::error::TryRecvError::Empty) => None,
+            Err(mpsc::error::TryRecvError::Disconnected) => Some(None),
+        }
+    }
+
     /// Hands what [`Remote::packet`] gave to the connection.
     pub(super) fn handle(&mut self, packet: Option<Result<Packet, Error>>) -> Result<(), Error> {
         let packet = packet.unwrap_or(Err(Error::Closed))?;

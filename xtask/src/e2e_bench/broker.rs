@@ -270,6 +270,30 @@ impl Running {
         self.database.as_deref()
     }
 
+    /// Stops it with SIGTERM (Mosquitto writes its persistence file on the way out) and
+    /// waits for it to exit, at most `timeout`.
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> Result<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.pid().to_string()])
+            .status()
+            .context("cannot run kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed ({status})", self.pid());
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        bail!(
+            "{} did not exit within {timeout:?} of SIGTERM:\n{}",
+            self.name,
+            self.log_tail()
+        )
+    }
+
     /// Its last log lines.
     pub(crate) fn log_tail(&self) -> String {
         self.log
@@ -480,13 +504,24 @@ pub(crate) fn mosquitto_config(port: u16) -> String {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
 fn start_mosquitto(binary: &Path, dir: &Path, extra: &str) -> Result<Running> {
-    let port = free_port()?;
+    start_mosquitto_on(binary, dir, free_port()?, extra)
+}
+
+/// Starts Mosquitto on `port` (the bridge scenarios restart an upstream where its bridges
+/// expect it), with its files in `dir` and `extra` appended to its configuration.
+pub(crate) fn start_mosquitto_on(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    extra: &str,
+) -> Result<Running> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let conf = dir.join("mosquitto.conf");
     fs::write(&conf, mosquitto_config(port) + extra)
         .with_context(|| format!("cannot write {}", conf.display()))?;

@@ -9,7 +9,10 @@
 //! throwaway certificate, TLS and WebSocket over TLS), compared with TCP. Last, a
 //! QoS 1 fan-in to an offline persistent subscriber runs against nanomq with sessions in
 //! memory, then with its SQLite store at `sync = "periodic"` and `sync = "always"`, compared
-//! with in memory (`--persistence-only` runs this section alone).
+//! with in memory (`--persistence-only` runs this section alone). Then the bridges
+//! ([`bridge`]): an edge broker forwarding to an upstream Mosquitto over its bridge, nanomq
+//! as the edge against Mosquitto as the edge, and the drain of a backlog queued while the
+//! upstream was down against what the upstream takes from a direct publisher.
 //!
 //! Output: Markdown tables (also `target/bench/e2e.md`), an SVG chart of the comparison
 //! with Mosquitto (`target/bench/e2e.svg`) and the raw JSON reports
@@ -22,7 +25,8 @@
 //! reads, of the slow-subscriber scenario), [`retained`] (the retained messages and the
 //! SUBSCRIBE flood of the retained-lookup scenarios), [`raw`] (the MQTT those two speak),
 //! [`access`] (the access-control scenarios), [`access_files`] (their rules and password
-//! file), [`storm`] (the connect storm beside one of them).
+//! file), [`storm`] (the connect storm beside one of them), [`bridge`] (the bridge
+//! scenarios and their clients).
 //!
 //! Some scenarios are compared with a run of the same `nanomq bench` without what they run
 //! beside (the stalled subscriber, the SUBSCRIBE flood): each figure's note gives the
@@ -32,6 +36,7 @@
 
 mod access;
 mod access_files;
+mod bridge;
 mod broker;
 mod compare;
 mod cpu;
@@ -188,6 +193,11 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     );
     drop(certs);
     let persistence = run_persistence(&nanomq, options.sizes, &out_dir, &options.only, &mut raw);
+    let mosquitto = brokers.iter().find_map(|kind| match kind {
+        Kind::Mosquitto(path) => Some(path.as_path()),
+        Kind::Nanomq(_) => None,
+    });
+    let bridges = bridge::run(&nanomq, mosquitto, &out_dir, &options.only, &mut raw);
 
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; {} s per \
@@ -196,18 +206,37 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         options.sizes.seconds,
         started.elapsed().as_secs_f64()
     );
-    let table = output::markdown(&rows);
-    let transports = format!(
-        "## transports (nanomq only)\n\n{}",
-        output::transports_markdown(&transports)
-    );
-    let persistence = persistence_section(&persistence);
+    // A partial run (`--only`) shows only the sections it ran.
+    let table = if rows.is_empty() {
+        String::new()
+    } else {
+        format!("{}\n", output::markdown(&rows))
+    };
+    let transports = if transports.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "## transports (nanomq only)\n\n{}\n",
+            output::transports_markdown(&transports)
+        )
+    };
+    let persistence = if persistence.is_empty() {
+        String::new()
+    } else {
+        format!("{}\n", persistence_section(&persistence))
+    };
     let access = if access.is_empty() {
         String::new()
     } else {
         format!("## access control\n\n{}\n", access::markdown(&access))
     };
-    println!("\n{machine}\n\n{table}\n{access}{transports}\n{persistence}");
+    let bridges = if bridges.is_empty() {
+        String::new()
+    } else {
+        format!("## bridges\n\n{}", bridge::markdown(&bridges))
+    };
+    let tables = format!("{table}{access}{transports}{persistence}{bridges}");
+    println!("\n{machine}\n\n{tables}");
     // A partial run leaves the full run's files as they were.
     let stem = if options.only.is_empty() {
         "e2e"
@@ -217,9 +246,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let md_path = out_dir.join(format!("{stem}.md"));
     fs::write(
         &md_path,
-        format!(
-            "# nanomq vs mosquitto\n\n{machine}\n\n{table}\n{access}{transports}\n{persistence}"
-        ),
+        format!("# nanomq vs mosquitto\n\n{machine}\n\n{tables}"),
     )
     .with_context(|| format!("cannot write {}", md_path.display()))?;
     let svg_path = out_dir.join(format!("{stem}.svg"));
