@@ -149,18 +149,21 @@ impl Client {
         state: SessionState,
         observer: Option<PacketObserver>,
     ) -> Result<(Self, ConnectionParams), (Error, SessionState)> {
-        let deadline = Instant::now() + options.connect_timeout;
+        // `None`: a timeout too long to represent, so never.
+        let deadline = Instant::now().checked_add(options.connect_timeout);
         // The transport's own handshakes (TCP, TLS, WebSocket) count against the deadline too.
         let opened = tokio::select! {
             opened = connector.open() => opened,
-            () = tokio::time::sleep_until(deadline) => Err(Error::Timeout(TimeoutKind::Connect)),
+            () = sleep_until(deadline.map(Instant::into_std)) => Err(Error::Timeout(TimeoutKind::Connect)),
         };
         let (read, write) = match opened {
             Ok(halves) => halves,
             Err(e) => return Err((e, state)),
         };
         let mut options = options.clone();
-        options.connect_timeout = deadline.saturating_duration_since(Instant::now());
+        if let Some(deadline) = deadline {
+            options.connect_timeout = deadline.saturating_duration_since(Instant::now());
+        }
         Self::start_over(read, write, &options, state, observer).await
     }
 
