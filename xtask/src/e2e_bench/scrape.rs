@@ -1,0 +1,578 @@
+//! The Prometheus-scrape section of the end-to-end suite (nanomq only): QoS 1 pairs against a
+//! broker with its admin API enabled, once with a scraper fetching `/metrics` every
+//! [`INTERVAL`] (150× the usual 15 s) and once without, so that only the scraping differs.
+//! The figure is delivered msg/s with scraping over the same round's without; each round
+//! runs both, in alternating order, and the row is the median round of [`ROUNDS`] (one
+//! round's ratio moves by several percent on a shared 2-core machine). Goal: [`GOAL`], an
+//! under-1% cost.
+//!
+//! The scraper ([`Scraper`]) is a thread doing HTTP/1.1 GETs over `std::net::TcpStream`,
+//! one connection each (`Connection: close`: a new connection is the dearer case for the
+//! broker), with `Authorization: Bearer` [`API_KEY`], at a fixed rate (ticks from its start,
+//! not sleeps after each answer). Each answer must be a 200 whose body has
+//! `nanomq_connections_count`; any other answer makes the run fail: a failed scrape is never
+//! a figure. It counts the scrapes and their latency (connect to the last byte).
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use super::broker::{Extra, Kind, Running, Transport, Tuning};
+use super::scenario::{Beside, RECEIVED_RATE, Scenario, Sizes};
+use super::{compare, output};
+
+/// How often the scraper fetches `/metrics`.
+pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
+
+/// Rounds of the section.
+const ROUNDS: usize = 3;
+
+/// The ratio to the run without scraping the row should reach.
+pub(crate) const GOAL: f64 = 0.99;
+
+/// The bearer key the broker accepts and the scraper sends (16+ characters).
+const API_KEY: &str = "bench-scrape-key-0123456789";
+
+/// A metric every scrape must contain.
+const EXPECTED_METRIC: &str = "nanomq_connections_count";
+
+/// How long one scrape may take before it counts as failed.
+const SCRAPE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the broker may take to log its API's address.
+const API_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the scraper measured in one run.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scrapes {
+    /// Each successful scrape's latency, milliseconds, in order.
+    pub(crate) latencies_ms: Vec<f64>,
+    /// The failures (status, missing metric, I/O), in order.
+    pub(crate) failures: Vec<String>,
+    /// How long the scraper ran, seconds.
+    pub(crate) seconds: f64,
+}
+
+impl Scrapes {
+    /// The latency below which half the scrapes finished, ms.
+    pub(crate) fn p50_ms(&self) -> Option<f64> {
+        let mut sorted = self.latencies_ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
+    }
+
+    /// The slowest scrape, ms.
+    pub(crate) fn max_ms(&self) -> Option<f64> {
+        self.latencies_ms.iter().copied().reduce(f64::max)
+    }
+
+    /// The scrapes the fixed rate asked for over the time the scraper ran.
+    pub(crate) fn expected(&self) -> u64 {
+        (self.seconds / INTERVAL.as_secs_f64()).floor() as u64 + 1
+    }
+}
+
+/// A thread scraping `/metrics` at [`INTERVAL`] until [`Self::finish`].
+pub(crate) struct Scraper {
+    stop: Arc<AtomicBool>,
+    handle: JoinHandle<Scrapes>,
+}
+
+impl Scraper {
+    /// Starts scraping the API at `addr` with `key`.
+    pub(crate) fn start(addr: SocketAddr, key: &'static str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let handle = thread::spawn(move || {
+            let started = Instant::now();
+            let mut scrapes = Scrapes {
+                latencies_ms: Vec::new(),
+                failures: Vec::new(),
+                seconds: 0.0,
+            };
+            let mut tick: u32 = 0;
+            while !flag.load(Ordering::Relaxed) {
+                let begun = Instant::now();
+                match scrape(addr, key) {
+                    Ok(()) => scrapes
+                        .latencies_ms
+                        .push(begun.elapsed().as_secs_f64() * 1e3),
+                    Err(e) => scrapes.failures.push(format!("{e:#}")),
+                }
+                // A fixed rate: the next tick after now (a slow scrape skips the ticks it
+                // overran instead of bunching them).
+                let now = started.elapsed();
+                while INTERVAL * tick <= now {
+                    tick += 1;
+                }
+                let next = INTERVAL * tick;
+                // In short sleeps, so that finishing does not wait a whole interval.
+                while !flag.load(Ordering::Relaxed) && started.elapsed() < next {
+                    let left = next.saturating_sub(started.elapsed());
+                    thread::sleep(left.min(Duration::from_millis(10)));
+                }
+            }
+            scrapes.seconds = started.elapsed().as_secs_f64();
+            scrapes
+        });
+        Self { stop, handle }
+    }
+
+    /// Stops the scraper and returns what it measured.
+    pub(crate) fn finish(self) -> Result<Scrapes> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the scraper thread panicked"))
+    }
+}
+
+/// One scrape: a GET of `/metrics`, which must answer 200 with [`EXPECTED_METRIC`].
+fn scrape(addr: SocketAddr, key: &str) -> Result<()> {
+    let mut stream = TcpStream::connect_timeout(&addr, SCRAPE_TIMEOUT)
+        .with_context(|| format!("cannot connect to {addr}"))?;
+    stream.set_read_timeout(Some(SCRAPE_TIMEOUT))?;
+    stream.set_write_timeout(Some(SCRAPE_TIMEOUT))?;
+    let request = format!(
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\n\
+         Accept: text/plain\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes())?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .context("reading the answer")?;
+    check_answer(&String::from_utf8_lossy(&answer))
+}
+
+/// Whether an HTTP answer is a 200 with [`EXPECTED_METRIC`] in its body.
+fn check_answer(answer: &str) -> Result<()> {
+    let status = answer.lines().next().unwrap_or_default();
+    let code = status.split_whitespace().nth(1);
+    if !status.starts_with("HTTP/1.") || code != Some("200") {
+        bail!("answered {status:?}");
+    }
+    let Some((_, body)) = answer.split_once("\r\n\r\n") else {
+        bail!("an answer without a body");
+    };
+    if !body.contains(EXPECTED_METRIC) {
+        bail!("no {EXPECTED_METRIC} in {} bytes", body.len());
+    }
+    Ok(())
+}
+
+/// The address of the `admin API listening on http://IP:PORT` log line.
+fn api_addr(log: &str) -> Option<SocketAddr> {
+    let rest = log.split("admin API listening on http://").nth(1)?;
+    let addr: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+        .collect();
+    addr.parse().ok()
+}
+
+/// Waits for `broker` to log its API's address.
+fn wait_for_api(broker: &mut Running) -> Result<SocketAddr> {
+    let deadline = Instant::now() + API_TIMEOUT;
+    loop {
+        if let Some(addr) = api_addr(&broker.log_tail()) {
+            return Ok(addr);
+        }
+        if !broker.is_alive() || Instant::now() > deadline {
+            bail!(
+                "nanomq did not log its admin API's address within {API_TIMEOUT:?}:\n{}",
+                broker.log_tail()
+            );
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `[http_server]` both runs get.
+fn api_config() -> String {
+    format!("\n[http_server]\nenabled = true\nbind = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\n")
+}
+
+/// The scenario: the suite's QoS 1 pairs, its name naming the scraping (for `--only`).
+fn scenario(sizes: Sizes) -> Scenario {
+    let c = sizes.clients.to_string();
+    let d = format!("{}s", sizes.seconds);
+    Scenario {
+        name: format!(
+            "{c} pairs, QoS 1, a Prometheus scrape of /metrics every {} ms",
+            INTERVAL.as_millis()
+        ),
+        args: ["pairs", "-c", &c, "-q", "1", "-d", &d, "-s", "64"]
+            .iter()
+            .map(|a| (*a).to_owned())
+            .collect(),
+        metrics: vec![RECEIVED_RATE],
+        rss: false,
+        timeout: Duration::from_secs(sizes.seconds + 60),
+        transport: Transport::Tcp,
+        tuning: Tuning::default(),
+        beside: Beside::Nothing,
+    }
+}
+
+/// One run: with scraping or without, in which round, and what it measured.
+#[derive(Debug, Clone)]
+struct Outcome {
+    round: usize,
+    scraped: bool,
+    /// Delivered msg/s, and the scrapes when scraped.
+    result: Result<(f64, Option<Scrapes>), String>,
+}
+
+/// The section's row: the median round of the ratios.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScrapeRow {
+    pub(crate) scenario: String,
+    /// msg/s with scraping, in the median round.
+    pub(crate) rate: Option<f64>,
+    /// msg/s without, in that round.
+    pub(crate) baseline_rate: Option<f64>,
+    /// The median round's ratio.
+    pub(crate) ratio: Option<f64>,
+    /// Every round's ratio.
+    pub(crate) rounds: Vec<Option<f64>>,
+    /// The median round's scrapes.
+    pub(crate) scrapes: Option<Scrapes>,
+    /// Failures, or nothing.
+    pub(crate) notes: String,
+}
+
+/// Runs the section if `only` selects it, adding each run to `raw`; returns its rows.
+pub(crate) fn run(
+    nanomq: &Path,
+    sizes: Sizes,
+    out_dir: &Path,
+    only: &[String],
+    raw: &mut Vec<Value>,
+) -> Vec<ScrapeRow> {
+    let scenario = scenario(sizes);
+    if !compare::chosen(only, &scenario.name) {
+        return Vec::new();
+    }
+    let kind = Kind::Nanomq(nanomq.to_path_buf());
+    let mut outcomes = Vec::new();
+    for round in 0..ROUNDS {
+        // Alternating order: neither run always goes first.
+        let order = if round % 2 == 0 {
+            [false, true]
+        } else {
+            [true, false]
+        };
+        for scraped in order {
+            let label = if scraped { "with scraping" } else { "without" };
+            println!(
+                "==> {}: {label} on nanomq (round {} of {ROUNDS})",
+                scenario.name,
+                round + 1
+            );
+            let result = measure(nanomq, &kind, &scenario, out_dir, scraped);
+            let result = result.map_err(|e| format!("{e:#}"));
+            match &result {
+                Ok((_, report, scrapes)) => {
+                    let mut line = super::one_line(&scenario, report);
+                    if let Some(s) = scrapes {
+                        line.push_str(&format!(", {}", scrapes_note(s)));
+                    }
+                    println!("    {line}");
+                }
+                Err(e) => println!("    FAILED: {e}"),
+            }
+            raw.push(json!({
+                "scenario": scenario.name,
+                "run": label,
+                "round": round + 1,
+                "broker": kind.name(),
+                "report": result.as_ref().ok().map(|(_, report, _)| report),
+                "scrapes": result.as_ref().ok().and_then(|(_, _, s)| s.as_ref()).map(|s| json!({
+                    "done": s.latencies_ms.len(),
+                    "expected": s.expected(),
+                    "p50_ms": s.p50_ms(),
+                    "max_ms": s.max_ms(),
+                    "seconds": s.seconds,
+                })),
+                "error": result.as_ref().err(),
+            }));
+            outcomes.push(Outcome {
+                round,
+                scraped,
+                result: result.map(|(rate, _, scrapes)| (rate, scrapes)),
+            });
+        }
+    }
+    vec![row(&scenario.name, &outcomes)]
+}
+
+/// Starts nanomq with the API, runs the pairs (beside a scraper if `scraped`), and returns
+/// delivered msg/s, the report and the scrapes.
+fn measure(
+    client: &Path,
+    kind: &Kind,
+    scenario: &Scenario,
+    out_dir: &Path,
+    scraped: bool,
+) -> Result<(f64, Value, Option<Scrapes>)> {
+    let extra = Extra {
+        nanomq: api_config(),
+        mosquitto: String::new(),
+    };
+    let dir = out_dir.join(kind.name());
+    let mut broker = kind.start_with(&dir, None, &Tuning::default(), &extra)?;
+    let api = wait_for_api(&mut broker)?;
+    let scraper = scraped.then(|| Scraper::start(api, API_KEY));
+    let report = super::bench_on(client, &mut broker, scenario);
+    let scrapes = scraper.map(Scraper::finish).transpose()?;
+    let report = report?;
+    if let Some(first) = scrapes.as_ref().and_then(|s| s.failures.first()) {
+        let failed = scrapes.as_ref().map_or(0, |s| s.failures.len());
+        bail!("{failed} scrape(s) failed, first: {first}");
+    }
+    let Some(rate) = super::scenario::read(&report, &RECEIVED_RATE) else {
+        bail!("the report has no delivered rate");
+    };
+    Ok((rate, report, scrapes))
+}
+
+/// What a run's scrapes say.
+fn scrapes_note(s: &Scrapes) -> String {
+    let ms = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} ms"));
+    format!(
+        "{} scrapes of {} at 10 Hz, p50 {}, max {}",
+        s.latencies_ms.len(),
+        s.expected(),
+        ms(s.p50_ms()),
+        ms(s.max_ms())
+    )
+}
+
+/// The row from every round's `outcomes`.
+fn row(scenario: &str, outcomes: &[Outcome]) -> ScrapeRow {
+    let find = |scraped: bool, round: usize| {
+        outcomes
+            .iter()
+            .find(|o| o.scraped == scraped && o.round == round)
+            .and_then(|o| o.result.as_ref().ok())
+    };
+    let rounds = outcomes.iter().map(|o| o.round).max().map_or(0, |r| r + 1);
+    let ratios: Vec<Option<f64>> = (0..rounds)
+        .map(|round| match (find(true, round), find(false, round)) {
+            (Some((r, _)), Some((b, _))) if *b > 0.0 => Some(r / b),
+            _ => None,
+        })
+        .collect();
+    // The median round by ratio; a round without one sorts first.
+    let mut order: Vec<usize> = (0..rounds).collect();
+    let key = |i: usize| {
+        ratios
+            .get(i)
+            .copied()
+            .flatten()
+            .unwrap_or(f64::NEG_INFINITY)
+    };
+    order.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+    let median = order.get(order.len() / 2).copied().unwrap_or(0);
+    // A failure in any round is reported: a failure is never a figure.
+    let notes: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result.as_ref().err().map(|e| {
+                format!(
+                    "round {}, {}: failed: {}",
+                    o.round + 1,
+                    if o.scraped {
+                        "with scraping"
+                    } else {
+                        "without"
+                    },
+                    e.lines().next().unwrap_or_default()
+                )
+            })
+        })
+        .collect();
+    ScrapeRow {
+        scenario: scenario.to_owned(),
+        rate: find(true, median).map(|(r, _)| *r),
+        baseline_rate: find(false, median).map(|(b, _)| *b),
+        ratio: ratios.get(median).copied().flatten(),
+        rounds: ratios,
+        scrapes: find(true, median).and_then(|(_, s)| s.clone()),
+        notes: notes.join("; "),
+    }
+}
+
+/// The section's Markdown table.
+pub(crate) fn markdown(rows: &[ScrapeRow]) -> String {
+    let mut out = String::from(
+        "| scenario | msg/s without | msg/s with scraping | ratio | goal | each round | \
+         scrapes | scrape p50 | scrape max | notes |\n\
+         |---|---:|---:|---:|---|---|---:|---:|---:|---|\n",
+    );
+    let times = |r: f64| format!("{r:.3}×");
+    let cell = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), output::number);
+    let ms = |v: Option<f64>| v.map_or_else(|| "–".to_owned(), |v| format!("{v:.1} ms"));
+    for row in rows {
+        let ratio = row.ratio.map_or_else(|| "–".to_owned(), times);
+        let goal = match row.ratio {
+            Some(r) if r >= GOAL => format!("≥ {GOAL}× ✓"),
+            Some(_) => format!("≥ {GOAL}× ⚠ missed"),
+            None => format!("≥ {GOAL}× ?"),
+        };
+        let rounds = row
+            .rounds
+            .iter()
+            .map(|r| r.map_or_else(|| "–".to_owned(), times))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let s = row.scrapes.as_ref();
+        let scrapes = s.map_or_else(
+            || "–".to_owned(),
+            |s| format!("{} of {}", s.latencies_ms.len(), s.expected()),
+        );
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio} | {goal} | {rounds} | {scrapes} | {} | {} | {} |",
+            row.scenario,
+            cell(row.baseline_rate),
+            cell(row.rate),
+            ms(s.and_then(Scrapes::p50_ms)),
+            ms(s.and_then(Scrapes::max_ms)),
+            row.notes
+        );
+    }
+    let _ = write!(
+        out,
+        "\nnanomq with `[http_server]` enabled (a bearer key) in both runs, so that only the \
+         scraping differs. Scraping: a thread doing an HTTP/1.1 GET of /metrics every {} ms \
+         (150× Prometheus's usual 15 s), a new connection each, `Authorization: Bearer`; \
+         every answer must be a 200 with {EXPECTED_METRIC} (any other fails the run). Scrapes: \
+         done, of the ticks at 10 Hz over the time the scraper ran (from before the pairs \
+         connect to after they finish); latency from connect to the last byte. Each row is the \
+         median of {ROUNDS} rounds of the ratio to the same round's run without, the order \
+         alternating; scrapes and latency are the median round's.\n",
+        INTERVAL.as_millis()
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A one-shot HTTP server on loopback answering each connection with `answer`, and the
+    /// `Authorization` header of each request it read.
+    fn serve(answer: &'static str) -> (SocketAddr, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = thread::spawn(move || {
+            let mut seen = Vec::new();
+            for stream in listener.incoming().take(2) {
+                let mut stream = stream.unwrap();
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = stream.read(&mut buf).unwrap();
+                    assert!(n > 0);
+                    request.extend_from_slice(&buf[..n]);
+                }
+                let text = String::from_utf8(request).unwrap();
+                assert!(text.starts_with("GET /metrics HTTP/1.1\r\n"), "{text}");
+                seen.extend(
+                    text.lines()
+                        .filter(|l| l.starts_with("Authorization: "))
+                        .map(str::to_owned),
+                );
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+            seen
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn a_scraper_counts_good_answers_at_ten_hertz_and_sends_the_key() {
+        let (addr, server) = serve(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n\
+             # TYPE nanomq_connections_count gauge\nnanomq_connections_count 3\n",
+        );
+        let scraper = Scraper::start(addr, "key-0123456789abcdef");
+        thread::sleep(Duration::from_millis(150));
+        let scrapes = scraper.finish().unwrap();
+        assert_eq!(scrapes.latencies_ms.len(), 2, "{scrapes:?}");
+        assert!(scrapes.failures.is_empty(), "{scrapes:?}");
+        assert_eq!(scrapes.expected(), 2);
+        assert!(scrapes.p50_ms().is_some() && scrapes.max_ms() >= scrapes.p50_ms());
+        assert_eq!(
+            server.join().unwrap(),
+            ["Authorization: Bearer key-0123456789abcdef"; 2]
+        );
+    }
+
+    #[test]
+    fn a_refused_or_empty_scrape_is_a_failure() {
+        let (addr, _server) = serve("HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n");
+        let e = scrape(addr, "k").unwrap_err();
+        assert!(format!("{e:#}").contains("401"), "{e:#}");
+        assert!(check_answer("HTTP/1.1 200 OK\r\n\r\nnanomq_uptime 1\n").is_err());
+        assert!(check_answer("garbage").is_err());
+        assert!(check_answer("HTTP/1.1 200 OK\r\n\r\nnanomq_connections_count 0\n").is_ok());
+    }
+
+    #[test]
+    fn the_api_line_gives_the_address() {
+        let log = "x\n\u{1b}[32m INFO\u{1b}[0m nanomq: admin API listening on \
+                   http://127.0.0.1:40123\u{1b}[0m\ny";
+        assert_eq!(api_addr(log), "127.0.0.1:40123".parse().ok());
+        assert_eq!(api_addr("listening on tcp://127.0.0.1:5"), None);
+        assert!(api_config().contains("api_keys = [\"bench-scrape-key-0123456789\"]"));
+        assert!(scenario(Sizes::default()).name.contains("scrape"));
+    }
+
+    #[test]
+    fn the_row_is_the_median_round_of_the_ratios() {
+        let scrapes = |n: usize| Scrapes {
+            latencies_ms: vec![1.0; n],
+            failures: Vec::new(),
+            seconds: 6.0,
+        };
+        let run = |round, scraped, rate: f64| Outcome {
+            round,
+            scraped,
+            result: Ok((rate, scraped.then(|| scrapes(round + 60)))),
+        };
+        let outcomes = [
+            run(0, false, 100.0),
+            run(0, true, 98.0),
+            run(1, true, 101.0),
+            run(1, false, 100.0),
+            run(2, false, 100.0),
+            Outcome {
+                round: 2,
+                scraped: true,
+                result: Err("boom".to_owned()),
+            },
+        ];
+        let row = row("s", &outcomes);
+        assert_eq!(row.rounds, [Some(0.98), Some(1.01), None]);
+        assert_eq!(row.ratio, Some(0.98));
+        assert_eq!(row.scrapes.as_ref().map(|s| s.latencies_ms.len()), Some(60));
+        assert!(row.notes.contains("round 3, with scraping: failed: boom"));
+        let table = markdown(&[row]);
+        assert!(table.contains("| 0.980× | ≥ 0.99× ⚠ missed |"), "{table}");
+    }
+}
