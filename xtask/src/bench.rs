@@ -29,15 +29,18 @@ SUITES:
                 those hashes, one pair's latency beside a connect storm; 3 rounds each);
                 then 50 pairs QoS 1 and fan-out QoS 0 against nanomq alone over tcp, ws,
                 ssl and wss (TLS with a throwaway certificate from `openssl`, if
-                installed); then QoS 1 fan-in to an
+                installed); then 50 pairs QoS 1 against nanomq with its admin API, with
+                a Prometheus scrape of /metrics every 100 ms and without (3 rounds);
+                then QoS 1 fan-in to an
                 offline persistent subscriber against nanomq with sessions in memory and
                 with its SQLite store at sync = \"periodic\" and \"always\"; then, with
                 Mosquitto as the upstream, 100,000 QoS 1 messages forwarded by the edge's
                 bridge (nanomq's [[bridges]] against Mosquitto's bridge) and the drain of
                 100,000 queued while the upstream was down (against the upstream's own
                 ingest from a direct publisher); 3 rounds each. Prints Markdown tables with
-                the ratios nanomq/mosquitto, transport/tcp, store/in-memory and
-                bridge/baseline and writes target/bench/e2e.{md,svg,json}. A few minutes.
+                the ratios nanomq/mosquitto, transport/tcp, scraping/without,
+                store/in-memory and bridge/baseline and writes
+                target/bench/e2e.{md,svg,json}. A few minutes.
     --micro     the criterion micro-benchmarks (cargo bench -p mqtt-codec --bench '*')
 
 With no suite flag, --e2e runs. Give both flags for both.
@@ -55,7 +58,7 @@ E2E-OPTIONS:
                        \"retained lookup\", --only stalled); writes target/bench/
                        e2e-only.{md,svg,json}, leaving e2e.* as they were; --only \"access
                 control\" runs the access-control section alone, --only bridge the
-                       bridge section
+                       bridge section, --only scrape the Prometheus-scrape section
 
 Other words (a criterion filter such as `decode`) and everything after `--` (such as
 `--save-baseline main`) are passed to the criterion benchmark binaries.
