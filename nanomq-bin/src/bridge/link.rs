@@ -382,8 +382,16 @@ impl Relay {
                 self.pending.insert(ticket, publish);
             }
             Err(error) => {
-                if let Some(error) = error {
-                    tracing::debug!(bridge = %self.config.name, %topic, %error, "not forwarded");
+                match error {
+                    // Too large, above the QoS or retain this connection's CONNACK allows:
+                    // dropped for good, like a refusal by the upstream.
+                    Some(error) => {
+                        tracing::warn!(bridge = %self.config.name, %topic, %error, "not forwarded; dropped");
+                    }
+                    // QoS 0 while the link is down: never kept for later, by design.
+                    None => {
+                        tracing::debug!(bridge = %self.config.name, %topic, "QoS 0 while the link is down; dropped");
+                    }
                 }
                 self.counters.dropped();
                 self.settle_local(&publish);
@@ -422,14 +430,19 @@ impl Relay {
 
     /// A forwarded message completed upstream.
     fn published(&mut self, ticket: Ticket, result: Result<ReasonCode, PublishError>) {
+        let publish = self.pending.remove(&ticket);
         match &result {
             Ok(_) => self.counters.forwarded(),
             Err(error) => {
-                tracing::warn!(bridge = %self.config.name, %error, "the upstream refused a forwarded message; dropped");
+                // Refused by the upstream (a failure reason code), or by this connection's
+                // CONNACK before it was sent (a message queued while the link was down, or
+                // resent to a server whose limits are now lower).
+                let topic = publish.as_ref().map(Publish::topic).unwrap_or_default();
+                tracing::warn!(bridge = %self.config.name, %topic, %error, "not forwarded; dropped");
                 self.counters.dropped();
             }
         }
-        if let Some(publish) = self.pending.remove(&ticket) {
+        if let Some(publish) = publish {
             self.settle_local(&publish);
         }
     }

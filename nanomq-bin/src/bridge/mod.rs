@@ -65,6 +65,7 @@ async fn run(
                 session_present = params.session_present,
                 receive_maximum = params.receive_maximum,
                 maximum_packet_size = params.maximum_packet_size,
+                topic_alias_maximum = params.topic_alias_maximum,
                 "bridge connected"
             );
             counters.set_connected(true);
