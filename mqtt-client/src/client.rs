@@ -392,10 +392,12 @@ async fn handshake(
     io: &mut Io<'_>,
 ) -> Result<ConnectionParams, Error> {
     loop {
-        io.flush(conn).await?;
+        // Returns at the CONNACK, before anything else is written: the resends it set off,
+        // and their events, are the driver's.
         if let Some(params) = conn.params() {
             return Ok(params.clone());
         }
+        io.flush(conn).await?;
         let deadline = conn.poll_timeout();
         tokio::select! {
             packet = reader.next() => {
@@ -461,6 +463,10 @@ impl Driver {
     /// Runs the connection until it ends; returns the session state.
     async fn run(mut self, reader_task: JoinHandle<()>) -> SessionState {
         let result = self.run_loop().await;
+        // What the core reported before the end still reaches its waiters: a PUBACK handled
+        // just before a write failed has taken its message out of the session state, so
+        // its waiter must hear the success, not that the connection was lost.
+        self.dispatch();
         let mut io = Io {
             writer: &mut self.writer,
             observer: self.observer.as_ref(),

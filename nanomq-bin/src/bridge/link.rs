@@ -188,13 +188,18 @@ impl Relay {
             Ok(()) => self.relay(&mut remote).await,
             Err(e) => Ended::Lost(e),
         };
+        // What the connection reported last still counts, however the attempt ended: a
+        // PUBACK handled just before a write failed, messages refused under this CONNACK's
+        // limits. Their tickets have left the session state, so these events are all that
+        // is left of them; dropped with the connection, their local messages would stay
+        // unacknowledged for good, each holding a place in the local session's window.
+        self.events(&mut remote);
         let reason = match &ended {
             Ended::Lost(_) => None,
             Ended::Stopped | Ended::LocalGone => Some(ReasonCode::Success),
         };
         let state = remote.close_with(reason).await;
         self.state = Some(state);
-        // What the last events completed still counts.
         ended
     }
 

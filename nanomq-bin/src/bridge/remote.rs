@@ -68,13 +68,16 @@ impl Remote {
         }
     }
 
-    /// Until CONNACK accepts (or refuses, or the deadline passes).
+    /// Until CONNACK accepts (or refuses, or the deadline passes). Returns at the CONNACK,
+    /// before anything else is written: what it set off (resends, and the events of
+    /// messages refused under its limits) is the relay's to write and to hear, so that a
+    /// write failing now cannot take those events with it.
     async fn handshake(&mut self) -> Result<ConnectionParams, Error> {
         loop {
-            self.flush().await?;
             if let Some(params) = self.conn.params() {
                 return Ok(params.clone());
             }
+            self.flush().await?;
             tokio::select! {
                 packet = self.packets.recv() => self.handle(packet)?,
                 () = sleep_until(self.conn.poll_timeout()) => {
