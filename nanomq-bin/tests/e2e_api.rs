@@ -551,3 +551,49 @@ fn the_dashboard_files_are_served_with_their_types_behind_the_api_authentication
         404
     );
 }
+
+#[test]
+fn a_disabled_bridge_queues_and_drains_once_enabled() {
+    let upstream = Broker::start("api_bridge_upstream", "");
+    let config = format!(
+        "[listeners.tcp]\nbind = \"127.0.0.1:0\"\n\n[http_server]\nenabled = true\n\
+         bind = \"127.0.0.1:0\"\napi_keys = [\"{KEY}\"]\n\n[[bridges]]\nname = \"cloud\"\n\
+         servers = [\"mqtt://{up}\"]\nclientid = \"edge-api\"\nbackoff_max = \"500ms\"\n\
+         [[bridges.forwards]]\nlocal_topic = \"up/#\"\nqos = 1\n\n[log]\nlevel = \"info\"\nto = \"console\"\n",
+        up = upstream.address()
+    );
+    let edge = Broker::start_with_config("api_bridge_edge", &config);
+    let deadline = Instant::now() + PATIENCE;
+    let api: SocketAddr = loop {
+        if let Some((_, rest)) = edge.log().split_once("admin API listening on http://") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no API line");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let bearer = format!("Authorization: Bearer {KEY}");
+    let call = |method: &str, path: &str| curl(api, &["-H", &bearer, "-X", method], path);
+    let bridge = || call("GET", "/api/v4/bridges/cloud").json()["data"].clone();
+    let deadline = Instant::now() + PATIENCE;
+    while bridge()["connected"] != true {
+        assert!(Instant::now() < deadline, "the bridge never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut far = subscriber(&upstream, "far", &["-q", "1", "-t", "up/#"]);
+
+    let disabled = call("POST", "/api/v4/bridges/cloud/disable");
+    assert_eq!(disabled.status, 200, "{}", disabled.body);
+    assert_eq!(disabled.json()["data"]["changed"], true);
+    assert_eq!(bridge()["enabled"], false);
+    assert_eq!(bridge()["connected"], false);
+    publish(&edge, "up/while-disabled", "kept");
+    std::thread::sleep(Duration::from_millis(500));
+    // Nothing went up while disabled: it waits in the bridge's local session.
+    assert_eq!(bridge()["forwarded"], 0);
+
+    let enabled = call("POST", "/api/v4/bridges/cloud/enable");
+    assert_eq!(enabled.status, 200, "{}", enabled.body);
+    assert_eq!(bridge()["enabled"], true);
+    far.wait_for_line(|l| l == "up/while-disabled kept", PATIENCE);
+    assert_eq!(call("POST", "/api/v4/bridges/nowhere/disable").status, 404);
+}

@@ -60,6 +60,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/v4/retained"),
     ("GET", "/api/v4/bridges"),
     ("GET", "/api/v4/bridges/{name}"),
+    ("POST", "/api/v4/bridges/{name}/disable"),
+    ("POST", "/api/v4/bridges/{name}/enable"),
     ("GET", "/api/v4/openapi.json"),
     ("POST", "/api/v4/mqtt/publish"),
     ("POST", "/api/v4/mqtt/publish_batch"),
@@ -132,6 +134,8 @@ fn router(state: ApiState, config: Arc<HttpServerConfig>) -> Router {
         .route("/api/v4/retained", get(retained::list))
         .route("/api/v4/bridges", get(bridges::list))
         .route("/api/v4/bridges/{name}", get(bridges::one))
+        .route("/api/v4/bridges/{name}/disable", post(bridges::disable))
+        .route("/api/v4/bridges/{name}/enable", post(bridges::enable))
         .route("/api/v4/openapi.json", get(openapi))
         .route("/api/v4/mqtt/publish", post(publish::one))
         .route("/api/v4/mqtt/publish_batch", post(publish::batch))

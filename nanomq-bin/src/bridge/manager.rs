@@ -57,6 +57,9 @@ pub(crate) struct Plan {
     add: Vec<Ready>,
     /// Bridges no longer configured.
     remove: Vec<String>,
+    /// Disabled bridges still configured, on their (possibly new) configuration: they stay
+    /// disabled.
+    disabled: Vec<BridgeConfig>,
 }
 
 impl Plan {
@@ -83,6 +86,9 @@ impl Plan {
 pub(crate) struct Bridges {
     broker: Arc<Broker>,
     running: BTreeMap<String, Running>,
+    /// Bridges the operator disabled (`POST /api/v4/bridges/{name}/disable`), on their
+    /// configuration: stopped, their local session and queue kept, until enabled again.
+    disabled: BTreeMap<String, BridgeConfig>,
 }
 
 /// What an applied step did, to undo it.
@@ -99,6 +105,7 @@ impl Bridges {
         Self {
             broker,
             running: BTreeMap::new(),
+            disabled: BTreeMap::new(),
         }
     }
 
@@ -119,17 +126,24 @@ impl Bridges {
             replace: Vec::new(),
             add: Vec::new(),
             remove: Vec::new(),
+            disabled: Vec::new(),
         };
         for config in configs {
             match self.running.get(&config.name) {
                 Some(running) if running.config == *config => {}
                 Some(_) => plan.replace.push(prepare(config, limits)?),
+                None if self.disabled.contains_key(&config.name) => {
+                    // Checked now, so that enabling it later cannot fail on its files.
+                    prepare(config, limits)?;
+                    plan.disabled.push(config.clone());
+                }
                 None => plan.add.push(prepare(config, limits)?),
             }
         }
         plan.remove = self
             .running
             .keys()
+            .chain(self.disabled.keys())
             .filter(|name| configs.iter().all(|c| c.name != **name))
             .cloned()
             .collect();
@@ -174,8 +188,12 @@ impl Bridges {
             self.undo(done).await;
             return Err(error);
         }
+        for config in plan.disabled {
+            self.disabled.insert(config.name.clone(), config);
+        }
         for name in plan.remove {
             self.stop(&name).await;
+            self.disabled.remove(&name);
             self.discard_session(&name).await;
             tracing::info!(bridge = %name, "bridge removed, with its local session");
         }
@@ -203,6 +221,45 @@ impl Bridges {
                 }
             }
         }
+    }
+
+    /// Stops the bridge `name` and keeps it stopped (its local session, and what queues
+    /// there, kept) until [`Bridges::enable`] or a restart of the broker. Whether it was
+    /// running; an error for a bridge the configuration does not have.
+    pub(crate) async fn disable(&mut self, name: &str) -> Result<bool> {
+        if self.disabled.contains_key(name) {
+            return Ok(false);
+        }
+        let config = self
+            .stop(name)
+            .await
+            .ok_or_else(|| anyhow!("no bridge \"{name}\""))?;
+        self.broker.bridge_counters(name).set_connected(false);
+        tracing::info!(bridge = %name, "bridge disabled (its local session and queue kept)");
+        self.disabled.insert(name.to_owned(), config);
+        Ok(true)
+    }
+
+    /// Starts a disabled bridge again; whether it was disabled.
+    pub(crate) async fn enable(&mut self, name: &str) -> Result<bool> {
+        if self.running.contains_key(name) {
+            return Ok(false);
+        }
+        let config = self
+            .disabled
+            .get(name)
+            .cloned()
+            .ok_or_else(|| anyhow!("no bridge \"{name}\""))?;
+        let ready = prepare(&config, &self.broker.limits())?;
+        self.start(ready).await?;
+        self.disabled.remove(name);
+        tracing::info!(bridge = %name, "bridge enabled");
+        Ok(true)
+    }
+
+    /// The names of the disabled bridges.
+    pub(crate) fn disabled(&self) -> Vec<String> {
+        self.disabled.keys().cloned().collect()
     }
 
     /// Stops every bridge and waits for each to end.

@@ -168,6 +168,28 @@ impl Reloader {
         }
     }
 
+    /// Disables (`enabled` false) or enables the bridge `name` (see `Bridges::disable`);
+    /// whether that changed anything.
+    pub(crate) async fn set_bridge_enabled(
+        &mut self,
+        name: &str,
+        enabled: bool,
+    ) -> anyhow::Result<bool> {
+        if self.stopping {
+            return Err(anyhow!("the broker is shutting down"));
+        }
+        if enabled {
+            self.handles.bridges.enable(name).await
+        } else {
+            self.handles.bridges.disable(name).await
+        }
+    }
+
+    /// The names of the bridges the operator disabled.
+    pub(crate) fn disabled_bridges(&self) -> Vec<String> {
+        self.handles.bridges.disabled()
+    }
+
     /// Stops the bridges, for the broker's shutdown; reloads are refused from now on.
     pub(crate) async fn shutdown(&mut self) {
         self.stopping = true;
