@@ -226,6 +226,7 @@ impl Bridges {
     /// Stops the bridge `name` and keeps it stopped (its local session, and what queues
     /// there, kept) until [`Bridges::enable`] or a restart of the broker. Whether it was
     /// running; an error for a bridge the configuration does not have.
+    #[cfg(feature = "http-api")]
     pub(crate) async fn disable(&mut self, name: &str) -> Result<bool> {
         if self.disabled.contains_key(name) {
             return Ok(false);
@@ -241,6 +242,7 @@ impl Bridges {
     }
 
     /// Starts a disabled bridge again; whether it was disabled.
+    #[cfg(feature = "http-api")]
     pub(crate) async fn enable(&mut self, name: &str) -> Result<bool> {
         if self.running.contains_key(name) {
             return Ok(false);
@@ -258,6 +260,7 @@ impl Bridges {
     }
 
     /// The names of the disabled bridges.
+    #[cfg(feature = "http-api")]
     pub(crate) fn disabled(&self) -> Vec<String> {
         self.disabled.keys().cloned().collect()
     }

@@ -170,6 +170,7 @@ impl Reloader {
 
     /// Disables (`enabled` false) or enables the bridge `name` (see `Bridges::disable`);
     /// whether that changed anything.
+    #[cfg(feature = "http-api")]
     pub(crate) async fn set_bridge_enabled(
         &mut self,
         name: &str,
@@ -186,6 +187,7 @@ impl Reloader {
     }
 
     /// The names of the bridges the operator disabled.
+    #[cfg(feature = "http-api")]
     pub(crate) fn disabled_bridges(&self) -> Vec<String> {
         self.handles.bridges.disabled()
     }
