@@ -194,6 +194,12 @@ async fn run(config: Config, path: Option<PathBuf>, logging: Arc<Logging>) -> Re
     }
 
     let (stop, stopped) = watch::channel(false);
+    // Before the listeners serve: a bridge's local session is an in-process client, so it
+    // needs none of them, and once subscribed it gets every matching message a client
+    // publishes from the first connection on (started after them, a bridge missed what came
+    // in before its SUBSCRIBE).
+    let mut bridges = bridge::Bridges::new(Arc::clone(&broker));
+    bridges.start_all(&config.bridges).await?;
     let mut serving = JoinSet::new();
     for listener in bound {
         tracing::info!("listening on {}", listener.url());
@@ -205,9 +211,6 @@ async fn run(config: Config, path: Option<PathBuf>, logging: Arc<Logging>) -> Re
         serving.spawn(listener.serve(Arc::clone(&broker), shutdown));
     }
 
-    // After the listeners: a bridge's local session is a client like any other.
-    let mut bridges = bridge::Bridges::new(Arc::clone(&broker));
-    bridges.start_all(&config.bridges).await?;
     let (sys_interval, interval) = watch::channel(config.sys.interval);
     // Not awaited at shutdown: it only publishes, and stops when told.
     tokio::spawn(ops::sys::run(
