@@ -263,8 +263,10 @@ pub(crate) struct Received {
     pub(crate) arrivals: Vec<Arrival>,
     /// The distinct numbers among them.
     pub(crate) unique: HashSet<u32>,
-    /// The last payload on each topic.
+    /// The latest payload on each topic.
     pub(crate) last: HashMap<String, Bytes>,
+    /// The topics a live (not retained) message came on.
+    live: HashSet<String>,
     /// Connections accepted (the first, then one per reconnect).
     pub(crate) connects: u32,
     /// Why each connection ended.
@@ -503,7 +505,18 @@ async fn run_subscriber(
                             r.arrivals.push(arrival);
                             r.unique.insert(n);
                         }
-                        r.last.insert(publish.topic().to_owned(), payload);
+                        let topic = publish.topic().to_owned();
+                        // A retained message sent at SUBSCRIBE can come after a live one
+                        // that was published later (the broker queues it behind what was
+                        // routed while it handled the SUBSCRIBE): once a live message is in,
+                        // it is the newer.
+                        let stale = publish.retain && r.live.contains(&topic);
+                        if !publish.retain {
+                            r.live.insert(topic.clone());
+                        }
+                        if !stale {
+                            r.last.insert(topic, payload);
+                        }
                     }
                     Ok(Incoming::Completed { .. }) => {}
                     Err(e) => {
