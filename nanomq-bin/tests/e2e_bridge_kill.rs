@@ -18,7 +18,8 @@ mod e2e;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use bridge_support::clients::{Stream, Subscriber, SubscriberOptions, Tally, publish, runtime};
+use bridge_support::clients::{Stream, Subscriber, SubscriberOptions, publish, runtime};
+use bridge_support::tally::Tally;
 use bridge_support::{Edge, Mosquitto, SUBSCRIBER_RECEIVE_MAXIMUM, wait_link, watch_link};
 use e2e::{Broker, report, scratch_dir};
 use mqtt_client::mqtt_codec::{ProtocolVersion, QoS};
@@ -55,6 +56,7 @@ fn stream(numbers: std::ops::Range<u32>, client_id: &str) -> Stream {
         rate: RATE,
         topic: |n| format!("sensors/{}", n % 8),
         size: |_| 64,
+        ahead: None,
     }
 }
 
@@ -94,6 +96,7 @@ fn kill(name: &str, with_backlog: bool) {
         qos: 1,
         store: Some((&store, "always")),
         max_inflight: None,
+        backoff_max: None,
     }
     .config();
     let edge = Broker::start_with_config(name, &config);

@@ -9,11 +9,13 @@
 //!   arrival; duplicates are allowed and reported.
 //! - QoS 2 end to end (MQTT 5 bridge and subscriber): exactly once, in order: no duplicate,
 //!   nothing missing.
-//! - The upstream down from the start: what a publisher sends the moment the edge listens
-//!   (before the bridge has ever connected) waits in the bridge's queue and arrives once
-//!   Mosquitto is up. The edge used to serve clients before its bridges had subscribed
-//!   their forwards locally, and such a message went nowhere (an MQTT 5 publisher got "no
-//!   matching subscribers" for it).
+//! - The upstream down from the start: what a publisher sends the moment the edge accepts
+//!   it (before the bridge has ever connected) waits in the bridge's queue and arrives once
+//!   Mosquitto is up.
+//! - Every bridge has subscribed its forwards before the edge serves its first client. It
+//!   used to serve first, so that what came in meanwhile went nowhere (an MQTT 5 publisher
+//!   got "no matching subscribers"); with 40 bridges, a message for the last one did, every
+//!   time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
@@ -23,8 +25,9 @@ mod e2e;
 use std::time::{Duration, Instant};
 
 use bridge_support::clients::{
-    Stream, Subscriber, SubscriberOptions, Tally, publish, publish_when_up, runtime,
+    Stream, Subscriber, SubscriberOptions, publish, publish_when_up, runtime,
 };
+use bridge_support::tally::Tally;
 use bridge_support::{
     Edge, Mosquitto, SUBSCRIBER_RECEIVE_MAXIMUM, free_port, wait_link, watch_link,
 };
@@ -46,6 +49,10 @@ const DELIVERY: Duration = Duration::from_secs(30);
 
 /// How long to go on listening for late duplicates once every message has arrived.
 const QUIET: Duration = Duration::from_millis(750);
+
+/// How many bridges the start-up test's edge has: each subscribes its forwards in turn, so
+/// the last one's come well after the edge could first accept a client.
+const BRIDGES: usize = 40;
 
 fn outage(name: &str, qos: QoS, version: ProtocolVersion) {
     let started = Instant::now();
@@ -70,6 +77,7 @@ fn outage(name: &str, qos: QoS, version: ProtocolVersion) {
             qos: qos as u8,
             store: None,
             max_inflight: None,
+            backoff_max: None,
         }
         .config(),
     );
@@ -87,6 +95,7 @@ fn outage(name: &str, qos: QoS, version: ProtocolVersion) {
             rate: RATE,
             topic: |n| format!("sensors/{}", n % 8),
             size: |_| 64,
+            ahead: None,
         },
     );
     cloud.wait_until(Duration::from_secs(20), "a quarter of the messages", |r| {
@@ -190,6 +199,7 @@ fn what_is_published_as_the_edge_starts_waits_for_an_upstream_not_up_yet() {
             rate: 100_000,
             topic: |n| format!("sensors/{}", n % 8),
             size: |_| 64,
+            ahead: None,
         },
     );
     let config = Edge {
@@ -198,6 +208,7 @@ fn what_is_published_as_the_edge_starts_waits_for_an_upstream_not_up_yet() {
         qos: 1,
         store: None,
         max_inflight: None,
+        backoff_max: None,
     }
     .config()
     .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
@@ -227,6 +238,48 @@ fn what_is_published_as_the_edge_starts_waits_for_an_upstream_not_up_yet() {
         tally.missing_sample()
     );
     assert_eq!(tally.out_of_order, 0);
+    edge.stop();
+}
+
+#[test]
+fn every_bridge_has_subscribed_its_forwards_before_the_edge_serves_a_client() {
+    let rt = runtime();
+    // Upstreams that are down: nothing listens there.
+    let down = free_port();
+    let port = free_port();
+    let mut config = format!(
+        "[listeners.tcp]\nbind = \"127.0.0.1:{port}\"\n\n[log]\nlevel = \"info\"\nto = \"console\"\n\n"
+    );
+    for i in 0..BRIDGES {
+        config.push_str(&format!(
+            "[[bridges]]\nname = \"b{i}\"\nservers = [\"mqtt://127.0.0.1:{down}\"]\n\
+             clientid = \"edge-b{i}\"\nbackoff_max = \"1s\"\n\
+             [[bridges.forwards]]\nlocal_topic = \"b{i}/#\"\nqos = 1\n\n"
+        ));
+    }
+    // One message for the last bridge, sent the moment the edge accepts the connection.
+    let publishing = publish_when_up(
+        &rt,
+        std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+        Stream {
+            client_id: "early-publisher".to_owned(),
+            version: ProtocolVersion::V5,
+            numbers: 0..1,
+            qos: QoS::AtLeastOnce,
+            rate: 1_000,
+            topic: |_| format!("b{}/x", BRIDGES - 1),
+            size: |_| 64,
+            ahead: None,
+        },
+    );
+    let edge = Broker::start_with_config("bridge_outage_subscribed", &config);
+    let published = publishing.finish(&rt, DELIVERY);
+    // "No matching subscribers" here: the message went nowhere.
+    assert_eq!(
+        published.error, None,
+        "the last bridge was not subscribed yet"
+    );
+    assert_eq!(published.acked, [0]);
     edge.stop();
 }
 

@@ -10,11 +10,10 @@
 //!   restarted), and records every message in arrival order. Its QoS 2 receive state
 //!   travels across reconnects, as the protocol requires, so a resent QoS 2 message is not
 //!   delivered twice by the client itself.
-//! - [`Tally`]: what a record says against what was expected.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,6 +76,9 @@ pub(crate) struct Stream {
     pub(crate) topic: fn(u32) -> String,
     /// Message `n`'s payload size.
     pub(crate) size: fn(u32) -> usize,
+    /// At most this many messages sent ahead of what a subscriber has received (its
+    /// [`Subscriber::progress`]): a pace that follows the machine, not the clock alone.
+    pub(crate) ahead: Option<(Arc<AtomicUsize>, usize)>,
 }
 
 /// A publisher at work: what it has sent and what the broker acknowledged so far.
@@ -229,6 +231,11 @@ async fn run_publisher(
     for (i, n) in stream.numbers.clone().enumerate() {
         let due = start + Duration::from_secs_f64(i as f64 / f64::from(stream.rate));
         tokio::time::sleep_until(due).await;
+        if let Some((progress, ahead)) = &stream.ahead {
+            while i > progress.load(Ordering::Relaxed) + ahead && !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
         while outstanding.len() >= WINDOW {
             if let Some(done) = outstanding.join_next().await
                 && let Some(e) = settle(done)
@@ -309,6 +316,8 @@ impl Received {
 pub(crate) struct Subscriber {
     /// What it has received.
     received: Arc<Mutex<Received>>,
+    /// How many distinct numbered messages it has received, for a publisher's pace.
+    progress: Arc<AtomicUsize>,
     /// Tells it to stop.
     stop: watch::Sender<bool>,
     /// The task.
@@ -338,9 +347,11 @@ impl Subscriber {
         let received = Arc::new(Mutex::new(Received::default()));
         let (stop, stopped) = watch::channel(false);
         let (subscribed, on_suback) = oneshot::channel();
+        let progress = Arc::new(AtomicUsize::new(0));
         let task = rt.spawn(run_subscriber(
             how.clone(),
             Arc::clone(&received),
+            Arc::clone(&progress),
             stopped,
             subscribed,
         ));
@@ -349,9 +360,16 @@ impl Subscriber {
             .unwrap_or_else(|_| panic!("{} ended before subscribing", how.client_id));
         Self {
             received,
+            progress,
             stop,
             task: Some(task),
         }
+    }
+
+    /// How many distinct numbered messages it has received, as a counter a publisher can
+    /// follow ([`Stream::ahead`]).
+    pub(crate) fn progress(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.progress)
     }
 
     /// What it has received so far.
@@ -429,6 +447,7 @@ impl Drop for Subscriber {
 async fn run_subscriber(
     how: SubscriberOptions,
     received: Arc<Mutex<Received>>,
+    progress: Arc<AtomicUsize>,
     mut stop: watch::Receiver<bool>,
     subscribed: oneshot::Sender<()>,
 ) {
@@ -503,7 +522,9 @@ async fn run_subscriber(
                                 packet_id: publish.qos.packet_id().map_or(0, |id| id.get()),
                             };
                             r.arrivals.push(arrival);
-                            r.unique.insert(n);
+                            if r.unique.insert(n) {
+                                progress.store(r.unique.len(), Ordering::Relaxed);
+                            }
                         }
                         let topic = publish.topic().to_owned();
                         // A retained message sent at SUBSCRIBE can come after a live one
@@ -531,70 +552,5 @@ async fn run_subscriber(
             }
         }
         state = client.disconnect().await.state;
-    }
-}
-
-/// A record against the numbers expected.
-#[derive(Debug, Clone)]
-pub(crate) struct Tally {
-    /// Messages received (with duplicates).
-    pub(crate) received: usize,
-    /// Distinct expected numbers received.
-    pub(crate) unique: usize,
-    /// Arrivals of a number already received.
-    pub(crate) duplicates: usize,
-    /// The numbers that arrived more than once (in order of their second arrival).
-    pub(crate) duplicated: Vec<u32>,
-    /// Expected numbers that never arrived.
-    pub(crate) missing: Vec<u32>,
-    /// Numbers that arrived that were not expected.
-    pub(crate) unexpected: usize,
-    /// First arrivals smaller than the first arrival before them.
-    pub(crate) out_of_order: usize,
-}
-
-impl Tally {
-    /// `numbers` (arrival order) against `expected`.
-    pub(crate) fn of(numbers: &[u32], expected: impl IntoIterator<Item = u32>) -> Self {
-        let expected: HashSet<u32> = expected.into_iter().collect();
-        let mut seen = HashSet::new();
-        let mut duplicated = Vec::new();
-        let mut unexpected = 0;
-        let mut out_of_order = 0;
-        let mut last_first: Option<u32> = None;
-        for &n in numbers {
-            if !seen.insert(n) {
-                duplicated.push(n);
-                continue;
-            }
-            if !expected.contains(&n) {
-                unexpected += 1;
-            }
-            if last_first.is_some_and(|last| n < last) {
-                out_of_order += 1;
-            }
-            last_first = Some(n);
-        }
-        let mut missing: Vec<u32> = expected.difference(&seen).copied().collect();
-        missing.sort_unstable();
-        Self {
-            received: numbers.len(),
-            unique: expected.intersection(&seen).count(),
-            duplicates: duplicated.len(),
-            duplicated,
-            missing,
-            unexpected,
-            out_of_order,
-        }
-    }
-
-    /// The numbers that duplicated, for a message: the first few.
-    pub(crate) fn duplicated_sample(&self) -> Vec<u32> {
-        self.duplicated.iter().take(40).copied().collect()
-    }
-
-    /// The missing numbers, for a message: the first few.
-    pub(crate) fn missing_sample(&self) -> Vec<u32> {
-        self.missing.iter().take(40).copied().collect()
     }
 }

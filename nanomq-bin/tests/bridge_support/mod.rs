@@ -3,7 +3,8 @@
 //! bridge forwards `sensors/#` upstream, a real Mosquitto with persistence on that can be
 //! stopped gracefully and started again on the same port and store ([`Mosquitto`]), and, in
 //! `clients`, MQTT clients built on the mqtt-client crate: a paced, numbered publisher and a
-//! subscriber that reconnects to its persistent session and records every arrival.
+//! subscriber that reconnects to its persistent session and records every arrival; `tally`
+//! reads such a record against what was expected.
 //!
 //! Every process is owned by a guard that ends it on drop, and every wait has a deadline.
 
@@ -13,6 +14,7 @@
 )]
 
 pub(crate) mod clients;
+pub(crate) mod tally;
 
 use std::fs;
 use std::io::{BufRead, BufReader};
@@ -93,6 +95,8 @@ pub(crate) struct Edge<'a> {
     /// The bridge's `max_inflight`: how many local messages it holds unacknowledged
     /// upstream (`None`: the default, 1024).
     pub(crate) max_inflight: Option<u16>,
+    /// The bridge's `backoff_max` (`None`: 300 ms).
+    pub(crate) backoff_max: Option<&'a str>,
 }
 
 impl Edge<'_> {
@@ -110,11 +114,12 @@ impl Edge<'_> {
              [log]\nlevel = \"info\"\nto = \"console\"\n\n\
              [[bridges]]\nname = \"cloud\"\nservers = [\"mqtt://{upstream}\"]\n\
              proto_ver = {proto}\nclientid = \"{BRIDGE_CLIENT_ID}\"\nclean_start = false\n\
-             session_expiry = \"1h\"\nkeepalive = \"10s\"\nbackoff_max = \"300ms\"\n{window}\n\
+             session_expiry = \"1h\"\nkeepalive = \"10s\"\nbackoff_max = \"{backoff}\"\n{window}\n\
              [[bridges.forwards]]\nlocal_topic = \"sensors/#\"\nqos = {qos}\n",
             window = self
                 .max_inflight
                 .map_or_else(String::new, |n| format!("max_inflight = {n}\n")),
+            backoff = self.backoff_max.unwrap_or("300ms"),
             upstream = self.upstream,
             proto = self.proto_ver,
             qos = self.qos,
