@@ -30,19 +30,8 @@ fn start(name: &str) -> (Broker, SocketAddr) {
          api_keys = [\"{KEY}\"]\n\n[log]\nlevel = \"info\"\nto = \"console\"\n"
     );
     let broker = Broker::start_with_config(name, &config);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some((_, rest)) = broker.log().split_once("admin API listening on http://") {
-            let address = rest.split_whitespace().next().unwrap().parse().unwrap();
-            return (broker, address);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no API line in:\n{}",
-            broker.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let address = broker.logged_address("admin API listening on http://");
+    (broker, address)
 }
 
 /// An HTTP answer: status and body.
@@ -563,14 +552,7 @@ fn a_disabled_bridge_queues_and_drains_once_enabled() {
         up = upstream.address()
     );
     let edge = Broker::start_with_config("api_bridge_edge", &config);
-    let deadline = Instant::now() + PATIENCE;
-    let api: SocketAddr = loop {
-        if let Some((_, rest)) = edge.log().split_once("admin API listening on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        assert!(Instant::now() < deadline, "no API line");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let api = edge.logged_address("admin API listening on http://");
     let bearer = format!("Authorization: Bearer {KEY}");
     let call = |method: &str, path: &str| curl(api, &["-H", &bearer, "-X", method], path);
     let bridge = || call("GET", "/api/v4/bridges/cloud").json()["data"].clone();

@@ -57,19 +57,8 @@ fn start(upstream: &Broker) -> (Broker, SocketAddr) {
         upstream = upstream.address(),
     );
     let broker = Broker::start_with_config("dashboard", &config);
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some((_, rest)) = broker.log().split_once("admin API listening on http://") {
-            let address = rest.split_whitespace().next().unwrap().parse().unwrap();
-            return (broker, address);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no API line in:\n{}",
-            broker.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let address = broker.logged_address("admin API listening on http://");
+    (broker, address)
 }
 
 /// `mosquitto_sub` with client id `id` and `extra` flags, once its SUBACK is in.

@@ -450,25 +450,7 @@ pub(crate) fn assert_exactly(got: &[Msg], mut expected: Vec<Msg>, what: &str) {
 /// The address of `broker`'s `scheme` listener (`ws`, `wss`, `ssl`), from its
 /// `listening on SCHEME://IP:PORT` log line (printed after the TCP one the harness waits for).
 pub(crate) fn listener_address(broker: &Broker, scheme: &str) -> SocketAddr {
-    let needle = format!("listening on {scheme}://");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let log = broker.log();
-        if let Some((_, rest)) = log.split_once(&needle) {
-            let address = rest
-                .split(|c: char| c.is_whitespace() || c == '/')
-                .next()
-                .unwrap_or_default();
-            return address
-                .parse()
-                .unwrap_or_else(|e| panic!("bad address {address:?} after {needle:?}: {e}"));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{needle}` line in the log:\n{log}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    broker.logged_address(&format!("listening on {scheme}://"))
 }
 
 /// Publishes `payloads` on `topic` at `qos` from one `mosquitto_pub -l` connection (one

@@ -223,6 +223,29 @@ impl Broker {
     }
 
     /// The address the broker listens on.
+    /// The address its log gives after `prefix` (`listening on ws://`, `admin API listening
+    /// on http://`), waiting up to [`START_TIMEOUT`] for the line.
+    pub(crate) fn logged_address(&self, prefix: &str) -> SocketAddr {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let log = self.log();
+            if let Some((_, rest)) = log.split_once(prefix) {
+                let address = rest
+                    .split(|c: char| c.is_whitespace() || c == '/')
+                    .next()
+                    .unwrap_or_default();
+                return address
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad address {address:?} after {prefix:?}: {e}"));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no `{prefix}` line in the log:\n{log}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub(crate) fn address(&self) -> SocketAddr {
         self.address
     }

@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 #[cfg(feature = "tls")]
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -97,25 +96,7 @@ pub(crate) fn listener(name: &str, extra: &str) -> String {
 /// The address of the broker's `scheme` listener, from its `listening on SCHEME://IP:PORT`
 /// log line.
 pub(crate) fn address(broker: &Broker, scheme: &str) -> SocketAddr {
-    let needle = format!("listening on {scheme}://");
-    let deadline = Instant::now() + LISTEN_TIMEOUT;
-    loop {
-        let log = broker.log();
-        if let Some((_, rest)) = log.split_once(&needle) {
-            let address = rest
-                .split(|c: char| c.is_whitespace() || c == '/')
-                .next()
-                .unwrap_or_default();
-            return address
-                .parse()
-                .unwrap_or_else(|e| panic!("bad address {address:?} after {needle:?}: {e}"));
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{needle}` line in the log:\n{log}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
+    broker.logged_address(&format!("listening on {scheme}://"))
 }
 
 /// Runs `tests/python/transports.py` with `args` and returns its JSON summary (its last line).
