@@ -104,39 +104,43 @@ impl Client {
 
     /// Reads one packet: its first byte and its body.
     pub(crate) fn read_packet(&mut self) -> Result<(u8, Vec<u8>)> {
-        let name = self.name;
-        let mut byte = [0u8; 1];
-        self.stream
-            .read_exact(&mut byte)
-            .with_context(|| format!("{name}: no packet from the broker"))?;
-        let first = byte[0];
-        let mut len = 0usize;
-        for shift in [0, 7, 14, 21] {
-            self.stream
-                .read_exact(&mut byte)
-                .with_context(|| format!("{name}: truncated packet"))?;
-            len |= usize::from(byte[0] & 0x7f) << shift;
-            if byte[0] & 0x80 == 0 {
-                break;
-            }
-            if shift == 21 {
-                bail!("{name}: malformed remaining length");
-            }
-        }
-        if len > MAX_BODY {
-            bail!("{name}: packet of {len} bytes from the broker");
-        }
-        let mut body = vec![0u8; len];
-        self.stream
-            .read_exact(&mut body)
-            .with_context(|| format!("{name}: truncated packet"))?;
-        Ok((first, body))
+        read_from(&mut self.stream, self.name)
     }
 
     /// Sends DISCONNECT.
     pub(crate) fn disconnect(mut self) -> Result<()> {
         self.write(&[0xE0, 0x00])
     }
+}
+
+/// Reads one packet from `reader` (`name` says whose, in errors): its first byte and its body.
+pub(crate) fn read_from(reader: &mut impl Read, name: &str) -> Result<(u8, Vec<u8>)> {
+    let mut byte = [0u8; 1];
+    reader
+        .read_exact(&mut byte)
+        .with_context(|| format!("{name}: no packet from the broker"))?;
+    let first = byte[0];
+    let mut len = 0usize;
+    for shift in [0, 7, 14, 21] {
+        reader
+            .read_exact(&mut byte)
+            .with_context(|| format!("{name}: truncated packet"))?;
+        len |= usize::from(byte[0] & 0x7f) << shift;
+        if byte[0] & 0x80 == 0 {
+            break;
+        }
+        if shift == 21 {
+            bail!("{name}: malformed remaining length");
+        }
+    }
+    if len > MAX_BODY {
+        bail!("{name}: packet of {len} bytes from the broker");
+    }
+    let mut body = vec![0u8; len];
+    reader
+        .read_exact(&mut body)
+        .with_context(|| format!("{name}: truncated packet"))?;
+    Ok((first, body))
 }
 
 #[cfg(test)]

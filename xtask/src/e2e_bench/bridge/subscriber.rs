@@ -11,7 +11,7 @@
 //!   (`$SYS/broker/connection/<client id>/state`, `1` or `0`, published by both brokers).
 
 use std::collections::HashSet;
-use std::io::{BufReader, ErrorKind, Read, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -83,30 +83,7 @@ impl Conn {
 
     /// One packet: its first byte and its body.
     fn read_packet(&mut self) -> Result<(u8, Vec<u8>)> {
-        let name = self.name;
-        let mut byte = [0u8; 1];
-        self.reader
-            .read_exact(&mut byte)
-            .with_context(|| format!("{name}: no packet from the broker"))?;
-        let first = byte[0];
-        let mut len = 0usize;
-        for shift in [0, 7, 14, 21] {
-            self.reader
-                .read_exact(&mut byte)
-                .with_context(|| format!("{name}: truncated packet"))?;
-            len |= usize::from(byte[0] & 0x7f) << shift;
-            if byte[0] & 0x80 == 0 {
-                break;
-            }
-            if shift == 21 {
-                bail!("{name}: malformed remaining length");
-            }
-        }
-        let mut body = vec![0u8; len];
-        self.reader
-            .read_exact(&mut body)
-            .with_context(|| format!("{name}: truncated packet"))?;
-        Ok((first, body))
+        raw::read_from(&mut self.reader, self.name)
     }
 
     /// SUBSCRIBEs to `filter` at `qos` and waits for a SUBACK that grants it.
