@@ -30,7 +30,10 @@ SUITES:
                 then 50 pairs QoS 1 and fan-out QoS 0 against nanomq alone over tcp, ws,
                 ssl and wss (TLS with a throwaway certificate from `openssl`, if
                 installed); then 50 pairs QoS 1 against nanomq with its admin API, with
-                a Prometheus scrape of /metrics every 100 ms and without (3 rounds);
+                a Prometheus scrape of /metrics every 100 ms and without (3 rounds),
+                and the broker's instructions per scrape and per delivered message
+                under valgrind's callgrind (installed with apt-get when missing), which
+                give the scrapes' share of its work at the measured rate;
                 then QoS 1 fan-in to an
                 offline persistent subscriber against nanomq with sessions in memory and
                 with its SQLite store at sync = \"periodic\" and \"always\"; then, with

@@ -111,6 +111,14 @@ pub(crate) const TEST: &[Prerequisite] = &[
 /// root: next to the page that loads them.
 const BROWSER_TEST_DIR: &str = "nanomq-bin/tests/browser";
 
+/// What `cargo xtask bench`'s counts of instructions need (the Prometheus-scrape section
+/// runs the broker under callgrind).
+pub(crate) const BENCH_INSTRUCTIONS: &[Prerequisite] = &[Prerequisite {
+    name: "valgrind",
+    check: Check::OnPath("valgrind"),
+    install: Install::Apt("valgrind"),
+}];
+
 /// What `cargo xtask fuzz` needs.
 pub(crate) const FUZZ: &[Prerequisite] = &[Prerequisite {
     name: "cargo-fuzz",

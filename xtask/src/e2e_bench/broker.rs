@@ -33,6 +33,10 @@ use super::tls::Certs;
 /// How long a broker may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long nanomq may take to start listening under a [`Extra::wrapper`] (valgrind
+/// translates the whole binary first and runs it some 50 times slower).
+const WRAPPED_START_TIMEOUT: Duration = Duration::from_secs(180);
+
 /// The in-flight window and queue length both brokers get.
 pub(crate) const MAX_INFLIGHT: u32 = 32;
 /// See [`MAX_INFLIGHT`].
@@ -105,6 +109,9 @@ pub(crate) struct Extra {
     pub(crate) nanomq: String,
     /// Appended to Mosquitto's configuration.
     pub(crate) mosquitto: String,
+    /// A program and its arguments nanomq runs under (`valgrind --tool=callgrind …`), or
+    /// nothing: nanomq itself.
+    pub(crate) wrapper: Vec<String>,
 }
 
 /// How clients reach the broker.
@@ -189,7 +196,7 @@ impl Kind {
     ) -> Result<Running> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         match self {
-            Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning, &extra.nanomq),
+            Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning, extra),
             Self::Mosquitto(binary) => start_mosquitto(binary, dir, &extra.mosquitto),
         }
     }
@@ -387,7 +394,7 @@ fn start_nanomq(
     dir: &Path,
     certs: Option<&Certs>,
     tuning: &Tuning,
-    extra: &str,
+    extra: &Extra,
 ) -> Result<Running> {
     let conf = dir.join("nanomq.toml");
     let database = (tuning.store != Store::Memory)
@@ -400,8 +407,17 @@ fn start_nanomq(
         tuning,
         database.as_deref(),
     );
-    fs::write(&conf, config + extra).with_context(|| format!("cannot write {}", conf.display()))?;
-    let mut child = Command::new(binary)
+    fs::write(&conf, config + &extra.nanomq)
+        .with_context(|| format!("cannot write {}", conf.display()))?;
+    let mut command = match extra.wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .args(["start", "--conf"])
         .arg(&conf)
         // Quiet, but for the line that names the port.
@@ -411,6 +427,11 @@ fn start_nanomq(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
+    let start_timeout = if extra.wrapper.is_empty() {
+        START_TIMEOUT
+    } else {
+        WRAPPED_START_TIMEOUT
+    };
     let log = Arc::new(Mutex::new(VecDeque::new()));
     let (tx, rx) = mpsc::channel();
     if let Some(stderr) = child.stderr.take() {
@@ -427,12 +448,12 @@ fn start_nanomq(
     };
     let expected = if certs.is_some() { 4 } else { 2 };
     let mut tcp = None;
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Instant::now() + start_timeout;
     while tcp.is_none() || running.others.len() + 1 < expected {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok(line) = rx.recv_timeout(left) else {
             bail!(
-                "nanomq did not log its {expected} addresses within {START_TIMEOUT:?}:\n{}",
+                "nanomq did not log its {expected} addresses within {start_timeout:?}:\n{}",
                 running.log_tail()
             );
         };

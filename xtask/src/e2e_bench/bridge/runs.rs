@@ -108,14 +108,14 @@ fn start_edge(env: &Env<'_>, edge: Edge, port: u16) -> Result<Running> {
             Kind::Nanomq(env.nanomq.to_path_buf()),
             Extra {
                 nanomq: nanomq_bridge(port),
-                mosquitto: String::new(),
+                ..Extra::default()
             },
         ),
         Edge::Mosquitto => (
             Kind::Mosquitto(env.mosquitto.to_path_buf()),
             Extra {
-                nanomq: String::new(),
                 mosquitto: mosquitto_bridge(port),
+                ..Extra::default()
             },
         ),
     };
@@ -183,8 +183,8 @@ fn forward(env: &Env<'_>, edge: Edge) -> Result<Measured> {
         None,
         &Tuning::default(),
         &Extra {
-            nanomq: String::new(),
             mosquitto: upstream_config(None),
+            ..Extra::default()
         },
     )?;
     let subscriber = Subscriber::start(

@@ -1,6 +1,6 @@
 //! The scraper of the Prometheus-scrape section: a thread doing HTTP/1.1 GETs of
-//! `/metrics` over `std::net::TcpStream` at a fixed rate ([`INTERVAL`]: ticks from its start,
-//! not sleeps after each answer), a new connection each (`Connection: close`, the dearer case
+//! `/metrics` over `std::net::TcpStream` at a fixed rate (ticks from its start, not sleeps
+//! after each answer), a new connection each (`Connection: close`, the dearer case
 //! for the broker), with `Authorization: Bearer`. Each answer must be a 200 whose body has
 //! [`EXPECTED_METRIC`]; it counts the scrapes, their latency (connect to the last byte) and
 //! the failures.
@@ -12,8 +12,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-
-use super::INTERVAL;
 
 /// A metric every scrape must contain.
 pub(crate) const EXPECTED_METRIC: &str = "nanomq_connections_count";
@@ -30,6 +28,8 @@ pub(crate) struct Scrapes {
     pub(crate) failures: Vec<String>,
     /// How long the scraper ran, seconds.
     pub(crate) seconds: f64,
+    /// The time between its ticks.
+    pub(crate) interval: Duration,
 }
 
 impl Scrapes {
@@ -47,11 +47,11 @@ impl Scrapes {
 
     /// The scrapes the fixed rate asked for over the time the scraper ran.
     pub(crate) fn expected(&self) -> u64 {
-        (self.seconds / INTERVAL.as_secs_f64()).floor() as u64 + 1
+        (self.seconds / self.interval.as_secs_f64()).floor() as u64 + 1
     }
 }
 
-/// A thread scraping `/metrics` at [`INTERVAL`] until [`Self::finish`].
+/// A thread scraping `/metrics` at a fixed interval until [`Self::finish`].
 pub(crate) struct Scraper {
     /// Dropped (or sent to) to stop it: the thread sleeps on it, waking only at its ticks.
     stop: mpsc::Sender<()>,
@@ -59,8 +59,8 @@ pub(crate) struct Scraper {
 }
 
 impl Scraper {
-    /// Starts scraping the API at `addr` with `key`.
-    pub(crate) fn start(addr: SocketAddr, key: &'static str) -> Self {
+    /// Starts scraping the API at `addr` with `key`, every `interval`.
+    pub(crate) fn start(addr: SocketAddr, key: &'static str, interval: Duration) -> Self {
         let (stop, stopped) = mpsc::channel::<()>();
         let handle = thread::spawn(move || {
             let started = Instant::now();
@@ -68,6 +68,7 @@ impl Scraper {
                 latencies_ms: Vec::new(),
                 failures: Vec::new(),
                 seconds: 0.0,
+                interval,
             };
             let mut tick: u32 = 0;
             loop {
@@ -81,10 +82,10 @@ impl Scraper {
                 // A fixed rate: the next tick after now (a slow scrape skips the ticks it
                 // overran instead of bunching them).
                 let now = started.elapsed();
-                while INTERVAL * tick <= now {
+                while interval * tick <= now {
                     tick += 1;
                 }
-                let left = (INTERVAL * tick).saturating_sub(started.elapsed());
+                let left = (interval * tick).saturating_sub(started.elapsed());
                 // One wake-up per tick, and none in between (the broker shares 2 cores with
                 // this process), yet finishing does not wait for the next tick.
                 match stopped.recv_timeout(left) {
@@ -185,7 +186,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\n\
              # TYPE nanomq_connections_count gauge\nnanomq_connections_count 3\n",
         );
-        let scraper = Scraper::start(addr, "key-0123456789abcdef");
+        let scraper = Scraper::start(addr, "key-0123456789abcdef", Duration::from_millis(100));
         thread::sleep(Duration::from_millis(150));
         let scrapes = scraper.finish().unwrap();
         assert_eq!(scrapes.latencies_ms.len(), 2, "{scrapes:?}");
