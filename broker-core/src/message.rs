@@ -1,11 +1,15 @@
 //! A published message as the broker holds it: shared by every subscriber it is routed to
 //! (one `Arc`, one payload `Bytes`, never copied per subscriber).
 
+mod shared_encoding;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mqtt_codec::{PublishProperties, QoS, TopicName};
+
+pub(crate) use self::shared_encoding::{Encoded, SharedEncoding, Variant};
 
 /// A message accepted from a publisher (or a will).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,8 @@ pub struct Message {
     pub publisher: Option<u64>,
     /// Its identifier in the session store, given when it is first stored.
     pub(crate) store_id: OnceLock<u64>,
+    /// Its PUBLISH as most of its subscribers get it, when it goes to more than one.
+    pub(crate) shared_encoding: SharedEncoding,
 }
 
 impl Message {
@@ -48,6 +54,7 @@ impl Message {
             expires_at: None,
             publisher: None,
             store_id: OnceLock::new(),
+            shared_encoding: SharedEncoding::default(),
         }
     }
 

@@ -37,7 +37,11 @@ impl Broker {
         self.route(message, Origin::Client { can_wait: true })
     }
 
-    fn route(&self, message: Message, origin: Origin) -> Routed {
+    fn route(&self, mut message: Message, origin: Origin) -> Routed {
+        let matches = self.index.matches(&message.topic);
+        if matches.direct.len() + matches.shared.len() > 1 {
+            message.shared_encoding.enable();
+        }
         let message = Arc::new(message);
         let (can_wait, counted) = match origin {
             Origin::Client { can_wait } => (can_wait, true),
@@ -52,12 +56,13 @@ impl Broker {
         if message.retain {
             ticket = self.store_retained(&message, counted);
         }
-        let matches = self.index.matches(&message.topic);
         let mut direct = matches.direct;
         // One delivery per session: at the highest QoS of its matching subscriptions, with
         // every matching subscription identifier (MQTT 5 3.3.4).
         direct.retain(|s| !(s.options.no_local && message.publisher == Some(s.session.key)));
-        direct.sort_by_key(|s| s.session.key);
+        // Unstable (cheaper for a long fan-out list); the identifier orders a session's
+        // subscriptions so that the identifiers of one delivery come in a fixed order.
+        direct.sort_unstable_by_key(|s| (s.session.key, s.id));
         if counted && direct.is_empty() && matches.shared.is_empty() && !message.retain {
             self.metrics
                 .dropped_no_subscribers

@@ -5,10 +5,12 @@ use std::num::NonZeroU16;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use mqtt_codec::{Ack, Packet, Publish, PublishQoS, QoS, TopicName};
+use bytes::BytesMut;
+use mqtt_codec::{Ack, Packet, PacketId, Publish, PublishQoS, QoS, TopicName};
 use tokio::time::Instant;
 
 use super::{Driver, WRITE_BATCH};
+use crate::message::{Encoded, Variant};
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Delivery, InFlight};
 
@@ -105,11 +107,10 @@ impl<P: Pipe> Driver<'_, P> {
                 Some(id) => PublishQoS::with_packet_id(delivery.qos, id),
                 None => PublishQoS::AtMostOnce,
             };
-            let Some(publish) = self.outgoing_publish(&delivery, qos, false, now) else {
+            if !self.write_publish(&delivery, qos, packet_id, now) {
                 state.discarded(&delivery);
                 continue;
-            };
-            self.encode(&Packet::Publish(publish));
+            }
             count_publish(&mut sent, delivery.qos);
             if let Some(packet_id) = packet_id {
                 state.inflight.push_back(InFlight {
@@ -133,6 +134,67 @@ impl<P: Pipe> Driver<'_, P> {
         drop(state);
         self.broker.metrics.count_sent(sent);
         more
+    }
+
+    /// Puts the first send of `delivery` on the write buffer: the message's shared
+    /// encoding where this connection takes it the plain way, its own PUBLISH otherwise.
+    /// False if it is larger than the client accepts (dropped, counted).
+    fn write_publish(
+        &mut self,
+        delivery: &Delivery,
+        qos: PublishQoS,
+        packet_id: Option<PacketId>,
+        now: std::time::Instant,
+    ) -> bool {
+        if let Some(variant) = self.plain_variant(delivery) {
+            let version = self.version();
+            let encoded = delivery.message.shared_encoding.get(variant, || {
+                let message = &delivery.message;
+                let mut publish = Publish::new(message.topic.clone(), message.payload.clone());
+                // A placeholder: each subscriber writes its own into its copy.
+                publish.qos =
+                    PublishQoS::with_packet_id(variant.qos, PacketId::from(NonZeroU16::MIN));
+                publish.retain = variant.retain;
+                let mut buf = BytesMut::new();
+                Packet::Publish(publish).encode(version, &mut buf).ok()?;
+                Encoded::new(variant, buf.freeze())
+            });
+            let max = self.param().maximum_packet_size as usize;
+            if let Some(encoded) = encoded.filter(|e| e.len() <= max) {
+                encoded.append_to(packet_id, &mut self.out);
+                self.out_packets += 1;
+                return true;
+            }
+        }
+        let Some(publish) = self.outgoing_publish(delivery, qos, false, now) else {
+            return false;
+        };
+        self.encode(&Packet::Publish(publish));
+        true
+    }
+
+    /// How this connection takes `delivery` if it takes it the plain way: no properties of
+    /// its own (none passed through, no subscription identifiers, no expiry, no topic
+    /// alias), so that its bytes are every such subscriber's but for the packet id.
+    fn plain_variant(&self, delivery: &Delivery) -> Option<Variant> {
+        let message = &delivery.message;
+        let v5 = self.version().is_v5();
+        let own_properties = message.properties.is_some()
+            || !delivery.subscription_ids.is_empty()
+            || message.expires_at.is_some()
+            || self.alias_limit() > 0;
+        (!v5 || !own_properties).then_some(Variant {
+            v5,
+            qos: delivery.qos,
+            retain: delivery.retain,
+        })
+    }
+
+    /// The topic aliases this connection may set up for the client.
+    fn alias_limit(&self) -> u16 {
+        self.param()
+            .topic_alias_maximum
+            .min(self.broker.config.max_topic_alias)
     }
 
     /// The PUBLISH for `delivery` under this connection's parameters, or `None` (counted)
@@ -185,10 +247,7 @@ impl<P: Pipe> Driver<'_, P> {
     /// Replaces the topic with an alias the client already knows, or sets one up while the
     /// client's (and our) alias maximum allows.
     fn apply_topic_alias(&mut self, publish: &mut Publish, topic: &TopicName) {
-        let limit = self
-            .param()
-            .topic_alias_maximum
-            .min(self.broker.config.max_topic_alias);
+        let limit = self.alias_limit();
         if limit == 0 {
             return;
         }
