@@ -40,7 +40,9 @@ SUITES:
                 Mosquitto as the upstream, 100,000 QoS 1 messages forwarded by the edge's
                 bridge (nanomq's [[bridges]] against Mosquitto's bridge) and the drain of
                 100,000 queued while the upstream was down (against the upstream's own
-                ingest from a direct publisher); 3 rounds each. Prints Markdown tables with
+                ingest from a direct publisher); 3 rounds each; then each broker's
+                instructions per delivered message under callgrind (fan-out QoS 0 and 1,
+                pairs, fan-in; fixed counts, a fresh broker each). Prints Markdown tables with
                 the ratios nanomq/mosquitto, transport/tcp, scraping/without,
                 store/in-memory and bridge/baseline and writes
                 target/bench/e2e.{md,svg,json}. A few minutes.

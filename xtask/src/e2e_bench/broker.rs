@@ -33,7 +33,7 @@ use super::tls::Certs;
 /// How long a broker may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// How long nanomq may take to start listening under a [`Extra::wrapper`] (valgrind
+/// How long a broker may take to start listening under an [`Extra::wrapper`] (valgrind
 /// translates the whole binary first and runs it some 50 times slower).
 const WRAPPED_START_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -109,8 +109,8 @@ pub(crate) struct Extra {
     pub(crate) nanomq: String,
     /// Appended to Mosquitto's configuration.
     pub(crate) mosquitto: String,
-    /// A program and its arguments nanomq runs under (`valgrind --tool=callgrind …`), or
-    /// nothing: nanomq itself.
+    /// A program and its arguments the broker runs under (`valgrind --tool=callgrind …`),
+    /// or nothing: the broker itself.
     pub(crate) wrapper: Vec<String>,
 }
 
@@ -197,7 +197,7 @@ impl Kind {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         match self {
             Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning, extra),
-            Self::Mosquitto(binary) => start_mosquitto(binary, dir, &extra.mosquitto),
+            Self::Mosquitto(binary) => start_mosquitto(binary, dir, extra),
         }
     }
 }
@@ -409,15 +409,7 @@ fn start_nanomq(
     );
     fs::write(&conf, config + &extra.nanomq)
         .with_context(|| format!("cannot write {}", conf.display()))?;
-    let mut command = match extra.wrapper.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg(binary);
-            command
-        }
-        None => Command::new(binary),
-    };
-    let mut child = command
+    let mut child = command(binary, &extra.wrapper)
         .args(["start", "--conf"])
         .arg(&conf)
         // Quiet, but for the line that names the port.
@@ -530,8 +522,20 @@ pub(crate) fn free_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
-fn start_mosquitto(binary: &Path, dir: &Path, extra: &str) -> Result<Running> {
-    start_mosquitto_on(binary, dir, free_port()?, extra)
+/// The command that runs `binary`, under `wrapper` (a program and its arguments) if any.
+fn command(binary: &Path, wrapper: &[String]) -> Command {
+    match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    }
+}
+
+fn start_mosquitto(binary: &Path, dir: &Path, extra: &Extra) -> Result<Running> {
+    launch_mosquitto(binary, dir, free_port()?, &extra.mosquitto, &extra.wrapper)
 }
 
 /// Starts Mosquitto on `port` (the bridge scenarios restart an upstream where its bridges
@@ -542,11 +546,26 @@ pub(crate) fn start_mosquitto_on(
     port: u16,
     extra: &str,
 ) -> Result<Running> {
+    launch_mosquitto(binary, dir, port, extra, &[])
+}
+
+fn launch_mosquitto(
+    binary: &Path,
+    dir: &Path,
+    port: u16,
+    extra: &str,
+    wrapper: &[String],
+) -> Result<Running> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let conf = dir.join("mosquitto.conf");
     fs::write(&conf, mosquitto_config(port) + extra)
         .with_context(|| format!("cannot write {}", conf.display()))?;
-    let mut child = Command::new(binary)
+    let start_timeout = if wrapper.is_empty() {
+        START_TIMEOUT
+    } else {
+        WRAPPED_START_TIMEOUT
+    };
+    let mut child = command(binary, wrapper)
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::null())
@@ -569,7 +588,7 @@ pub(crate) fn start_mosquitto_on(
         log,
         database: None,
     };
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Instant::now() + start_timeout;
     while Instant::now() < deadline {
         if !running.is_alive() {
             bail!("mosquitto exited at start:\n{}", running.log_tail());
@@ -580,7 +599,7 @@ pub(crate) fn start_mosquitto_on(
         thread::sleep(Duration::from_millis(50));
     }
     bail!(
-        "mosquitto did not listen on {addr} within {START_TIMEOUT:?}:\n{}",
+        "mosquitto did not listen on {addr} within {start_timeout:?}:\n{}",
         running.log_tail()
     )
 }

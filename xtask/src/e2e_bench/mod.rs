@@ -40,8 +40,10 @@ mod access;
 mod access_files;
 mod bridge;
 mod broker;
+mod callgrind;
 mod compare;
 mod cpu;
+mod delivery_cost;
 mod output;
 mod raw;
 mod retained;
@@ -202,6 +204,14 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         Kind::Nanomq(_) => None,
     });
     let bridges = bridge::run(&nanomq, mosquitto, &out_dir, &options.only, &mut raw);
+    let costs = delivery_cost::run(
+        &nanomq,
+        &brokers,
+        options.sizes.clients,
+        &out_dir,
+        &options.only,
+        &mut raw,
+    );
 
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; {} s per \
@@ -247,7 +257,15 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     } else {
         format!("## bridges\n\n{}", bridge::markdown(&bridges))
     };
-    let tables = format!("{table}{access}{transports}{scrape}{persistence}{bridges}");
+    let costs = if costs.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "## instructions per delivery (callgrind)\n\n{}\n",
+            delivery_cost::markdown(&costs)
+        )
+    };
+    let tables = format!("{table}{costs}{access}{transports}{scrape}{persistence}{bridges}");
     println!("\n{machine}\n\n{tables}");
     // A partial run leaves the full run's files as they were.
     let stem = if options.only.is_empty() {

@@ -18,16 +18,16 @@
 //! runs each second: that share is what scraping takes from its throughput where the broker
 //! is CPU-bound, the pairs' case on this machine.
 
-use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde_json::Value;
 
 use super::scraper::Scraper;
 use super::{API_KEY, api_config, wait_for_api};
-use crate::e2e_bench::broker::{Extra, Kind, Running, Transport, Tuning};
+use crate::e2e_bench::broker::{Extra, Kind, Transport, Tuning};
+use crate::e2e_bench::callgrind;
 use crate::e2e_bench::scenario::{Beside, Scenario};
 
 /// Messages per publisher in the counted runs (50 pairs: 100,000 messages, some 10 s under
@@ -42,10 +42,6 @@ const SCRAPE_EVERY: Duration = Duration::from_millis(20);
 
 /// How long the held runs hold their connections.
 const HOLD: Duration = Duration::from_secs(15);
-
-/// How long a broker under callgrind may take to exit after SIGTERM (it writes its profile
-/// on the way out).
-const EXIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The instructions nanomq ran in each counted run.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +110,7 @@ enum Load {
 
 /// The counted runs, their profiles in `out_dir`.
 pub(crate) fn measure(nanomq: &Path, clients: usize, out_dir: &Path) -> Result<Counted> {
-    crate::deps::ensure(&crate::project_root(), crate::deps::BENCH_INSTRUCTIONS)?;
+    callgrind::ensure_valgrind()?;
     let dir = out_dir.join("callgrind");
     let counted = |label: &str, load: Load| run(nanomq, &dir, label, clients, load);
     let idle = counted("idle", Load::Nothing)?;
@@ -139,12 +135,7 @@ fn run(nanomq: &Path, dir: &Path, label: &str, clients: usize, load: Load) -> Re
     println!("==> scrape cost in instructions: {label} run of nanomq under callgrind");
     let extra = Extra {
         nanomq: api_config(),
-        wrapper: vec![
-            "valgrind".to_owned(),
-            "--tool=callgrind".to_owned(),
-            "--quiet".to_owned(),
-            format!("--callgrind-out-file={}", profile.display()),
-        ],
+        wrapper: callgrind::wrapper(&profile),
         ..Extra::default()
     };
     let kind = Kind::Nanomq(nanomq.to_path_buf());
@@ -168,7 +159,7 @@ fn run(nanomq: &Path, dir: &Path, label: &str, clients: usize, load: Load) -> Re
             (0, scrapes.map_or(0, |s| s.latencies_ms.len()))
         }
     };
-    let instructions = stop_and_count(&mut broker, &profile)?;
+    let instructions = callgrind::stop_and_count(&mut broker, &profile)?;
     println!("    {instructions} instructions, {delivered} messages delivered, {scrapes} scrapes");
     Ok(Run {
         instructions,
@@ -245,42 +236,11 @@ fn delivered(report: &Value, clients: usize) -> Result<u64> {
     Ok(expected)
 }
 
-/// Stops the broker and reads the instructions from its profile.
-fn stop_and_count(broker: &mut Running, profile: &Path) -> Result<u64> {
-    broker.terminate(EXIT_TIMEOUT)?;
-    let text = fs::read_to_string(profile)
-        .with_context(|| format!("callgrind wrote no profile at {}", profile.display()))?;
-    totals(&text).with_context(|| format!("no totals in {}", profile.display()))
-}
-
-/// The `totals:` (or, failing that, `summary:`) line of a callgrind profile.
-fn totals(profile: &str) -> Option<u64> {
-    let find = |key: &str| {
-        profile.lines().find_map(|line| {
-            line.strip_prefix(key)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-    };
-    find("totals:").or_else(|| find("summary:"))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
     use super::*;
-
-    #[test]
-    fn the_totals_line_of_a_profile_is_read() {
-        let profile = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n\
-                       summary: 1234567\n\nfn=(1) main\n3 10\n\ntotals: 1234568\n";
-        assert_eq!(totals(profile), Some(1_234_568));
-        assert_eq!(totals("events: Ir\nsummary: 42\n"), Some(42));
-        assert_eq!(totals("events: Ir\n"), None);
-    }
 
     #[test]
     fn the_cost_is_the_scrapes_share_of_the_instructions_per_second() {

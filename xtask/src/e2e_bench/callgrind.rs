@@ -1,0 +1,85 @@
+//! Brokers under valgrind's callgrind, for the sections that count instructions rather than
+//! time them: a count is the same whatever else this shared machine does, so a ratio of
+//! counts resolves differences far below the 10–30% that wall-clock rounds move by here.
+//! Every thread is counted, from start to exit; the profile is written when the broker
+//! exits after SIGTERM.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::broker::Running;
+
+/// How long a broker under callgrind may take to exit after SIGTERM (it writes its profile
+/// on the way out).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The wrapper ([`super::broker::Extra::wrapper`]) that runs a broker under callgrind,
+/// writing its profile to `profile`.
+pub(crate) fn wrapper(profile: &Path) -> Vec<String> {
+    vec![
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        "--quiet".to_owned(),
+        format!("--callgrind-out-file={}", profile.display()),
+    ]
+}
+
+/// What Mosquitto's configuration needs under callgrind: started as root, Mosquitto
+/// switches to the user `mosquitto`, which may not write the profile valgrind opened as
+/// root at start (it wrote an empty one), so it keeps the user it was started as.
+pub(crate) fn mosquitto_config() -> String {
+    let user = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty());
+    user.map_or_else(String::new, |user| format!("user {user}\n"))
+}
+
+/// Makes sure valgrind is installed (with apt-get when it is not).
+pub(crate) fn ensure_valgrind() -> Result<()> {
+    crate::deps::ensure(&crate::project_root(), crate::deps::BENCH_INSTRUCTIONS)
+}
+
+/// Stops the broker and reads the instructions it ran from its profile.
+pub(crate) fn stop_and_count(broker: &mut Running, profile: &Path) -> Result<u64> {
+    broker.terminate(EXIT_TIMEOUT)?;
+    let text = fs::read_to_string(profile)
+        .with_context(|| format!("callgrind wrote no profile at {}", profile.display()))?;
+    totals(&text).with_context(|| format!("no totals in {}", profile.display()))
+}
+
+/// The `totals:` (or, failing that, `summary:`) line of a callgrind profile.
+fn totals(profile: &str) -> Option<u64> {
+    let find = |key: &str| {
+        profile.lines().find_map(|line| {
+            line.strip_prefix(key)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+    };
+    find("totals:").or_else(|| find("summary:"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_totals_line_of_a_profile_is_read() {
+        let profile = "version: 1\ncreator: callgrind-3.19.0\nevents: Ir\n\
+                       summary: 1234567\n\nfn=(1) main\n3 10\n\ntotals: 1234568\n";
+        assert_eq!(totals(profile), Some(1_234_568));
+        assert_eq!(totals("events: Ir\nsummary: 42\n"), Some(42));
+        assert_eq!(totals("events: Ir\n"), None);
+        assert!(wrapper(Path::new("/x/p.cg")).contains(&"--callgrind-out-file=/x/p.cg".to_owned()));
+    }
+}

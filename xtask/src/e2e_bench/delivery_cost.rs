@@ -1,0 +1,318 @@
+//! The instructions section: what each broker runs per delivered message, counted under
+//! callgrind ([`super::callgrind`]) rather than timed, so that the ratio between brokers
+//! holds to a fraction of a percent on this shared machine where wall-clock rounds move by
+//! 10–30%. Each case is a fixed count of 64-byte messages ([`CASES`]) on a fresh broker
+//! under callgrind; a broker started and stopped with nothing to do gives the start-up and
+//! shut-down cost, taken off each case's count before it is divided by the messages
+//! delivered. A case that does not deliver every message exactly once is reported as such:
+//! a broker that drops work runs fewer instructions, so its figure is no comparison.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+
+use super::broker::{Extra, Kind, Transport, Tuning};
+use super::scenario::{Beside, Scenario};
+use super::{callgrind, compare, output};
+
+/// A case: its name (N: the clients), the `nanomq bench` scenario and QoS, messages per
+/// publisher (`-n`) and, paced, messages per second per publisher (`-r`). The clients are
+/// the suite's (`--clients`, 50). Fan-out at QoS 0 and fan-in are paced: unpaced, Mosquitto
+/// under callgrind drops part of them (QoS 0 at the subscribers' sockets, fan-in at the
+/// subscriber's queue), and a broker that drops gets no figure.
+struct Case {
+    name: &'static str,
+    scenario: &'static str,
+    qos: &'static str,
+    count: u64,
+    rate: Option<u32>,
+}
+
+const CASES: [Case; 4] = [
+    Case {
+        name: "fan-out 1→N, QoS 0, 200 msg/s",
+        scenario: "fanout",
+        qos: "0",
+        count: 2_000,
+        rate: Some(200),
+    },
+    Case {
+        name: "fan-out 1→N, QoS 1",
+        scenario: "fanout",
+        qos: "1",
+        count: 2_000,
+        rate: None,
+    },
+    Case {
+        name: "N pairs, QoS 1",
+        scenario: "pairs",
+        qos: "1",
+        count: 400,
+        rate: None,
+    },
+    Case {
+        name: "fan-in N→1, QoS 1, 20 msg/s per publisher",
+        scenario: "fanin",
+        qos: "1",
+        count: 400,
+        rate: Some(20),
+    },
+];
+
+/// The prefix of every case's name (for `--only`).
+const PREFIX: &str = "instructions per delivery";
+
+/// One case's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CostRow {
+    pub(crate) scenario: String,
+    /// Instructions per delivered message, per broker (in the order run), or why not.
+    pub(crate) brokers: Vec<(&'static str, Result<f64, String>)>,
+}
+
+impl CostRow {
+    fn of(&self, name: &str) -> Option<f64> {
+        self.brokers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, r)| r.as_ref().ok().copied())
+    }
+}
+
+/// A case's name with `clients`.
+fn name(case: &str, clients: usize) -> String {
+    format!("{PREFIX}: {}", case.replace('N', &clients.to_string()))
+}
+
+/// Runs the section on `brokers` if `only` selects any of its cases, adding each run to `raw`.
+pub(crate) fn run(
+    client: &Path,
+    brokers: &[Kind],
+    clients: usize,
+    out_dir: &Path,
+    only: &[String],
+    raw: &mut Vec<Value>,
+) -> Vec<CostRow> {
+    let cases: Vec<_> = CASES
+        .iter()
+        .filter(|case| compare::chosen(only, &name(case.name, clients)))
+        .collect();
+    if cases.is_empty() {
+        return Vec::new();
+    }
+    if let Err(e) = callgrind::ensure_valgrind() {
+        println!("    FAILED: {e:#}");
+        let failed = Err(format!("valgrind: {e:#}"));
+        return cases
+            .iter()
+            .map(|case| CostRow {
+                scenario: name(case.name, clients),
+                brokers: brokers.iter().map(|k| (k.name(), failed.clone())).collect(),
+            })
+            .collect();
+    }
+    let dir = out_dir.join("instructions");
+    let mut rows: Vec<CostRow> = cases
+        .iter()
+        .map(|case| CostRow {
+            scenario: name(case.name, clients),
+            brokers: Vec::new(),
+        })
+        .collect();
+    for kind in brokers {
+        let idle = count(client, kind, &dir, None).map(|(instructions, _)| instructions);
+        for (row, case) in rows.iter_mut().zip(&cases) {
+            let per = idle
+                .as_ref()
+                .map_err(|e| format!("idle run: {e:#}"))
+                .and_then(|&idle| {
+                    let (total, delivered) = count(client, kind, &dir, Some((case, clients)))
+                        .map_err(|e| format!("{e:#}"))?;
+                    Ok(total.saturating_sub(idle) as f64 / delivered.max(1) as f64)
+                });
+            match &per {
+                Ok(per) => println!(
+                    "    {}: {} instructions per delivery",
+                    kind.name(),
+                    output::number(*per)
+                ),
+                Err(e) => println!("    {}: FAILED: {e}", kind.name()),
+            }
+            raw.push(json!({
+                "scenario": name(case.name, clients),
+                "broker": kind.name(),
+                "instructions_per_delivery": per.as_ref().ok(),
+                "error": per.as_ref().err(),
+            }));
+            row.brokers.push((kind.name(), per));
+        }
+    }
+    rows
+}
+
+/// One run of `kind` under callgrind: idle (`None`), or a case with its clients; returns
+/// its instructions and (for a case) the messages it delivered, which must be all of them,
+/// once each.
+fn count(
+    client: &Path,
+    kind: &Kind,
+    dir: &Path,
+    case: Option<(&Case, usize)>,
+) -> Result<(u64, u64)> {
+    let label = case.map_or_else(
+        || "idle".to_owned(),
+        |(case, _)| format!("{}-qos{}", case.scenario, case.qos),
+    );
+    println!("==> {PREFIX}: {label} on {} under callgrind", kind.name());
+    let profile = dir.join(format!("{}-{label}.callgrind", kind.name()));
+    let extra = Extra {
+        wrapper: callgrind::wrapper(&profile),
+        mosquitto: callgrind::mosquitto_config(),
+        ..Extra::default()
+    };
+    let mut broker = kind.start_with(&dir.join(kind.name()), None, &Tuning::default(), &extra)?;
+    let delivered = match case {
+        None => 0,
+        Some((case, clients)) => {
+            let report = super::bench_on(client, &mut broker, &bench(case, clients))?;
+            delivered(&report)?
+        }
+    };
+    let instructions = callgrind::stop_and_count(&mut broker, &profile)?;
+    Ok((instructions, delivered))
+}
+
+/// The `nanomq bench` run of a case.
+fn bench(case: &Case, clients: usize) -> Scenario {
+    let mut args: Vec<String> = [case.scenario, "-c", &clients.to_string(), "-q", case.qos]
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    args.extend(["-n".to_owned(), case.count.to_string()]);
+    if let Some(rate) = case.rate {
+        args.extend(["-r".to_owned(), rate.to_string()]);
+    }
+    args.extend(["-d", "600s", "-s", "64"].map(str::to_owned));
+    Scenario {
+        name: format!("{} under callgrind", case.name),
+        args,
+        metrics: Vec::new(),
+        rss: false,
+        timeout: Duration::from_secs(660),
+        transport: Transport::Tcp,
+        tuning: Tuning::default(),
+        beside: Beside::Nothing,
+    }
+}
+
+/// The messages a case delivered: all it expected, once each, or an error that says what.
+fn delivered(report: &Value) -> Result<u64> {
+    let get = |pointer: &str| report.pointer(pointer).and_then(Value::as_u64);
+    let (expected, unique) = (get("/messages/expected"), get("/messages/unique"));
+    let (lost, duplicated) = (get("/messages/lost"), get("/messages/duplicated"));
+    match (expected, unique, lost, duplicated) {
+        (Some(expected), Some(unique), Some(0), Some(0)) if unique == expected && expected > 0 => {
+            Ok(expected)
+        }
+        _ => {
+            let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            bail!(
+                "delivered {} of {} (lost {}, duplicated {}): fewer instructions for less work \
+                 is no comparison",
+                n(unique),
+                n(expected),
+                n(lost),
+                n(duplicated)
+            )
+        }
+    }
+}
+
+/// The section's Markdown table.
+pub(crate) fn markdown(rows: &[CostRow]) -> String {
+    let mut out = String::from(
+        "| case | nanomq | mosquitto | nanomq / mosquitto (lower is better) | notes |\n\
+         |---|---:|---:|---:|---|\n",
+    );
+    for row in rows {
+        let cell = |name: &str| row.of(name).map_or_else(|| "–".to_owned(), output::number);
+        let ratio = row
+            .of("nanomq")
+            .zip(row.of("mosquitto"))
+            .filter(|(_, m)| *m > 0.0)
+            .map_or_else(|| "–".to_owned(), |(n, m)| format!("{:.2}×", n / m));
+        let notes: Vec<String> = row
+            .brokers
+            .iter()
+            .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {ratio} | {} |",
+            row.scenario,
+            cell("nanomq"),
+            cell("mosquitto"),
+            notes.join("; ")
+        );
+    }
+    out.push_str(
+        "\nInstructions (valgrind's callgrind, every thread, start to exit) each broker ran \
+         per delivered 64-byte message, less what it runs started and stopped with nothing \
+         to do; each case a fresh broker and a fixed count of messages from `nanomq bench`. \
+         A count does not move with the machine's load; a broker that does not deliver every \
+         message once gets no figure.\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+    use super::*;
+
+    #[test]
+    fn a_case_counts_only_when_every_message_arrived_once() {
+        let report = |unique: u64, lost: u64, duplicated: u64| json!({"messages": {"expected": 100, "unique": unique, "lost": lost, "duplicated": duplicated}});
+        assert_eq!(delivered(&report(100, 0, 0)).unwrap(), 100);
+        assert!(delivered(&report(99, 1, 0)).is_err());
+        assert!(delivered(&report(100, 0, 2)).is_err());
+        let e = delivered(&report(99, 1, 0)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("delivered 99 of 100 (lost 1, duplicated 0)"),
+            "{e}"
+        );
+        assert!(delivered(&json!({})).is_err());
+    }
+
+    #[test]
+    fn the_table_gives_the_ratio_and_says_why_a_figure_is_missing() {
+        let rows = [
+            CostRow {
+                scenario: name("fan-out 1→N, QoS 0, 200 msg/s", 50),
+                brokers: vec![("nanomq", Ok(961.0)), ("mosquitto", Ok(1_922.0))],
+            },
+            CostRow {
+                scenario: name("fan-in N→1, QoS 1", 50),
+                brokers: vec![
+                    ("nanomq", Ok(2_000.0)),
+                    ("mosquitto", Err("delivered 3 of 4".to_owned())),
+                ],
+            },
+        ];
+        let table = markdown(&rows);
+        assert!(
+            table.contains(
+                "| instructions per delivery: fan-out 1→50, QoS 0, 200 msg/s | 961 | 1,922 | 0.50× |  |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| 2,000 | – | – | mosquitto: delivered 3 of 4 |"),
+            "{table}"
+        );
+    }
+}
