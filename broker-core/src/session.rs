@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_codec::{ClientId, PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::config::{DropPolicy, MqttConfig};
 use crate::message::Message;
@@ -201,8 +201,11 @@ pub(crate) struct SessionShared {
     /// Wakes the connection driving the session when a message is queued.
     pub(crate) wake: Notify,
     online: AtomicBool,
-    /// Tells the connection driving the session to close.
-    pub(crate) control: watch::Sender<Control>,
+    /// Tells the connection driving the session to close (see [`SessionShared::set_control`]).
+    /// Not a watch channel: its shared state (344 bytes, on the heap) and the future waiting
+    /// on it (120 bytes, in the task) were paid by every idle connection; [`Self::wake`]
+    /// carries the news instead.
+    control: Mutex<Control>,
     /// Held by the connection driving the session; a new connection waits for it, so the
     /// old one has finished with the session before the new one starts.
     pub(crate) attach: Arc<tokio::sync::Mutex<()>>,
@@ -237,12 +240,23 @@ impl SessionShared {
             }),
             wake: Notify::new(),
             online: AtomicBool::new(false),
-            control: watch::Sender::new(Control::Run),
+            control: Mutex::new(Control::Run),
             attach: Arc::new(tokio::sync::Mutex::new(())),
             expiry_task: Mutex::new(None),
             expiry: Mutex::new(crate::SessionExpiry::Immediately),
             client: Mutex::new(None),
         }
+    }
+
+    /// Tells the connection driving the session (if any) `control`: it reads it when woken.
+    pub(crate) fn set_control(&self, control: Control) {
+        *self.control.lock() = control;
+        self.wake.notify_one();
+    }
+
+    /// What the connection driving the session must do now.
+    pub(crate) fn control(&self) -> Control {
+        *self.control.lock()
     }
 
     pub(crate) fn is_online(&self) -> bool {

@@ -227,16 +227,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     async fn run_loop(&mut self) -> Exit {
-        let mut control = self.session.control.subscribe();
-        let mut stopping = self.broker.stopping.subscribe();
-        if *stopping.borrow_and_update() {
+        // Created before `stopping` is read, and kept for the whole loop: a shutdown after
+        // the read still reaches it (a Notified hears `notify_waiters` from its creation on).
+        let stop = self.broker.stop.notified();
+        let mut stop = std::pin::pin!(stop);
+        if *self.broker.stopping.borrow() {
             return Exit::Shutdown;
         }
-        let first = *control.borrow_and_update();
-        match first {
-            Control::TakenOver { session_ends } => return self.taken_over(session_ends).await,
-            Control::Kicked => return Exit::Closed(ReasonCode::AdministrativeAction),
-            Control::Run => {}
+        if let Some(exit) = self.controlled(true).await {
+            return exit;
         }
         let session = Arc::clone(&self.session);
         loop {
@@ -287,20 +286,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             let stream = self.pipe.stream();
             tokio::select! {
                 () = optional(durable) => {}
-                changed = control.changed() => {
-                    let now = changed.is_ok().then(|| *control.borrow_and_update());
-                    match now {
-                        Some(Control::TakenOver { session_ends }) => {
-                            return self.taken_over(session_ends).await;
-                        }
-                        Some(Control::Kicked) => {
-                            self.close_reason = Some("kicked by an administrator".to_owned());
-                            return Exit::Closed(ReasonCode::AdministrativeAction);
-                        }
-                        Some(Control::Run) | None => {}
-                    }
-                }
-                _ = stopping.changed() => return Exit::Shutdown,
+                () = &mut stop => return Exit::Shutdown,
                 () = flow::unblocked(&self.flow) => {}
                 decisions = authorize::authorized(&mut self.authorizing) => {
                     if let Some(exit) = self.on_authorized(decisions) {
@@ -311,13 +297,32 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Ok(()) => self.last_received = Instant::now(),
                     Err(e) => return self.read_failed(e),
                 },
-                () = woken => {}
+                // A change of the session's control comes with a wake-up.
+                () = woken => if let Some(exit) = self.controlled(false).await {
+                    return exit;
+                },
                 () = sleep_until(deadline) => {
                     if let Some(exit) = self.on_timer() {
                         return exit;
                     }
                 }
             }
+        }
+    }
+
+    /// Acts on the session's control: `Some` ends the connection (taken over, kicked).
+    /// `first`: before the loop (a kick found then closes without a reason string, as
+    /// before the connection ever ran).
+    async fn controlled(&mut self, first: bool) -> Option<Exit> {
+        match self.session.control() {
+            Control::TakenOver { session_ends } => Some(self.taken_over(session_ends).await),
+            Control::Kicked => {
+                if !first {
+                    self.close_reason = Some("kicked by an administrator".to_owned());
+                }
+                Some(Exit::Closed(ReasonCode::AdministrativeAction))
+            }
+            Control::Run => None,
         }
     }
 
