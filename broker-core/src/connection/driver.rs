@@ -262,9 +262,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     return self.failed();
                 }
                 self.count_written();
-                self.out.clear();
-                // Keep a batch's worth for the next write; give back what a burst grew.
-                if self.out.capacity() > 2 * WRITE_BATCH {
+                // Kept only while the session has more to send, and no larger than two
+                // batches: an idle connection holds no write buffer (the next write
+                // allocates what it needs), and a burst's growth is given back.
+                if more && self.out.capacity() <= 2 * WRITE_BATCH {
+                    self.out.clear();
+                } else {
                     self.out = BytesMut::new();
                 }
             }
