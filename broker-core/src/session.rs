@@ -162,6 +162,51 @@ pub(crate) enum Control {
     TakenOver { session_ends: bool },
 }
 
+/// Packet identifiers (QoS 2 received, not yet released), allocated while there are any: an
+/// empty `HashSet` inline would take 48 bytes in every session, and the set of a session
+/// that does not use QoS 2 stays empty.
+// Boxed on purpose: the box (8 bytes) is what an idle connection holds, not the
+// collection's header.
+#[allow(clippy::box_collection)]
+#[derive(Debug, Default)]
+pub(crate) struct PacketIdSet(Option<Box<HashSet<u16>>>);
+
+impl PacketIdSet {
+    pub(crate) fn insert(&mut self, id: u16) -> bool {
+        self.0.get_or_insert_default().insert(id)
+    }
+
+    pub(crate) fn remove(&mut self, id: u16) -> bool {
+        let Some(set) = &mut self.0 else {
+            return false;
+        };
+        let removed = set.remove(&id);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    pub(crate) fn contains(&self, id: u16) -> bool {
+        self.0.as_ref().is_some_and(|set| set.contains(&id))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |set| set.len())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().flat_map(|set| set.iter().copied())
+    }
+}
+
+impl FromIterator<u16> for PacketIdSet {
+    fn from_iter<I: IntoIterator<Item = u16>>(ids: I) -> Self {
+        let set: HashSet<u16> = ids.into_iter().collect();
+        Self((!set.is_empty()).then(|| Box::new(set)))
+    }
+}
+
 /// The mutable state of a session.
 #[derive(Debug)]
 pub(crate) struct SessionState {
@@ -180,7 +225,7 @@ pub(crate) struct SessionState {
     first_expiry: Option<Instant>,
     pub(crate) inflight: VecDeque<InFlight>,
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
-    pub(crate) inbound_qos2: HashSet<u16>,
+    pub(crate) inbound_qos2: PacketIdSet,
     next_packet_id: u16,
     /// Set while the session is persistent and the broker has a store.
     pub(crate) durable: Option<Durable>,
@@ -232,7 +277,7 @@ impl SessionShared {
                 logged_offline_drop: false,
                 first_expiry: None,
                 inflight: VecDeque::new(),
-                inbound_qos2: HashSet::new(),
+                inbound_qos2: PacketIdSet::default(),
                 next_packet_id: 1,
                 durable: None,
                 next_seq: 1,
@@ -394,7 +439,7 @@ impl SessionState {
 
     /// Releases a QoS 2 identifier (PUBREL); returns whether it was held.
     pub(crate) fn qos2_released(&mut self, packet_id: PacketId) -> bool {
-        let known = self.inbound_qos2.remove(&packet_id.get());
+        let known = self.inbound_qos2.remove(packet_id.get());
         if let (true, Some(durable)) = (known, &self.durable) {
             durable.record(StoreOp::Qos2Released {
                 session: durable.key,
@@ -452,7 +497,7 @@ impl SessionState {
                         },
                     });
                 }
-                for &id in &self.inbound_qos2 {
+                for id in self.inbound_qos2.iter() {
                     if let Some(packet_id) = PacketId::new(id) {
                         new.record(StoreOp::Qos2Received {
                             session: new.key,

@@ -91,7 +91,7 @@ impl<P: Pipe> Driver<'_, P> {
             }
             PublishQoS::ExactlyOnce(id) => {
                 let mut state = self.session.state.lock();
-                if state.inbound_qos2.contains(&id.get()) {
+                if state.inbound_qos2.contains(id.get()) {
                     // A resend of a message we already have: acknowledge, do not route again.
                     drop(state);
                     self.acknowledge(Packet::PubRec(self.ack(id, ReasonCode::Success)), 0);
