@@ -82,6 +82,41 @@ impl Exit {
 /// stops sending cannot hold the close off.
 const DRAIN_READS: usize = 16;
 
+/// Acknowledgements held for the store, allocated while there are any: they wait only with
+/// `sync = "always"`, and an empty `VecDeque` would take 32 bytes in every task.
+// Boxed on purpose: the box (8 bytes) is what an idle connection holds, not the
+// collection's header.
+#[allow(clippy::box_collection)]
+#[derive(Default)]
+struct HeldAcks(Option<Box<VecDeque<(u64, Packet)>>>);
+
+impl HeldAcks {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn push_back(&mut self, held: (u64, Packet)) {
+        self.0.get_or_insert_default().push_back(held);
+    }
+
+    fn front(&self) -> Option<&(u64, Packet)> {
+        self.0.as_ref().and_then(|held| held.front())
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, Packet)> {
+        let held = self.0.as_mut()?;
+        let first = held.pop_front();
+        if held.is_empty() {
+            self.0 = None;
+        }
+        first
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(u64, Packet)> {
+        self.0.iter().flat_map(|held| held.iter())
+    }
+}
+
 /// A connection's topic aliases.
 #[derive(Default)]
 struct Aliases {
@@ -104,12 +139,10 @@ pub(super) struct Driver<'a, P: Pipe> {
     /// Re-authentication in progress: the exchange waiting for the client's next AUTH.
     reauth: Option<Box<dyn AuthExchange>>,
     /// Why the broker is closing the connection, for the DISCONNECT's Reason String.
-    close_reason: Option<String>,
-    /// How far the store is durable, when acknowledgements wait for it (`sync = "always"`).
-    durable: Option<watch::Receiver<u64>>,
+    close_reason: Option<Box<str>>,
     /// PUBACKs and PUBRECs waiting for the store to reach their ticket; in the order their
     /// PUBLISHes arrived, which is the order they must go out in (MQTT 5 4.6).
-    held_acks: VecDeque<(u64, Packet)>,
+    held_acks: HeldAcks,
     /// The limits this connection has passed (each is logged once).
     limit_log: LimitLog,
     /// The broker's limits as of `limits_generation` (see [`Driver::limits`]).
@@ -150,8 +183,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             aliases: None,
             reauth: None,
             close_reason: None,
-            durable: broker.journal.as_ref().map(|journal| journal.durable()),
-            held_acks: VecDeque::new(),
+            held_acks: HeldAcks::default(),
             limit_log: LimitLog::default(),
             limits,
             limits_generation,
@@ -227,17 +259,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     async fn run_loop(&mut self) -> Exit {
-        // Created before `stopping` is read, and kept for the whole loop: a shutdown after
-        // the read still reaches it (a Notified hears `notify_waiters` from its creation on).
-        let stop = self.broker.stop.notified();
-        let mut stop = std::pin::pin!(stop);
-        if *self.broker.stopping.borrow() {
+        // The session is registered by now: a shutdown that this does not see yet wakes it
+        // (see `Broker::shutdown`), and the wake-up finds `stopping` set.
+        if self.broker.is_stopping() {
             return Exit::Shutdown;
         }
         if let Some(exit) = self.controlled(true).await {
             return exit;
         }
         let session = Arc::clone(&self.session);
+        // One timer for the connection's life, reset to each deadline: in the loop's frame
+        // once, rather than a new one (and a future around it) in every round's select.
+        let timer = tokio::time::sleep_until(Instant::now());
+        let mut timer = std::pin::pin!(timer);
         loop {
             if let Some(exit) = self.resume() {
                 return exit;
@@ -277,19 +311,25 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 session.wake.notify_one();
             }
             let deadline = self.next_deadline();
+            if let Some(at) = deadline
+                && timer.deadline() != at
+            {
+                timer.as_mut().reset(at);
+            }
             let woken = session.wake.notified();
             let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
             // Boxed, and only while an acknowledgement waits for the store: the wait is
             // rare (`sync = "always"`) and would otherwise take 208 bytes in every task.
-            let durable = match (self.durable.as_mut(), awaited) {
-                (Some(durable), Some(ticket)) => Some(Box::pin(durable_reached(durable, ticket))),
+            let durable = match (&self.broker.journal, awaited) {
+                (Some(journal), Some(ticket)) => {
+                    Some(Box::pin(durable_reached(journal.durable(), ticket)))
+                }
                 _ => None,
             };
             let reading = self.flow.reading();
             let stream = self.pipe.stream();
             tokio::select! {
                 () = optional(durable) => {}
-                () = &mut stop => return Exit::Shutdown,
                 () = flow::unblocked(&self.flow) => {}
                 decisions = authorize::authorized(&mut self.authorizing) => {
                     if let Some(exit) = self.on_authorized(decisions) {
@@ -300,11 +340,16 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Ok(()) => self.last_received = Instant::now(),
                     Err(e) => return self.read_failed(e),
                 },
-                // A change of the session's control comes with a wake-up.
-                () = woken => if let Some(exit) = self.controlled(false).await {
-                    return exit;
-                },
-                () = sleep_until(deadline) => {
+                // A change of the session's control, and a shutdown, come with a wake-up.
+                () = woken => {
+                    if self.broker.is_stopping() {
+                        return Exit::Shutdown;
+                    }
+                    if let Some(exit) = self.controlled(false).await {
+                        return exit;
+                    }
+                }
+                () = &mut timer, if deadline.is_some() => {
                     if let Some(exit) = self.on_timer() {
                         return exit;
                     }
@@ -321,7 +366,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             Control::TakenOver { session_ends } => Some(self.taken_over(session_ends).await),
             Control::Kicked => {
                 if !first {
-                    self.close_reason = Some("kicked by an administrator".to_owned());
+                    self.close_reason = Some("kicked by an administrator".into());
                 }
                 Some(Exit::Closed(ReasonCode::AdministrativeAction))
             }
@@ -382,7 +427,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             ReadError::Decode(e) => {
                 tracing::debug!(client = %self.param().client_id, error = %e, "invalid packet");
-                self.close_reason = Some(e.to_string());
+                self.close_reason = Some(e.to_string().into());
                 self.protocol_error(e.reason_code())
             }
         }
@@ -637,7 +682,7 @@ fn disconnect_too_large(disconnect: &Disconnect, max: u32) -> bool {
 }
 
 /// Waits until the store is durable up to `ticket`.
-async fn durable_reached(durable: &mut watch::Receiver<u64>, ticket: u64) {
+async fn durable_reached(mut durable: watch::Receiver<u64>, ticket: u64) {
     if durable.wait_for(|at| *at >= ticket).await.is_err() {
         // The writer is gone (the broker is stopping): these will never be durable.
         std::future::pending::<()>().await;
@@ -662,11 +707,4 @@ async fn ready_now<F: Future>(future: F) -> Option<F::Output> {
         })
     })
     .await
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

@@ -37,10 +37,12 @@ const MIN_ROOM: usize = 256;
 pub(crate) struct PacketReader {
     pub(crate) buf: BytesMut,
     pub(crate) decoder: Decoder,
-    /// Packets decoded since [`PacketReader::flush_counts`] last added them to the metrics.
-    packets: u64,
+    /// Packets decoded since [`PacketReader::flush_counts`] last added them to the metrics
+    /// (u32: flushed after every read, these stay small, and the pair takes 8 bytes in
+    /// every connection's task rather than 16).
+    packets: u32,
     /// Bytes read since then.
-    bytes: u64,
+    bytes: u32,
 }
 
 impl PacketReader {
@@ -61,7 +63,7 @@ impl PacketReader {
             .decoder
             .decode(&mut self.buf)
             .map_err(ReadError::Decode)?;
-        self.packets += u64::from(packet.is_some());
+        self.packets = self.packets.saturating_add(u32::from(packet.is_some()));
         Ok(packet)
     }
 
@@ -69,8 +71,8 @@ impl PacketReader {
     /// rather than once per packet.
     pub(crate) fn flush_counts(&mut self, metrics: &Metrics) {
         metrics.count_read(
-            std::mem::take(&mut self.packets),
-            std::mem::take(&mut self.bytes),
+            u64::from(std::mem::take(&mut self.packets)),
+            u64::from(std::mem::take(&mut self.bytes)),
         );
     }
 
@@ -105,7 +107,8 @@ impl PacketReader {
                 Err(e) => Err(ReadError::Io(e)),
             }
         };
-        self.bytes += read? as u64;
+        let read = u32::try_from(read?).unwrap_or(u32::MAX);
+        self.bytes = self.bytes.saturating_add(read);
         Ok(())
     }
 
