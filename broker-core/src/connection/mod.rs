@@ -5,6 +5,8 @@
 mod driver;
 mod handshake;
 mod io;
+#[cfg(test)]
+mod sizes;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
