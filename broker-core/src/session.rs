@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mqtt_codec::{ClientId, PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::Notify;
 
 use crate::config::{DropPolicy, MqttConfig};
 use crate::message::Message;
@@ -162,6 +162,51 @@ pub(crate) enum Control {
     TakenOver { session_ends: bool },
 }
 
+/// Packet identifiers (QoS 2 received, not yet released), allocated while there are any: an
+/// empty `HashSet` inline would take 48 bytes in every session, and the set of a session
+/// that does not use QoS 2 stays empty.
+// Boxed on purpose: the box (8 bytes) is what an idle connection holds, not the
+// collection's header.
+#[allow(clippy::box_collection)]
+#[derive(Debug, Default)]
+pub(crate) struct PacketIdSet(Option<Box<HashSet<u16>>>);
+
+impl PacketIdSet {
+    pub(crate) fn insert(&mut self, id: u16) -> bool {
+        self.0.get_or_insert_default().insert(id)
+    }
+
+    pub(crate) fn remove(&mut self, id: u16) -> bool {
+        let Some(set) = &mut self.0 else {
+            return false;
+        };
+        let removed = set.remove(&id);
+        if set.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    pub(crate) fn contains(&self, id: u16) -> bool {
+        self.0.as_ref().is_some_and(|set| set.contains(&id))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |set| set.len())
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = u16> + '_ {
+        self.0.iter().flat_map(|set| set.iter().copied())
+    }
+}
+
+impl FromIterator<u16> for PacketIdSet {
+    fn from_iter<I: IntoIterator<Item = u16>>(ids: I) -> Self {
+        let set: HashSet<u16> = ids.into_iter().collect();
+        Self((!set.is_empty()).then(|| Box::new(set)))
+    }
+}
+
 /// The mutable state of a session.
 #[derive(Debug)]
 pub(crate) struct SessionState {
@@ -180,7 +225,7 @@ pub(crate) struct SessionState {
     first_expiry: Option<Instant>,
     pub(crate) inflight: VecDeque<InFlight>,
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
-    pub(crate) inbound_qos2: HashSet<u16>,
+    pub(crate) inbound_qos2: PacketIdSet,
     next_packet_id: u16,
     /// Set while the session is persistent and the broker has a store.
     pub(crate) durable: Option<Durable>,
@@ -201,8 +246,11 @@ pub(crate) struct SessionShared {
     /// Wakes the connection driving the session when a message is queued.
     pub(crate) wake: Notify,
     online: AtomicBool,
-    /// Tells the connection driving the session to close.
-    pub(crate) control: watch::Sender<Control>,
+    /// Tells the connection driving the session to close (see [`SessionShared::set_control`]).
+    /// Not a watch channel: its shared state (344 bytes, on the heap) and the future waiting
+    /// on it (120 bytes, in the task) were paid by every idle connection; [`Self::wake`]
+    /// carries the news instead.
+    control: Mutex<Control>,
     /// Held by the connection driving the session; a new connection waits for it, so the
     /// old one has finished with the session before the new one starts.
     pub(crate) attach: Arc<tokio::sync::Mutex<()>>,
@@ -229,7 +277,7 @@ impl SessionShared {
                 logged_offline_drop: false,
                 first_expiry: None,
                 inflight: VecDeque::new(),
-                inbound_qos2: HashSet::new(),
+                inbound_qos2: PacketIdSet::default(),
                 next_packet_id: 1,
                 durable: None,
                 next_seq: 1,
@@ -237,12 +285,23 @@ impl SessionShared {
             }),
             wake: Notify::new(),
             online: AtomicBool::new(false),
-            control: watch::Sender::new(Control::Run),
+            control: Mutex::new(Control::Run),
             attach: Arc::new(tokio::sync::Mutex::new(())),
             expiry_task: Mutex::new(None),
             expiry: Mutex::new(crate::SessionExpiry::Immediately),
             client: Mutex::new(None),
         }
+    }
+
+    /// Tells the connection driving the session (if any) `control`: it reads it when woken.
+    pub(crate) fn set_control(&self, control: Control) {
+        *self.control.lock() = control;
+        self.wake.notify_one();
+    }
+
+    /// What the connection driving the session must do now.
+    pub(crate) fn control(&self) -> Control {
+        *self.control.lock()
     }
 
     pub(crate) fn is_online(&self) -> bool {
@@ -380,7 +439,7 @@ impl SessionState {
 
     /// Releases a QoS 2 identifier (PUBREL); returns whether it was held.
     pub(crate) fn qos2_released(&mut self, packet_id: PacketId) -> bool {
-        let known = self.inbound_qos2.remove(&packet_id.get());
+        let known = self.inbound_qos2.remove(packet_id.get());
         if let (true, Some(durable)) = (known, &self.durable) {
             durable.record(StoreOp::Qos2Released {
                 session: durable.key,
@@ -438,7 +497,7 @@ impl SessionState {
                         },
                     });
                 }
-                for &id in &self.inbound_qos2 {
+                for id in self.inbound_qos2.iter() {
                     if let Some(packet_id) = PacketId::new(id) {
                         new.record(StoreOp::Qos2Received {
                             session: new.key,

@@ -138,7 +138,7 @@ impl Broker {
             return Kick::NotFound;
         };
         if session.is_online() {
-            session.control.send_replace(Control::Kicked);
+            session.set_control(Control::Kicked);
             Kick::Disconnected
         } else {
             self.discard(&session);

@@ -45,9 +45,7 @@ impl Broker {
                 self.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
             }
             let session_ends = clean_start || *session.expiry.lock() == SessionExpiry::Immediately;
-            session
-                .control
-                .send_replace(Control::TakenOver { session_ends });
+            session.set_control(Control::TakenOver { session_ends });
             let guard = Arc::clone(&session.attach).lock_owned().await;
             let still_registered = self
                 .registry
@@ -57,7 +55,7 @@ impl Broker {
             if !still_registered {
                 continue;
             }
-            session.control.send_replace(Control::Run);
+            session.set_control(Control::Run);
             if let Some(task) = session.expiry_task.lock().take() {
                 task.abort();
             }

@@ -82,6 +82,50 @@ impl Exit {
 /// stops sending cannot hold the close off.
 const DRAIN_READS: usize = 16;
 
+/// Acknowledgements held for the store, allocated while there are any: they wait only with
+/// `sync = "always"`, and an empty `VecDeque` would take 32 bytes in every task.
+// Boxed on purpose: the box (8 bytes) is what an idle connection holds, not the
+// collection's header.
+#[allow(clippy::box_collection)]
+#[derive(Default)]
+struct HeldAcks(Option<Box<VecDeque<(u64, Packet)>>>);
+
+impl HeldAcks {
+    fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn push_back(&mut self, held: (u64, Packet)) {
+        self.0.get_or_insert_default().push_back(held);
+    }
+
+    fn front(&self) -> Option<&(u64, Packet)> {
+        self.0.as_ref().and_then(|held| held.front())
+    }
+
+    fn pop_front(&mut self) -> Option<(u64, Packet)> {
+        let held = self.0.as_mut()?;
+        let first = held.pop_front();
+        if held.is_empty() {
+            self.0 = None;
+        }
+        first
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(u64, Packet)> {
+        self.0.iter().flat_map(|held| held.iter())
+    }
+}
+
+/// A connection's topic aliases.
+#[derive(Default)]
+struct Aliases {
+    /// Those the client set up towards us.
+    inbound: HashMap<u16, TopicName>,
+    /// Those we set up towards the client.
+    outbound: HashMap<TopicName, NonZeroU16>,
+}
+
 pub(super) struct Driver<'a, P: Pipe> {
     broker: &'a Arc<Broker>,
     pipe: &'a mut P,
@@ -89,19 +133,16 @@ pub(super) struct Driver<'a, P: Pipe> {
     reader: PacketReader,
     out: BytesMut,
     last_received: Instant,
-    /// Topic aliases the client set up towards us.
-    inbound_aliases: HashMap<u16, TopicName>,
-    /// Topic aliases we set up towards the client.
-    outbound_aliases: HashMap<TopicName, NonZeroU16>,
+    /// The topic aliases of either direction, allocated when the first is set up: most
+    /// connections never use one, and two empty maps would cost an idle connection 96 bytes.
+    aliases: Option<Box<Aliases>>,
     /// Re-authentication in progress: the exchange waiting for the client's next AUTH.
     reauth: Option<Box<dyn AuthExchange>>,
     /// Why the broker is closing the connection, for the DISCONNECT's Reason String.
-    close_reason: Option<String>,
-    /// How far the store is durable, when acknowledgements wait for it (`sync = "always"`).
-    durable: Option<watch::Receiver<u64>>,
+    close_reason: Option<Box<str>>,
     /// PUBACKs and PUBRECs waiting for the store to reach their ticket; in the order their
     /// PUBLISHes arrived, which is the order they must go out in (MQTT 5 4.6).
-    held_acks: VecDeque<(u64, Packet)>,
+    held_acks: HeldAcks,
     /// The limits this connection has passed (each is logged once).
     limit_log: LimitLog,
     /// The broker's limits as of `limits_generation` (see [`Driver::limits`]).
@@ -139,12 +180,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
             // Allocated on the first write: an idle connection costs no write buffer.
             out: BytesMut::new(),
             last_received: Instant::now(),
-            inbound_aliases: HashMap::new(),
-            outbound_aliases: HashMap::new(),
+            aliases: None,
             reauth: None,
             close_reason: None,
-            durable: broker.journal.as_ref().map(|journal| journal.durable()),
-            held_acks: VecDeque::new(),
+            held_acks: HeldAcks::default(),
             limit_log: LimitLog::default(),
             limits,
             limits_generation,
@@ -175,7 +214,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     /// Runs the connection until it ends, then says goodbye as the protocol asks.
-    pub(super) async fn run(mut self) -> Exit {
+    ///
+    /// By reference: an async fn keeps a moved copy of what it takes by value beside the
+    /// argument's own storage, and the driver (376 bytes) would be held twice in every
+    /// connection's task.
+    pub(super) async fn run(&mut self) -> Exit {
         let exit = self.run_loop().await;
         self.count_allowed();
         let reason = match exit {
@@ -216,18 +259,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 
     async fn run_loop(&mut self) -> Exit {
-        let mut control = self.session.control.subscribe();
-        let mut stopping = self.broker.stopping.subscribe();
-        if *stopping.borrow_and_update() {
+        // The session is registered by now: a shutdown that this does not see yet wakes it
+        // (see `Broker::shutdown`), and the wake-up finds `stopping` set.
+        if self.broker.is_stopping() {
             return Exit::Shutdown;
         }
-        let first = *control.borrow_and_update();
-        match first {
-            Control::TakenOver { session_ends } => return self.taken_over(session_ends).await,
-            Control::Kicked => return Exit::Closed(ReasonCode::AdministrativeAction),
-            Control::Run => {}
+        if let Some(exit) = self.controlled(true).await {
+            return exit;
         }
         let session = Arc::clone(&self.session);
+        // One timer for the connection's life, reset to each deadline: in the loop's frame
+        // once, rather than a new one (and a future around it) in every round's select.
+        let timer = tokio::time::sleep_until(Instant::now());
+        let mut timer = std::pin::pin!(timer);
         loop {
             if let Some(exit) = self.resume() {
                 return exit;
@@ -252,9 +296,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     return self.failed();
                 }
                 self.count_written();
-                self.out.clear();
-                // Keep a batch's worth for the next write; give back what a burst grew.
-                if self.out.capacity() > 2 * WRITE_BATCH {
+                // Kept only while the session has more to send, and no larger than two
+                // batches: an idle connection holds no write buffer (the next write
+                // allocates what it needs), and a burst's growth is given back.
+                if more && self.out.capacity() <= 2 * WRITE_BATCH {
+                    self.out.clear();
+                } else {
                     self.out = BytesMut::new();
                 }
             }
@@ -264,26 +311,25 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 session.wake.notify_one();
             }
             let deadline = self.next_deadline();
+            if let Some(at) = deadline
+                && timer.deadline() != at
+            {
+                timer.as_mut().reset(at);
+            }
             let woken = session.wake.notified();
             let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
+            // Boxed, and only while an acknowledgement waits for the store: the wait is
+            // rare (`sync = "always"`) and would otherwise take 208 bytes in every task.
+            let durable = match (&self.broker.journal, awaited) {
+                (Some(journal), Some(ticket)) => {
+                    Some(Box::pin(durable_reached(journal.durable(), ticket)))
+                }
+                _ => None,
+            };
             let reading = self.flow.reading();
             let stream = self.pipe.stream();
             tokio::select! {
-                () = durable_reached(self.durable.as_mut(), awaited) => {}
-                changed = control.changed() => {
-                    let now = changed.is_ok().then(|| *control.borrow_and_update());
-                    match now {
-                        Some(Control::TakenOver { session_ends }) => {
-                            return self.taken_over(session_ends).await;
-                        }
-                        Some(Control::Kicked) => {
-                            self.close_reason = Some("kicked by an administrator".to_owned());
-                            return Exit::Closed(ReasonCode::AdministrativeAction);
-                        }
-                        Some(Control::Run) | None => {}
-                    }
-                }
-                _ = stopping.changed() => return Exit::Shutdown,
+                () = optional(durable) => {}
                 () = flow::unblocked(&self.flow) => {}
                 decisions = authorize::authorized(&mut self.authorizing) => {
                     if let Some(exit) = self.on_authorized(decisions) {
@@ -294,13 +340,37 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Ok(()) => self.last_received = Instant::now(),
                     Err(e) => return self.read_failed(e),
                 },
-                () = woken => {}
-                () = sleep_until(deadline) => {
+                // A change of the session's control, and a shutdown, come with a wake-up.
+                () = woken => {
+                    if self.broker.is_stopping() {
+                        return Exit::Shutdown;
+                    }
+                    if let Some(exit) = self.controlled(false).await {
+                        return exit;
+                    }
+                }
+                () = &mut timer, if deadline.is_some() => {
                     if let Some(exit) = self.on_timer() {
                         return exit;
                     }
                 }
             }
+        }
+    }
+
+    /// Acts on the session's control: `Some` ends the connection (taken over, kicked).
+    /// `first`: before the loop (a kick found then closes without a reason string, as
+    /// before the connection ever ran).
+    async fn controlled(&mut self, first: bool) -> Option<Exit> {
+        match self.session.control() {
+            Control::TakenOver { session_ends } => Some(self.taken_over(session_ends).await),
+            Control::Kicked => {
+                if !first {
+                    self.close_reason = Some("kicked by an administrator".into());
+                }
+                Some(Exit::Closed(ReasonCode::AdministrativeAction))
+            }
+            Control::Run => None,
         }
     }
 
@@ -357,7 +427,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             ReadError::Decode(e) => {
                 tracing::debug!(client = %self.param().client_id, error = %e, "invalid packet");
-                self.close_reason = Some(e.to_string());
+                self.close_reason = Some(e.to_string().into());
                 self.protocol_error(e.reason_code())
             }
         }
@@ -611,16 +681,19 @@ fn disconnect_too_large(disconnect: &Disconnect, max: u32) -> bool {
         .is_ok_and(|len| len > max as usize)
 }
 
-/// Waits until the store is durable up to `ticket`; never, without a ticket.
-async fn durable_reached(durable: Option<&mut watch::Receiver<u64>>, ticket: Option<u64>) {
-    match (durable, ticket) {
-        (Some(durable), Some(ticket)) => {
-            if durable.wait_for(|at| *at >= ticket).await.is_err() {
-                // The writer is gone (the broker is stopping): these will never be durable.
-                std::future::pending::<()>().await;
-            }
-        }
-        _ => std::future::pending().await,
+/// Waits until the store is durable up to `ticket`.
+async fn durable_reached(mut durable: watch::Receiver<u64>, ticket: u64) {
+    if durable.wait_for(|at| *at >= ticket).await.is_err() {
+        // The writer is gone (the broker is stopping): these will never be durable.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Waits for `future`; never, without one.
+async fn optional<F: Future<Output = ()> + Unpin>(future: Option<F>) {
+    match future {
+        Some(future) => future.await,
+        None => std::future::pending().await,
     }
 }
 
@@ -634,11 +707,4 @@ async fn ready_now<F: Future>(future: F) -> Option<F::Output> {
         })
     })
     .await
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

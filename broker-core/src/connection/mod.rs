@@ -5,6 +5,8 @@
 mod driver;
 mod handshake;
 mod io;
+#[cfg(test)]
+mod sizes;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -47,22 +49,25 @@ where
     else {
         return;
     };
-    let peer = pipe.conn_param().transport.peer;
     broker.metrics.connected();
-    let client_id = pipe.conn_param().client_id.clone();
-    tracing::debug!(client = %client_id, ?peer, version = %pipe.conn_param().version, "connected");
+    let param = pipe.conn_param();
+    tracing::debug!(client = %param.client_id, peer = ?param.transport.peer, version = %param.version, "connected");
     let events = broker.client_events();
     if let Some(events) = &events {
         events.connected(broker, pipe.conn_param());
     }
 
-    let exit = driver::Driver::new(broker, &mut pipe, Arc::clone(&session), reader, &mut access)
-        .run()
-        .await;
-    tracing::debug!(client = %client_id, ?peer, ?exit, "disconnected");
+    // The client's identifier and address are read from the pipe again after the driver:
+    // copies held across it would sit in the connection's task for its whole life.
+    let mut driver =
+        driver::Driver::new(broker, &mut pipe, Arc::clone(&session), reader, &mut access);
+    let exit = driver.run().await;
+    drop(driver);
+    let param = pipe.conn_param();
+    let client_id = &param.client_id;
+    tracing::debug!(client = %client_id, peer = ?param.transport.peer, ?exit, "disconnected");
 
     // The will is built from the closing pipe's own parameters, before the pipe goes.
-    let param = pipe.conn_param();
     let will = match &param.will {
         Some(will) if exit.publishes_will() => {
             let allowed = param.may_publish(&will.topic)
@@ -71,7 +76,7 @@ where
                 tracing::info!(client = %client_id, topic = %will.topic, "will to a topic the client may not publish to: not published");
                 broker.metrics.dropped_acl.fetch_add(1, Ordering::Relaxed);
             }
-            allowed.then_some(will)
+            allowed.then_some(&**will)
         }
         _ => None,
     };

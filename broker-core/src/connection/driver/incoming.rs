@@ -25,12 +25,18 @@ impl<P: Pipe> Driver<'_, P> {
                 return Some(self.protocol_error(ReasonCode::TopicAliasInvalid));
             }
             if publish.topic().is_empty() {
-                match self.inbound_aliases.get(&alias.get()) {
+                let known = self
+                    .aliases
+                    .as_ref()
+                    .and_then(|a| a.inbound.get(&alias.get()));
+                match known {
                     Some(topic) => publish.set_topic(topic.clone()),
                     None => return Some(self.protocol_error(ReasonCode::ProtocolError)),
                 }
             } else {
-                self.inbound_aliases
+                self.aliases
+                    .get_or_insert_default()
+                    .inbound
                     .insert(alias.get(), publish.topic_name());
             }
         }
@@ -85,7 +91,7 @@ impl<P: Pipe> Driver<'_, P> {
             }
             PublishQoS::ExactlyOnce(id) => {
                 let mut state = self.session.state.lock();
-                if state.inbound_qos2.contains(&id.get()) {
+                if state.inbound_qos2.contains(id.get()) {
                     // A resend of a message we already have: acknowledge, do not route again.
                     drop(state);
                     self.acknowledge(Packet::PubRec(self.ack(id, ReasonCode::Success)), 0);

@@ -251,13 +251,14 @@ impl<P: Pipe> Driver<'_, P> {
         if limit == 0 {
             return;
         }
-        if let Some(alias) = self.outbound_aliases.get(topic) {
+        let outbound = &mut self.aliases.get_or_insert_default().outbound;
+        if let Some(alias) = outbound.get(topic) {
             publish.properties_mut().topic_alias = Some(*alias);
             publish.set_topic(TopicName::empty());
-        } else if self.outbound_aliases.len() < usize::from(limit) {
-            let next = self.outbound_aliases.len() as u16 + 1;
+        } else if outbound.len() < usize::from(limit) {
+            let next = outbound.len() as u16 + 1;
             if let Some(alias) = NonZeroU16::new(next) {
-                self.outbound_aliases.insert(topic.clone(), alias);
+                outbound.insert(topic.clone(), alias);
                 publish.properties_mut().topic_alias = Some(alias);
             }
         }
