@@ -85,17 +85,19 @@ impl PacketReader {
             if let Some(packet) = self.buffered()? {
                 return Ok(packet);
             }
-            self.fill(stream).await?;
+            self.fill(stream, false).await?;
         }
     }
 
-    /// Reads whatever the stream has into the buffer. Cancel-safe.
+    /// Reads whatever the stream has into the buffer; `keep`: the buffer stays while the
+    /// read waits (a connection with traffic a moment ago will have more). Cancel-safe.
     pub(crate) async fn fill<S: AsyncRead + Unpin>(
         &mut self,
         stream: &mut S,
+        keep: bool,
     ) -> Result<(), ReadError> {
         let read = if self.buf.is_empty() {
-            std::future::poll_fn(|cx| self.poll_fill_empty(stream, cx)).await
+            std::future::poll_fn(|cx| self.poll_fill_empty(stream, keep, cx)).await
         } else {
             // Part of a packet is here: the rest goes straight after it.
             if self.buf.capacity() - self.buf.len() < MIN_ROOM {
@@ -118,6 +120,7 @@ impl PacketReader {
     fn poll_fill_empty<S: AsyncRead + Unpin>(
         &mut self,
         stream: &mut S,
+        keep: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<usize, ReadError>> {
         if self.buf.capacity() >= MIN_ROOM {
@@ -127,7 +130,9 @@ impl PacketReader {
                 Poll::Ready(Ok(n)) => return Poll::Ready(Ok(n)),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(ReadError::Io(e))),
                 Poll::Pending => {
-                    self.buf = BytesMut::new();
+                    if !keep {
+                        self.buf = BytesMut::new();
+                    }
                     return Poll::Pending;
                 }
             }
