@@ -153,10 +153,16 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         if i % 2 == 1 {
             order.reverse();
         }
-        // A broker that fails a scenario has the reason instead of a report.
+        // A broker that cannot run a scenario, or fails it, has the reason instead of a
+        // report.
         let mut reports: Vec<(&'static str, Result<Value, String>)> = Vec::new();
         for kind in order {
             println!("==> {} on {}", scenario.name, kind.name());
+            if let Some(why) = peers::cannot_run(kind, scenario) {
+                println!("    skipped: {why}");
+                reports.push((kind.name(), Err(format!("cannot run: {why}"))));
+                continue;
+            }
             let report = run_one(&nanomq, kind, scenario, &out_dir, certs.as_ref());
             match &report {
                 Ok(report) => println!("    {}", one_line(scenario, report)),

@@ -1,11 +1,13 @@
 //! The brokers a run compares nanomq with: Mosquitto when Debian's package is installed,
 //! rumqttd (installed with `cargo install` when missing), each unless the command line
 //! leaves it out. A peer that is missing or fails to install leaves its column empty, with a
-//! note saying why; it never fails the bench.
+//! note saying why; it never fails the bench. Also which scenarios a peer cannot run
+//! ([`cannot_run`]).
 
 use std::path::Path;
 
 use super::broker::{self, Kind};
+use super::scenario::{Beside, Scenario};
 use crate::deps;
 
 /// The peers of a run, and why any is missing.
@@ -63,6 +65,21 @@ pub(crate) fn find(root: &Path, mosquitto: bool, rumqttd: bool) -> Peers {
     peers
 }
 
+/// Why `kind` cannot run `scenario`, if it cannot: the run is skipped and the row's notes
+/// give this instead.
+pub(crate) fn cannot_run(kind: &Kind, scenario: &Scenario) -> Option<&'static str> {
+    match (kind, scenario.beside) {
+        // The flood keeps two SUBSCRIBE/UNSUBSCRIBE pairs in flight and counts one answer
+        // to each packet: rumqttd 0.20 sends one UNSUBACK per filter of an UNSUBSCRIBE (200
+        // for each), where MQTT 3.1.1 (3.10.4) has one.
+        (Kind::Rumqttd(_), Beside::SubscribeFlood(_)) => Some(
+            "rumqttd 0.20 answers an UNSUBSCRIBE with one UNSUBACK per filter, not one \
+             (MQTT 3.1.1 §3.10.4), so the SUBSCRIBE flood cannot count its answers",
+        ),
+        _ => None,
+    }
+}
+
 /// The first line of `text`.
 fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or_default().to_owned()
@@ -82,6 +99,30 @@ mod tests {
                 "mosquitto left out (--no-mosquitto).",
                 "rumqttd left out (--no-rumqttd)."
             ]
+        );
+    }
+
+    #[test]
+    fn rumqttd_runs_the_main_scenarios_but_the_subscribe_floods() {
+        use std::path::PathBuf;
+
+        use crate::e2e_bench::scenario::{Sizes, all};
+
+        let rumqttd = Kind::Rumqttd(PathBuf::from("rumqttd"));
+        let mosquitto = Kind::Mosquitto(PathBuf::from("mosquitto"));
+        let list = all(Sizes::default());
+        for scenario in &list {
+            let flood = matches!(scenario.beside, Beside::SubscribeFlood(_));
+            let why = cannot_run(&rumqttd, scenario);
+            assert_eq!(why.is_some(), flood, "{}", scenario.name);
+            assert!(why.is_none_or(|why| why.contains("UNSUBACK")));
+            assert_eq!(cannot_run(&mosquitto, scenario), None);
+        }
+        assert_eq!(
+            list.iter()
+                .filter(|s| cannot_run(&rumqttd, s).is_some())
+                .count(),
+            2
         );
     }
 }
