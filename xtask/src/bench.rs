@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: runs the project's benchmark suites: the end-to-end scenarios against
-//! the release broker, compared with Mosquitto (`--e2e`, the default; see [`crate::e2e_bench`]),
-//! and the criterion micro-benchmarks of the library crates (`--micro`).
+//! the release broker, compared with Mosquitto and rumqttd (`--e2e`, the default; see
+//! [`crate::e2e_bench`]), and the criterion micro-benchmarks of the library crates
+//! (`--micro`).
 
 use std::path::Path;
 
@@ -16,14 +17,16 @@ USAGE:
     cargo xtask bench [--e2e] [--micro] [E2E-OPTIONS] [FILTER...] [-- CRITERION-ARGS...]
 
 SUITES:
-    --e2e       end to end: the release nanomq broker and, if Debian's `mosquitto` is
-                installed, Mosquitto with an equivalent configuration, on ephemeral loopback
+    --e2e       end to end: the release nanomq broker and its peers, Mosquitto (if Debian's
+                `mosquitto` is installed) and rumqttd 0.20 (installed with `cargo install`
+                when missing), with equivalent configurations, on ephemeral loopback
                 ports, driven by `nanomq bench` through the same scenarios (QoS 0 and 1 fan-in,
                 fan-out 1->50, 50 pairs, latency at a fixed rate, a QoS 1 flood, pairs with
                 a subscriber that never reads and the broker's memory growth, one pair's
                 latency with 10,000 retained messages while another client floods
                 SUBSCRIBEs, 10,000 idle connections with the broker's memory per
-                connection), alternating brokers; then both brokers with access control,
+                connection), alternating brokers, with the best peer per figure; then
+                nanomq and Mosquitto with access control,
                 each against its own run without (QoS 1 fan-in and 50 pairs with 1,000 ACL
                 rules and with a password file of 100,000 $7$ users, the CONNECT rate with
                 those hashes, one pair's latency beside a connect storm; 3 rounds each);
@@ -43,7 +46,7 @@ SUITES:
                 ingest from a direct publisher); 3 rounds each; then each broker's
                 instructions per delivered message under callgrind (fan-out QoS 0 and 1,
                 pairs, fan-in; fixed counts, a fresh broker each). Prints Markdown tables with
-                the ratios nanomq/mosquitto, transport/tcp, scraping/without,
+                the ratios nanomq/best peer, nanomq/mosquitto, transport/tcp, scraping/without,
                 store/in-memory and bridge/baseline and writes
                 target/bench/e2e.{md,svg,json}. A few minutes.
     --micro     the criterion micro-benchmarks (cargo bench -p mqtt-codec --bench '*')
@@ -54,7 +57,9 @@ E2E-OPTIONS:
     --seconds N        seconds of publishing per throughput scenario (default 5)
     --clients N        clients of fan-in, fan-out and pairs (default 50)
     --connections N    idle connections (default 10000)
-    --no-mosquitto     nanomq alone
+    --no-mosquitto     no Mosquitto in the main table (nor in the access-control and
+                       bridge sections)
+    --no-rumqttd       no rumqttd in the main table (and no `cargo install` of it)
     --persistence-only only the persistence section (min(--clients, 20) publishers,
                        min(--seconds, 3) s per store); writes
                        target/bench/persistence.{md,json}, leaving e2e.* as they were
@@ -89,7 +94,7 @@ impl Suite {
 
     fn name(self) -> &'static str {
         match self {
-            Self::E2e => "end to end (nanomq vs mosquitto)",
+            Self::E2e => "end to end (nanomq vs mosquitto and rumqttd)",
             Self::Micro => "micro (criterion)",
         }
     }
@@ -138,6 +143,7 @@ impl Options {
                     }
                 }
                 "--no-mosquitto" => options.e2e.mosquitto = false,
+                "--no-rumqttd" => options.e2e.rumqttd = false,
                 "--persistence-only" => options.e2e.persistence_only = true,
                 "--only" => {
                     let text = args.next().context("--only needs a text")?;
@@ -241,7 +247,8 @@ mod tests {
             (e2e.sizes.seconds, e2e.sizes.clients, e2e.sizes.connections),
             (2, 5, 100)
         );
-        assert!(parse(&["--no-mosquitto"]).is_some_and(|o| !o.e2e.mosquitto));
+        assert!(parse(&["--no-mosquitto"]).is_some_and(|o| !o.e2e.mosquitto && o.e2e.rumqttd));
+        assert!(parse(&["--no-rumqttd"]).is_some_and(|o| o.e2e.mosquitto && !o.e2e.rumqttd));
         assert!(!parse(&[]).unwrap_or_default().e2e.persistence_only);
         let persistence = parse(&["--persistence-only", "--seconds", "1"]).unwrap_or_default();
         assert!(persistence.e2e.persistence_only);

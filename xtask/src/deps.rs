@@ -119,6 +119,20 @@ pub(crate) const BENCH_INSTRUCTIONS: &[Prerequisite] = &[Prerequisite {
     install: Install::Apt("valgrind"),
 }];
 
+/// The brokers `cargo xtask bench` compares nanomq with, beyond Mosquitto (in [`TEST`]):
+/// rumqttd, built from crates.io. A bench without it still runs (its column says why it is
+/// missing), so the end-to-end suite installs this list on its own.
+pub(crate) const BENCH_PEERS: &[Prerequisite] = &[Prerequisite {
+    name: "rumqttd 0.20 (the broker)",
+    check: Check::Succeeds(&["rumqttd", "--version"]),
+    install: Install::CargoUnlocked(RUMQTTD_CRATE),
+}];
+
+/// The rumqttd release `cargo xtask bench` installs: 0.20.0, the newest on crates.io. Not
+/// with its own lock file: that pins metrics 0.22.1, which today's compilers reject
+/// (E0521, rust-lang/rust#141402); resolved afresh, it gets metrics 0.22.4, which builds.
+pub(crate) const RUMQTTD_CRATE: &str = "rumqttd@0.20.0";
+
 /// What `cargo xtask fuzz` needs.
 pub(crate) const FUZZ: &[Prerequisite] = &[Prerequisite {
     name: "cargo-fuzz",
@@ -173,8 +187,13 @@ pub(crate) enum Install {
     },
     /// A rustup component of the active toolchain.
     RustupComponent(&'static str),
-    /// A crate installed with `cargo install --locked`.
+    /// A crate installed with `cargo install --locked`: its name, or `name@version` for
+    /// one release.
     Cargo(&'static str),
+    /// A crate installed with `cargo install` without `--locked` (its dependencies resolved
+    /// afresh, to their newest compatible releases), for a release whose own lock file no
+    /// longer builds: `name@version`.
+    CargoUnlocked(&'static str),
 }
 
 impl Check {
@@ -304,7 +323,8 @@ fn hints(root: &Path, missing: &[&Prerequisite]) -> String {
 }
 
 /// The commands that install `missing`, in order: apt (update once, then one install), pip (venv
-/// first if needed), npm (one install per directory), rustup (one `component add`), cargo.
+/// first if needed), npm (one install per directory), rustup (one `component add`), cargo
+/// (one install per crate).
 pub(crate) fn install_plan(root: &Path, missing: &[&Prerequisite]) -> Vec<Cmd> {
     let mut apt = Vec::new();
     let mut pip = Vec::new();
@@ -317,7 +337,8 @@ pub(crate) fn install_plan(root: &Path, missing: &[&Prerequisite]) -> Vec<Cmd> {
             Install::Pip(requirement) => pip.push(requirement),
             Install::Npm { dir, package } => npm.entry(dir).or_default().push(package),
             Install::RustupComponent(component) => rustup.push(component),
-            Install::Cargo(krate) => cargo.push(krate),
+            Install::Cargo(krate) => cargo.push((krate, true)),
+            Install::CargoUnlocked(krate) => cargo.push((krate, false)),
         }
     }
 
@@ -356,8 +377,13 @@ pub(crate) fn install_plan(root: &Path, missing: &[&Prerequisite]) -> Vec<Cmd> {
     if !rustup.is_empty() {
         plan.push(Cmd::new("rustup").args(["component", "add"]).args(&rustup));
     }
-    for krate in cargo {
-        plan.push(Cmd::cargo().args(["install", krate, "--locked"]));
+    for (krate, locked) in cargo {
+        let install = Cmd::cargo().args(["install", krate]);
+        plan.push(if locked {
+            install.arg("--locked")
+        } else {
+            install
+        });
     }
     plan
 }
@@ -543,6 +569,13 @@ mod tests {
             last.ends_with("cargo install cargo-fuzz --locked"),
             "{last}"
         );
+    }
+
+    #[test]
+    fn rumqttd_installs_one_release_with_its_dependencies_resolved_afresh() {
+        let refs: Vec<&Prerequisite> = BENCH_PEERS.iter().collect();
+        let plan = strings(&install_plan(Path::new("."), &refs));
+        assert_eq!(plan, ["cargo install rumqttd@0.20.0"]);
     }
 
     const IMAGINARY: [Prerequisite; 1] = [Prerequisite {

@@ -7,7 +7,7 @@
 //!   CI runs);
 //! - [`fuzz`]: `cargo xtask fuzz`, the cargo-fuzz targets of the codec and the broker;
 //! - [`bench`](mod@bench): `cargo xtask bench`, the benchmark suites, with
-//!   [`e2e_bench`] (nanomq against Mosquitto, end to end);
+//!   [`e2e_bench`] (nanomq against Mosquitto and rumqttd, end to end);
 //!
 //! and two modules serve them: [`deps`] (prerequisites: what is needed, how to check and install
 //! it) and [`cmd`] (running a command with its command line echoed and named in errors).
@@ -34,7 +34,7 @@ TASKS:
     test     install prerequisites, check formatting, run clippy and every test (what CI runs)
     ci       same as test
     fuzz     run the codec's and the broker's fuzz targets for a bounded time
-    bench    run the benchmarks: end to end against Mosquitto, criterion (--micro)
+    bench    run the benchmarks: end to end against Mosquitto and rumqttd, criterion (--micro)
     help     print this help, or a task's help (cargo xtask help fuzz)
 
 Run `cargo xtask <TASK> --help` for a task's options.";

@@ -8,12 +8,21 @@
 //! - Mosquitto (Debian's `mosquitto`, when installed): a free port picked by binding
 //!   127.0.0.1:0 and closing it, and a configuration equivalent to nanomq's (in-flight window,
 //!   queue length, TCP_NODELAY, no persistence).
+//! - rumqttd (0.20, installed with `cargo install` when missing): a free port picked the same
+//!   way, its MQTT 3.1.1 server alone (every scenario it runs speaks 3.1.1; no console,
+//!   Prometheus exporter or metrics timer), with limits as close to nanomq's as its
+//!   configuration goes ([`rumqttd_config`] says what has no equivalent).
 //!
 //! A scenario may ask nanomq for more ([`Tuning`]): longer queues, and the SQLite store
 //! (`[persistence]`) with a fresh database file in the broker's directory, whose size
 //! [`database_bytes`] gives after the run.
 //!
-//! Both inherit this process's open-files limit, which the harness raises first.
+//! All inherit this process's open-files limit, which the harness raises first.
+//!
+//! Submodules: [`mosquitto`] and [`rumqttd`], the peers' configurations and starts.
+
+mod mosquitto;
+mod rumqttd;
 
 use std::collections::VecDeque;
 use std::fs;
@@ -28,6 +37,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use self::mosquitto::start_mosquitto;
+pub(crate) use self::mosquitto::{find_mosquitto, start_mosquitto_on};
+use self::rumqttd::start_rumqttd;
+pub(crate) use self::rumqttd::{find_rumqttd, version as rumqttd_version};
 use super::tls::Certs;
 
 /// How long a broker may take to start listening.
@@ -164,6 +177,8 @@ pub(crate) enum Kind {
     Nanomq(PathBuf),
     /// Mosquitto, at this path.
     Mosquitto(PathBuf),
+    /// rumqttd, at this path.
+    Rumqttd(PathBuf),
 }
 
 impl Kind {
@@ -172,6 +187,7 @@ impl Kind {
         match self {
             Self::Nanomq(_) => "nanomq",
             Self::Mosquitto(_) => "mosquitto",
+            Self::Rumqttd(_) => "rumqttd",
         }
     }
 
@@ -198,6 +214,7 @@ impl Kind {
         match self {
             Self::Nanomq(binary) => start_nanomq(binary, dir, certs, tuning, extra),
             Self::Mosquitto(binary) => start_mosquitto(binary, dir, extra),
+            Self::Rumqttd(binary) => start_rumqttd(binary, dir, tuning, &extra.wrapper),
         }
     }
 }
@@ -419,11 +436,7 @@ fn start_nanomq(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let start_timeout = if extra.wrapper.is_empty() {
-        START_TIMEOUT
-    } else {
-        WRAPPED_START_TIMEOUT
-    };
+    let start_timeout = start_timeout(&extra.wrapper);
     let log = Arc::new(Mutex::new(VecDeque::new()));
     let (tx, rx) = mpsc::channel();
     if let Some(stderr) = child.stderr.take() {
@@ -501,21 +514,6 @@ pub(crate) fn toml_string(path: &Path) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// Mosquitto's configuration, equivalent to [`nanomq_config`].
-pub(crate) fn mosquitto_config(port: u16) -> String {
-    format!(
-        "listener {port} 127.0.0.1\n\
-         allow_anonymous true\n\
-         persistence false\n\
-         max_inflight_messages {MAX_INFLIGHT}\n\
-         max_queued_messages {MAX_QUEUED}\n\
-         set_tcp_nodelay true\n\
-         log_dest stderr\n\
-         log_type error\n\
-         log_type warning\n"
-    )
-}
-
 /// A port that was free a moment ago.
 pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind 127.0.0.1:0")?;
@@ -523,7 +521,7 @@ pub(crate) fn free_port() -> Result<u16> {
 }
 
 /// The command that runs `binary`, under `wrapper` (a program and its arguments) if any.
-fn command(binary: &Path, wrapper: &[String]) -> Command {
+pub(super) fn command(binary: &Path, wrapper: &[String]) -> Command {
     match wrapper.split_first() {
         Some((program, args)) => {
             let mut command = Command::new(program);
@@ -534,64 +532,23 @@ fn command(binary: &Path, wrapper: &[String]) -> Command {
     }
 }
 
-fn start_mosquitto(binary: &Path, dir: &Path, extra: &Extra) -> Result<Running> {
-    launch_mosquitto(binary, dir, free_port()?, &extra.mosquitto, &extra.wrapper)
-}
-
-/// Starts Mosquitto on `port` (the bridge scenarios restart an upstream where its bridges
-/// expect it), with its files in `dir` and `extra` appended to its configuration.
-pub(crate) fn start_mosquitto_on(
-    binary: &Path,
-    dir: &Path,
-    port: u16,
-    extra: &str,
-) -> Result<Running> {
-    launch_mosquitto(binary, dir, port, extra, &[])
-}
-
-fn launch_mosquitto(
-    binary: &Path,
-    dir: &Path,
-    port: u16,
-    extra: &str,
-    wrapper: &[String],
-) -> Result<Running> {
-    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let conf = dir.join("mosquitto.conf");
-    fs::write(&conf, mosquitto_config(port) + extra)
-        .with_context(|| format!("cannot write {}", conf.display()))?;
-    let start_timeout = if wrapper.is_empty() {
+/// How long a broker may take to start listening, under `wrapper` or not.
+pub(super) fn start_timeout(wrapper: &[String]) -> Duration {
+    if wrapper.is_empty() {
         START_TIMEOUT
     } else {
         WRAPPED_START_TIMEOUT
-    };
-    let mut child = command(binary, wrapper)
-        .arg("-c")
-        .arg(&conf)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    let log = Arc::new(Mutex::new(VecDeque::new()));
-    let (tx, _rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        drain_stderr(stderr, Arc::clone(&log), tx);
     }
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut running = Running {
-        name: "mosquitto",
-        child,
-        addr,
-        others: Vec::new(),
-        cafile: None,
-        log,
-        database: None,
-    };
-    let deadline = Instant::now() + start_timeout;
+}
+
+/// `running` once it accepts TCP connections on its address: an error if it exits first or
+/// does not within `timeout`.
+fn accepting(mut running: Running, timeout: Duration) -> Result<Running> {
+    let addr = running.addr;
+    let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if !running.is_alive() {
-            bail!("mosquitto exited at start:\n{}", running.log_tail());
+            bail!("{} exited at start:\n{}", running.name, running.log_tail());
         }
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return Ok(running);
@@ -599,20 +556,21 @@ fn launch_mosquitto(
         thread::sleep(Duration::from_millis(50));
     }
     bail!(
-        "mosquitto did not listen on {addr} within {start_timeout:?}:\n{}",
+        "{} did not listen on {addr} within {timeout:?}:\n{}",
+        running.name,
         running.log_tail()
     )
 }
 
-/// Mosquitto's path, if installed (Debian puts it in /usr/sbin, which is not always on PATH).
-pub(crate) fn find_mosquitto() -> Option<PathBuf> {
+/// An executable file called `name` in a directory of `PATH`, or else in one of `more`.
+fn find_program(name: &str, more: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
         .unwrap_or_default();
     on_path
         .into_iter()
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")])
-        .map(|dir| dir.join("mosquitto"))
+        .chain(more)
+        .map(|dir| dir.join(name))
         .find(|path| path.is_file())
 }
 
@@ -663,7 +621,7 @@ mod tests {
         let nanomq = nanomq_config(None, &Tuning::default(), None);
         assert!(nanomq.contains("bind = \"127.0.0.1:0\""));
         assert!(nanomq.contains("max_inflight = 32") && nanomq.contains("max_mqueue_len = 2048"));
-        let mosquitto = mosquitto_config(40000);
+        let mosquitto = mosquitto::mosquitto_config(40000);
         assert!(mosquitto.starts_with("listener 40000 127.0.0.1\n"));
         assert!(mosquitto.contains("max_inflight_messages 32"));
         assert!(mosquitto.contains("max_queued_messages 2048"));

@@ -1,37 +1,70 @@
-//! The rows of the comparison with Mosquitto: each figure of a scenario for both brokers,
-//! with its notes (message accounting; for the scenarios compared with a run without what
-//! they run beside, the ratio to that run; the slow-subscriber scenario's memory against
-//! its bound), and which scenarios a partial run (`--only`) selects.
+//! The rows of the main table: each figure of a scenario for every broker of the run, with
+//! its notes (message accounting per broker, and why a broker has no figure; for the
+//! scenarios compared with a run without what they run beside, the ratio to that run; the
+//! slow-subscriber scenario's memory against its bound), and which scenarios a partial run
+//! (`--only`) selects.
 
 use serde_json::Value;
 
-use super::output::{self, Row};
+use super::output;
 use super::scenario::{self, Beside, Scenario};
+use super::table::{BROKERS, Row};
 
-/// The rows of `scenario`, given the reports of nanomq (`n`) and Mosquitto (`m`), the
-/// scenarios run `before` it and their `rows`.
+/// What one broker of the run gave for a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Outcome<'a> {
+    /// The broker's name (one of [`BROKERS`]).
+    pub(crate) broker: &'static str,
+    /// Its report, or why there is none (`failed: …`, `failed: …`).
+    pub(crate) report: Result<&'a Value, String>,
+}
+
+/// The rows of `scenario`, given what each broker of the run gave (`outcomes`; a broker
+/// not in the run has none), the scenarios run `before` it and their `rows`.
 pub(crate) fn rows(
     scenario: &Scenario,
     before: &[Scenario],
     rows: &[Row],
-    n: Option<&Value>,
-    m: Option<&Value>,
+    outcomes: &[Outcome],
 ) -> Vec<Row> {
-    let mut out = Vec::new();
-    let mut notes = [n, m]
+    // In the table's order, whatever order they ran in.
+    let ran: Vec<&Outcome> = BROKERS
         .iter()
-        .map(|r| r.map(scenario::integrity).unwrap_or_default())
-        .collect::<Vec<_>>();
+        .filter_map(|name| outcomes.iter().find(|o| o.broker == *name))
+        .collect();
+    let report = |name: &str| {
+        ran.iter()
+            .find(|o| o.broker == name)
+            .and_then(|o| o.report.as_ref().ok().copied())
+    };
+    // One note per broker of the run: `name, for each broker`.
+    let each = |say: &dyn Fn(&Outcome) -> String| {
+        ran.iter()
+            .map(|o| format!("{} {}", o.broker, say(o)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut notes: Vec<String> = ran
+        .iter()
+        .filter_map(|o| {
+            let note = match &o.report {
+                Ok(report) => scenario::integrity(report),
+                Err(why) => why.clone(),
+            };
+            (!note.is_empty()).then(|| format!("{} {note}", o.broker))
+        })
+        .collect();
     if matches!(scenario.beside, Beside::SubscribeFlood(_)) {
-        let subacks = |r: Option<&Value>| {
-            r.and_then(|r| r.pointer("/flood/subacks"))
-                .and_then(Value::as_u64)
-                .map_or_else(|| "–".to_owned(), |n| output::number(n as f64))
-        };
         notes.push(format!(
-            "SUBSCRIBEs answered during the run: nanomq {}, mosquitto {}",
-            subacks(n),
-            subacks(m)
+            "SUBSCRIBEs answered during the run: {}",
+            each(&|o: &Outcome| {
+                o.report
+                    .as_ref()
+                    .ok()
+                    .and_then(|r| r.pointer("/flood/subacks"))
+                    .and_then(Value::as_u64)
+                    .map_or_else(|| "–".to_owned(), |n| output::number(n as f64))
+            })
         ));
     }
     // Compared with the latest run of the same `nanomq bench` without what this one
@@ -42,11 +75,9 @@ pub(crate) fn rows(
             .rev()
             .find(|s| s.beside == without && s.args == scenario.args)
     });
+    let mut out = Vec::new();
     for metric in &scenario.metrics {
-        let (nanomq, mosquitto) = (
-            n.and_then(|r| scenario::read(r, metric)),
-            m.and_then(|r| scenario::read(r, metric)),
-        );
+        let figure = |name: &str| report(name).and_then(|r| scenario::read(r, metric));
         let mut notes = notes.clone();
         let without = baseline.and_then(|b| {
             rows.iter()
@@ -54,61 +85,58 @@ pub(crate) fn rows(
         });
         if *metric == scenario::RSS_LEFT {
             if let Some(without) = without {
-                let beyond = |with: Option<f64>, without: Option<f64>| {
-                    with.zip(without)
-                        .map_or_else(|| "–".to_owned(), |(w, wo)| format!("{:+.1} MB", w - wo))
-                };
                 notes.push(format!(
-                    "beyond the run without: nanomq {}, mosquitto {}",
-                    beyond(nanomq, without.nanomq),
-                    beyond(mosquitto, without.mosquitto)
+                    "beyond the run without: {}",
+                    each(&|o: &Outcome| {
+                        figure(o.broker)
+                            .zip(without.figure(o.broker))
+                            .map_or_else(|| "–".to_owned(), |(w, wo)| format!("{:+.1} MB", w - wo))
+                    })
                 ));
             }
             if matches!(scenario.beside, Beside::Stalled(_)) {
-                let given_back = |r: Option<&Value>| {
-                    let get = |p: &str| r.and_then(|r| r.pointer(p)).and_then(Value::as_u64);
-                    get("/rss_left/held_kib")
-                        .zip(get("/rss_left/released_kib"))
-                        .map_or_else(
-                            || "–".to_owned(),
-                            |(held, released)| {
-                                let bytes = (held as f64 - released as f64) * 1024.0;
-                                format!(
-                                    "{:.1} MB ({} B per message of the bound)",
-                                    bytes / 1e6,
-                                    output::number(bytes / f64::from(scenario::STALLED_BOUND))
-                                )
-                            },
-                        )
-                };
                 notes.push(format!(
-                    "given back when the stalled subscriber left: nanomq {}, mosquitto {}",
-                    given_back(n),
-                    given_back(m)
+                    "given back when the stalled subscriber left: {}",
+                    each(&|o: &Outcome| given_back(o.report.as_ref().ok().copied()))
                 ));
                 notes.push(scenario::stalled_bound());
             }
         } else if let Some(without) = without {
             notes.push(format!(
-                "of the run without: nanomq {}, mosquitto {}",
-                ratio(nanomq, without.nanomq),
-                ratio(mosquitto, without.mosquitto)
+                "of the run without: {}",
+                each(&|o: &Outcome| ratio(figure(o.broker), without.figure(o.broker)))
             ));
         }
         out.push(Row {
             scenario: scenario.name.clone(),
             metric: metric.label.to_owned(),
             better: metric.better,
-            nanomq,
-            mosquitto,
-            notes: if notes.iter().all(String::is_empty) {
-                String::new()
-            } else {
-                notes.join("; ")
-            },
+            nanomq: figure("nanomq"),
+            mosquitto: figure("mosquitto"),
+            rumqttd: figure("rumqttd"),
+            notes: notes.join("; "),
         });
     }
     out
+}
+
+/// What a broker gave back once the stalled subscriber left (from its `rss_left`), and
+/// that per message of the bound.
+fn given_back(report: Option<&Value>) -> String {
+    let get = |p: &str| report.and_then(|r| r.pointer(p)).and_then(Value::as_u64);
+    get("/rss_left/held_kib")
+        .zip(get("/rss_left/released_kib"))
+        .map_or_else(
+            || "–".to_owned(),
+            |(held, released)| {
+                let bytes = (held as f64 - released as f64) * 1024.0;
+                format!(
+                    "{:.1} MB ({} B per message of the bound)",
+                    bytes / 1e6,
+                    output::number(bytes / f64::from(scenario::STALLED_BOUND))
+                )
+            },
+        )
 }
 
 /// `with / without`, as a note says it.
@@ -191,24 +219,91 @@ mod tests {
                 "flood": {"subacks": subacks},
             })
         };
-        let (n0, m0) = (report(100.0, 0), report(200.0, 0));
-        let without = rows(baseline, &list[..at - 1], &[], Some(&n0), Some(&m0));
+        let (n0, m0, r0) = (report(100.0, 0), report(200.0, 0), report(50.0, 0));
+        let without = rows(
+            baseline,
+            &list[..at - 1],
+            &[],
+            &[
+                given("nanomq", &n0),
+                given("mosquitto", &m0),
+                given("rumqttd", &r0),
+            ],
+        );
         assert_eq!(without.len(), 3);
         assert!(!without[0].notes.contains("of the run without"));
-        let (n1, m1) = (report(150.0, 7), report(2_000.0, 3));
-        let with = rows(flood, before, &without, Some(&n1), Some(&m1));
-        assert_eq!(with[0].nanomq, Some(150.0));
+        let (n1, m1, r1) = (report(150.0, 7), report(2_000.0, 3), report(75.0, 9));
+        // In the order they ran: the table's order all the same.
+        let with = rows(
+            flood,
+            before,
+            &without,
+            &[
+                given("rumqttd", &r1),
+                given("nanomq", &n1),
+                given("mosquitto", &m1),
+            ],
+        );
+        assert_eq!(
+            (with[0].nanomq, with[0].mosquitto, with[0].rumqttd),
+            (Some(150.0), Some(2_000.0), Some(75.0))
+        );
         assert!(
             with[0]
                 .notes
-                .contains("of the run without: nanomq 1.50×, mosquitto 10.00×"),
+                .contains("of the run without: nanomq 1.50×, mosquitto 10.00×, rumqttd 1.50×"),
             "{}",
             with[0].notes
         );
         assert!(
             with[0]
                 .notes
-                .contains("answered during the run: nanomq 7.0, mosquitto 3.0")
+                .contains("answered during the run: nanomq 7.0, mosquitto 3.0, rumqttd 9.0"),
+            "{}",
+            with[0].notes
+        );
+    }
+
+    fn given<'a>(broker: &'static str, report: &'a Value) -> Outcome<'a> {
+        Outcome {
+            broker,
+            report: Ok(report),
+        }
+    }
+
+    #[test]
+    fn a_broker_without_a_figure_says_why_and_one_not_in_the_run_says_nothing() {
+        let list = all(Sizes::default());
+        let pairs = list
+            .iter()
+            .find(|s| s.name == "50 pairs, QoS 1")
+            .expect("the QoS 1 pairs");
+        let report = serde_json::json!({
+            "rates": {"received_per_s": 1000.0},
+            "messages": {"expected": 10, "lost": 0, "duplicated": 0, "out_of_order": 0},
+        });
+        let out = rows(
+            pairs,
+            &[],
+            &[],
+            &[
+                given("nanomq", &report),
+                Outcome {
+                    broker: "rumqttd",
+                    report: Err(
+                        "failed: rumqttd did not listen on 127.0.0.1:1 within 15s".to_owned()
+                    ),
+                },
+            ],
+        );
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].nanomq, out[0].mosquitto, out[0].rumqttd),
+            (Some(1000.0), None, None)
+        );
+        assert_eq!(
+            out[0].notes,
+            "nanomq lost 0 (0.0%), dup 0, ooo 0; rumqttd failed: rumqttd did not listen on 127.0.0.1:1 within 15s"
         );
     }
 }

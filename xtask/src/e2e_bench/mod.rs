@@ -1,8 +1,10 @@
-//! The end-to-end benchmark suite of `cargo xtask bench`: the release `nanomq` broker and, when
-//! Debian's `mosquitto` is installed, Mosquitto with an equivalent configuration, both on
-//! ephemeral loopback ports, driven by `nanomq bench` through the same scenarios in the same
-//! run, alternating which broker goes first. Each broker is started fresh for each scenario
-//! and killed after it (guards kill them on any error too). Then the same brokers with
+//! The end-to-end benchmark suite of `cargo xtask bench`: the release `nanomq` broker and its
+//! peers ([`peers`]: Mosquitto when Debian's `mosquitto` is installed, rumqttd, installed with
+//! `cargo install` when missing) with equivalent configurations, all on ephemeral loopback
+//! ports, driven by `nanomq bench` through the same scenarios in the same run, alternating
+//! which broker goes first; the table gives the best peer per figure ([`table`]). Each broker
+//! is started fresh for each scenario and killed after it (guards kill them on any error
+//! too); one that fails a scenario has the reason in the notes. Then nanomq and Mosquitto with
 //! access control (1,000 ACL rules, a password file of 100,000 users), each compared with
 //! its own run without ([`access`]). Then a few throughput scenarios run against nanomq
 //! alone over each of its transports (TCP, WebSocket, and, when `openssl` can make a
@@ -17,12 +19,13 @@
 //! same pairs without, the admin API enabled in both ([`scrape`]).
 //!
 //! Output: Markdown tables (also `target/bench/e2e.md`), an SVG chart of the comparison
-//! with Mosquitto (`target/bench/e2e.svg`) and the raw JSON reports
+//! with the peers (`target/bench/e2e.svg`) and the raw JSON reports
 //! (`target/bench/e2e.json`); with `--persistence-only`, `target/bench/persistence.{md,json}`
 //! instead, so that a full run's files stay.
 //!
-//! Modules: [`broker`] (starting and stopping brokers), [`scenario`] (the scenarios and the
-//! figures read from their reports), [`output`] (tables and chart), [`tls`] (the
+//! Modules: [`broker`] (starting and stopping brokers), [`peers`] (which peers a run has),
+//! [`scenario`] (the scenarios and the figures read from their reports), [`compare`] (the
+//! main table's rows), [`table`] (the main table and chart), [`output`] (the other tables), [`tls`] (the
 //! certificate), [`cpu`] (CPU use during a run), [`stalled`] (the subscriber that never
 //! reads, of the slow-subscriber scenario), [`retained`] (the retained messages and the
 //! SUBSCRIBE flood of the retained-lookup scenarios), [`raw`] (the MQTT those two speak),
@@ -45,12 +48,14 @@ mod compare;
 mod cpu;
 mod delivery_cost;
 mod output;
+mod peers;
 mod raw;
 mod retained;
 mod scenario;
 mod scrape;
 mod stalled;
 mod storm;
+mod table;
 mod tls;
 
 use std::fs;
@@ -77,6 +82,8 @@ pub(crate) struct Options {
     pub(crate) sizes: Sizes,
     /// Compare with Mosquitto when it is installed.
     pub(crate) mosquitto: bool,
+    /// Compare with rumqttd, installing it when missing.
+    pub(crate) rumqttd: bool,
     /// Run the persistence section alone.
     pub(crate) persistence_only: bool,
     /// `--only`: run only the scenarios whose names contain one of these (and the runs
@@ -89,6 +96,7 @@ impl Default for Options {
         Self {
             sizes: Sizes::default(),
             mosquitto: true,
+            rumqttd: true,
             persistence_only: false,
             only: Vec::new(),
         }
@@ -124,14 +132,12 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         Err(e) => println!("note: cannot raise the open-files limit: {e}"),
     }
 
-    let mut brokers = vec![Kind::Nanomq(nanomq.clone())];
-    match (options.mosquitto, broker::find_mosquitto()) {
-        (true, Some(path)) => brokers.push(Kind::Mosquitto(path)),
-        (true, None) => {
-            println!("note: mosquitto is not installed (apt-get install mosquitto): nanomq alone")
-        }
-        (false, _) => {}
+    let peers = peers::find(root, options.mosquitto, options.rumqttd);
+    for note in &peers.absent {
+        println!("note: {note}");
     }
+    let mut brokers = vec![Kind::Nanomq(nanomq.clone())];
+    brokers.extend(peers.kinds.iter().cloned());
 
     let certs = match tls::generate() {
         Ok(certs) => Some(certs),
@@ -149,25 +155,40 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         if i % 2 == 1 {
             order.reverse();
         }
-        let mut reports: Vec<(&'static str, Result<Value>)> = Vec::new();
+        // A broker that cannot run a scenario, or fails it, has the reason instead of a
+        // report.
+        let mut reports: Vec<(&'static str, Result<Value, String>)> = Vec::new();
         for kind in order {
             println!("==> {} on {}", scenario.name, kind.name());
+            if let Some(why) = peers::cannot_run(kind, scenario) {
+                println!("    skipped: {why}");
+                reports.push((kind.name(), Err(format!("cannot run: {why}"))));
+                continue;
+            }
             let report = run_one(&nanomq, kind, scenario, &out_dir, certs.as_ref());
             match &report {
                 Ok(report) => println!("    {}", one_line(scenario, report)),
                 Err(e) => println!("    FAILED: {e:#}"),
             }
-            reports.push((kind.name(), report));
+            reports.push((
+                kind.name(),
+                report.map_err(|e| {
+                    format!(
+                        "failed: {}",
+                        format!("{e:#}").lines().next().unwrap_or_default()
+                    )
+                }),
+            ));
         }
-        let find = |name: &str| {
-            reports
-                .iter()
-                .find(|(n, _)| *n == name)
-                .and_then(|(_, r)| r.as_ref().ok())
-        };
-        let (n, m) = (find("nanomq"), find("mosquitto"));
+        let outcomes: Vec<compare::Outcome> = reports
+            .iter()
+            .map(|(broker, report)| compare::Outcome {
+                broker,
+                report: report.as_ref().map_err(Clone::clone),
+            })
+            .collect();
         let before = scenarios.get(..i).unwrap_or_default();
-        let new_rows = compare::rows(scenario, before, &rows, n, m);
+        let new_rows = compare::rows(scenario, before, &rows, &outcomes);
         rows.extend(new_rows);
         for (name, report) in reports {
             raw.push(json!({
@@ -175,10 +196,12 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
                 "transport": scenario.transport.name(),
                 "broker": name,
                 "report": report.as_ref().ok(),
-                "error": report.as_ref().err().map(|e| format!("{e:#}")),
+                "error": report.as_ref().err(),
             }));
         }
     }
+    // The other sections compare nanomq with Mosquitto only, or run nanomq alone.
+    brokers.retain(|kind| !matches!(kind, Kind::Rumqttd(_)));
 
     let access = access::run(
         &nanomq,
@@ -201,7 +224,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let persistence = run_persistence(&nanomq, options.sizes, &out_dir, &options.only, &mut raw);
     let mosquitto = brokers.iter().find_map(|kind| match kind {
         Kind::Mosquitto(path) => Some(path.as_path()),
-        Kind::Nanomq(_) => None,
+        Kind::Nanomq(_) | Kind::Rumqttd(_) => None,
     });
     let bridges = bridge::run(&nanomq, mosquitto, &out_dir, &options.only, &mut raw);
     let costs = delivery_cost::run(
@@ -213,9 +236,14 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
         &mut raw,
     );
 
+    let versions = if peers.versions.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", peers.versions.join(", "))
+    };
     let machine = format!(
         "{} cores, broker and load generator on the same machine, loopback; {} s per \
-         throughput scenario; total {:.0} s",
+         throughput scenario; total {:.0} s{versions}",
         thread::available_parallelism().map_or(0, usize::from),
         options.sizes.seconds,
         started.elapsed().as_secs_f64()
@@ -224,7 +252,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let table = if rows.is_empty() {
         String::new()
     } else {
-        format!("{}\n", output::markdown(&rows))
+        format!("{}\n", table::markdown(&rows, &peers.absent))
     };
     let transports = if transports.is_empty() {
         String::new()
@@ -250,12 +278,18 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let access = if access.is_empty() {
         String::new()
     } else {
-        format!("## access control\n\n{}\n", access::markdown(&access))
+        format!(
+            "## access control (nanomq and Mosquitto only)\n\n{}\n",
+            access::markdown(&access)
+        )
     };
     let bridges = if bridges.is_empty() {
         String::new()
     } else {
-        format!("## bridges\n\n{}", bridge::markdown(&bridges))
+        format!(
+            "## bridges (nanomq and Mosquitto only)\n\n{}",
+            bridge::markdown(&bridges)
+        )
     };
     let costs = if costs.is_empty() {
         String::new()
@@ -276,13 +310,13 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let md_path = out_dir.join(format!("{stem}.md"));
     fs::write(
         &md_path,
-        format!("# nanomq vs mosquitto\n\n{machine}\n\n{tables}"),
+        format!("# nanomq vs mosquitto and rumqttd\n\n{machine}\n\n{tables}"),
     )
     .with_context(|| format!("cannot write {}", md_path.display()))?;
     let svg_path = out_dir.join(format!("{stem}.svg"));
     fs::write(
         &svg_path,
-        output::svg(&rows, "nanomq vs mosquitto (cargo xtask bench)"),
+        table::svg(&rows, "nanomq vs mosquitto and rumqttd (cargo xtask bench)"),
     )
     .with_context(|| format!("cannot write {}", svg_path.display()))?;
     let json_path = out_dir.join(format!("{stem}.json"));

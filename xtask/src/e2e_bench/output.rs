@@ -1,49 +1,12 @@
-//! The results as a Markdown table (nanomq, Mosquitto, and the ratio nanomq/Mosquitto) and
-//! as an SVG bar chart, written by hand: two bars per figure, scaled to the larger of the
-//! two, each labelled with its value. The transport scenarios get a table of their own
-//! (nanomq only, each transport's throughput relative to plain TCP in the same run), and so
-//! do the persistence scenarios (nanomq only, each store's acknowledged rate relative to
-//! in-memory sessions in the same run, against the targets of the issue).
+//! The nanomq-only tables, and the number formats every table shares: the transport
+//! scenarios (each transport's throughput relative to plain TCP in the same run) and the
+//! persistence scenarios (each store's acknowledged rate relative to in-memory sessions in
+//! the same run, against the targets of the issue). The main table, nanomq against its
+//! peers, is [`super::table`]'s.
 
 use std::fmt::Write as _;
 
 use super::cpu::Cores;
-use super::scenario::Better;
-
-/// One line of the table: a figure of a scenario for each broker.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Row {
-    /// The scenario.
-    pub(crate) scenario: String,
-    /// The figure.
-    pub(crate) metric: String,
-    /// Which way is better.
-    pub(crate) better: Better,
-    /// nanomq's figure.
-    pub(crate) nanomq: Option<f64>,
-    /// Mosquitto's figure (`None`: not run, or failed).
-    pub(crate) mosquitto: Option<f64>,
-    /// Message accounting notes per broker.
-    pub(crate) notes: String,
-}
-
-impl Row {
-    /// nanomq / mosquitto.
-    pub(crate) fn ratio(&self) -> Option<f64> {
-        match (self.nanomq, self.mosquitto) {
-            (Some(n), Some(m)) if m != 0.0 => Some(n / m),
-            _ => None,
-        }
-    }
-
-    /// Whether nanomq did worse than Mosquitto here, by more than 2 % (noise).
-    pub(crate) fn nanomq_behind(&self) -> bool {
-        self.ratio().is_some_and(|r| match self.better {
-            Better::Higher => r < 0.98,
-            Better::Lower => r > 1.02,
-        })
-    }
-}
 
 /// One line of the transports table: a scenario over one transport (nanomq only).
 #[derive(Debug, Clone, PartialEq)]
@@ -283,145 +246,14 @@ pub(crate) fn number(value: f64) -> String {
     }
 }
 
-fn cell(value: Option<f64>) -> String {
+/// A figure's cell: [`number`], or a dash for none.
+pub(crate) fn cell(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), number)
-}
-
-/// The Markdown table.
-pub(crate) fn markdown(rows: &[Row]) -> String {
-    let mut out = String::from(
-        "| scenario | figure | nanomq | mosquitto | nanomq/mosquitto | messages (nanomq; mosquitto) |\n\
-         |---|---|---:|---:|---:|---|\n",
-    );
-    for row in rows {
-        let better = match row.better {
-            Better::Higher => "↑",
-            Better::Lower => "↓",
-        };
-        // A ratio far below 1 keeps its digits instead of showing as 0.00×.
-        let ratio = row.ratio().map_or_else(
-            || "–".to_owned(),
-            |r| {
-                if r.abs() >= 0.01 || r == 0.0 {
-                    format!("{r:.2}×")
-                } else {
-                    format!("{r:.1e}×")
-                }
-            },
-        );
-        let flag = if row.nanomq_behind() { " ⚠" } else { "" };
-        let _ = writeln!(
-            out,
-            "| {} | {} {better} | {} | {} | {ratio}{flag} | {} |",
-            row.scenario,
-            row.metric,
-            cell(row.nanomq),
-            cell(row.mosquitto),
-            row.notes
-        );
-    }
-    out.push_str(
-        "\n↑ higher is better, ↓ lower is better; ⚠ where nanomq is behind. Throughput is the \
-         rate of distinct deliveries at the subscribers, with publishers sending as fast as \
-         they can unless paced: under such overload Mosquitto drops what its bounded queues \
-         cannot hold (2,048 messages per subscriber), QoS 1 included; nanomq drops QoS 0 \
-         and holds QoS 1 publishers until there is room (mqueue_full = \"backpressure\").\n",
-    );
-    out
-}
-
-/// Escapes text for SVG.
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// The chart: per row, nanomq's bar (blue) over Mosquitto's (grey).
-pub(crate) fn svg(rows: &[Row], title: &str) -> String {
-    const LABEL_W: f64 = 430.0;
-    const BAR_W: f64 = 360.0;
-    const ROW_H: f64 = 46.0;
-    const TOP: f64 = 56.0;
-    let width = LABEL_W + BAR_W + 140.0;
-    let height = TOP + ROW_H * rows.len() as f64 + 20.0;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         font-family=\"sans-serif\" font-size=\"12\">"
-    );
-    let _ = writeln!(out, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    let _ = writeln!(
-        out,
-        "<text x=\"10\" y=\"22\" font-size=\"15\" font-weight=\"bold\">{}</text>",
-        escape(title)
-    );
-    let _ = writeln!(
-        out,
-        "<rect x=\"10\" y=\"32\" width=\"12\" height=\"10\" fill=\"#2b6cb0\"/>\
-         <text x=\"26\" y=\"41\">nanomq</text>\
-         <rect x=\"90\" y=\"32\" width=\"12\" height=\"10\" fill=\"#a0aec0\"/>\
-         <text x=\"106\" y=\"41\">mosquitto</text>\
-         <text x=\"190\" y=\"41\" fill=\"#555\">(↑ higher is better, ↓ lower is better)</text>"
-    );
-    for (i, row) in rows.iter().enumerate() {
-        let y = TOP + ROW_H * i as f64;
-        let arrow = match row.better {
-            Better::Higher => "↑",
-            Better::Lower => "↓",
-        };
-        let _ = writeln!(
-            out,
-            "<text x=\"10\" y=\"{}\">{}</text><text x=\"10\" y=\"{}\" fill=\"#555\">{} {arrow}{}</text>",
-            y + 16.0,
-            escape(&row.scenario),
-            y + 31.0,
-            escape(&row.metric),
-            row.ratio()
-                .map(|r| format!("  (nanomq/mosquitto {r:.2}×)"))
-                .unwrap_or_default()
-        );
-        let max = row
-            .nanomq
-            .unwrap_or(0.0)
-            .max(row.mosquitto.unwrap_or(0.0))
-            .max(f64::MIN_POSITIVE);
-        for (k, (value, colour)) in [(row.nanomq, "#2b6cb0"), (row.mosquitto, "#a0aec0")]
-            .into_iter()
-            .enumerate()
-        {
-            let Some(value) = value else { continue };
-            let bar_y = y + 6.0 + 16.0 * k as f64;
-            let w = (value / max * BAR_W).max(1.0);
-            let _ = writeln!(
-                out,
-                "<rect x=\"{LABEL_W}\" y=\"{bar_y}\" width=\"{w:.1}\" height=\"13\" fill=\"{colour}\"/>\
-                 <text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-                LABEL_W + w + 4.0,
-                bar_y + 11.0,
-                number(value)
-            );
-        }
-    }
-    out.push_str("</svg>\n");
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(nanomq: Option<f64>, mosquitto: Option<f64>, better: Better) -> Row {
-        Row {
-            scenario: "fan-in 50→1, QoS 1".to_owned(),
-            metric: "msg/s delivered".to_owned(),
-            better,
-            nanomq,
-            mosquitto,
-            notes: "lost 0".to_owned(),
-        }
-    }
 
     #[test]
     fn numbers_are_grouped() {
@@ -429,25 +261,6 @@ mod tests {
         assert_eq!(number(999.6), "1,000");
         assert_eq!(number(12.34), "12.3");
         assert_eq!(number(-12_345.0), "-12,345");
-    }
-
-    #[test]
-    fn the_table_shows_both_figures_and_the_ratio() {
-        let table = markdown(&[
-            row(Some(200_000.0), Some(100_000.0), Better::Higher),
-            row(Some(300.0), Some(150.0), Better::Lower),
-            row(Some(1.0), None, Better::Higher),
-            row(Some(99.0), Some(100.0), Better::Higher),
-            row(Some(120.0), Some(1_384_120.0), Better::Lower),
-        ]);
-        assert!(
-            table.contains("| 200,000 | 100,000 | 2.00× | lost 0 |"),
-            "{table}"
-        );
-        assert!(table.contains("| 300 | 150 | 2.00× ⚠ |"), "{table}");
-        assert!(table.contains("| 1.0 | – | – |"), "{table}");
-        assert!(table.contains("| 0.99× |"), "within noise: {table}");
-        assert!(table.contains("| 120 | 1,384,120 | 8.7e-5× |"), "{table}");
     }
 
     #[test]
@@ -541,14 +354,5 @@ mod tests {
             table.contains("| 150,000 | 0.50× | ≥ 0.80× in-memory ⚠ missed | 0.50×, 0.90×, – |"),
             "{table}"
         );
-    }
-
-    #[test]
-    fn the_chart_has_a_bar_per_figure() {
-        let chart = svg(&[row(Some(2.0), Some(1.0), Better::Higher)], "t & t");
-        assert!(chart.starts_with("<svg"));
-        assert!(chart.contains("t &amp; t"));
-        assert_eq!(chart.matches("height=\"13\"").count(), 2);
-        assert!(chart.trim_end().ends_with("</svg>"));
     }
 }

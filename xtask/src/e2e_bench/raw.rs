@@ -57,10 +57,16 @@ pub(crate) fn packet(first: u8, body: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The body of a CONNECT: MQTT 3.1.1, clean session, no keep alive (the broker never closes
-/// the connection for silence).
+/// The keep alive the side clients announce, seconds: a broker closes a connection silent
+/// for 1.5 times this (15 minutes), longer than any scenario. Not 0 (no keep alive): rumqttd
+/// refuses a CONNECT with keep alive 0 (it closes the connection without a CONNACK).
+pub(crate) const KEEP_ALIVE_S: u16 = 600;
+
+/// The body of a CONNECT: MQTT 3.1.1, clean session, keep alive [`KEEP_ALIVE_S`], so the
+/// broker never closes the connection for silence during a scenario.
 pub(crate) fn connect_body(client_id: &str) -> Result<Vec<u8>> {
-    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x00];
+    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
+    body.extend_from_slice(&KEEP_ALIVE_S.to_be_bytes());
     push_string(&mut body, client_id)?;
     Ok(body)
 }
@@ -160,12 +166,12 @@ mod tests {
     }
 
     #[test]
-    fn connect_is_3_1_1_with_a_clean_session() {
+    fn connect_is_3_1_1_with_a_clean_session_and_a_keep_alive_of_600_s() {
         let body = connect_body("id").unwrap_or_default();
         assert_eq!(
             body,
             [
-                0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 0, 0, 2, b'i', b'd'
+                0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0x02, 0x58, 0, 2, b'i', b'd'
             ]
         );
     }
