@@ -165,8 +165,13 @@ pub(super) struct Driver<'a, P: Pipe> {
     denials: u32,
     /// Actions allowed by a rule and not yet added to the broker's counter.
     allowed_uncounted: u32,
-    /// Packets encoded into `out` since its last write (counted once written).
-    out_packets: u64,
+    /// Packets encoded into `out` since its last write (counted once written; u32, so that
+    /// `active` fits beside the two counters above without growing the driver).
+    out_packets: u32,
+    /// Whether the client has sent anything since CONNECT: only then do its buffers stay
+    /// between packets (see [`KEEP_BUFFERS`]); a client that connects and idles never
+    /// holds them past its CONNACK.
+    active: bool,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -199,6 +204,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             denials: 0,
             allowed_uncounted: 0,
             out_packets: 0,
+            active: false,
         }
     }
 
@@ -345,7 +351,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     }
                 }
                 read = self.reader.fill(stream, keep), if reading => match read {
-                    Ok(()) => self.last_received = Instant::now(),
+                    Ok(()) => {
+                        self.last_received = Instant::now();
+                        self.active = true;
+                    }
                     Err(e) => return self.read_failed(e),
                 },
                 // A change of the session's control, and a shutdown, come with a wake-up.
@@ -486,7 +495,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
 
     /// Whether the client sent something a moment ago, so that the buffers stay.
     fn keeps_buffers(&self) -> bool {
-        self.last_received.elapsed() < KEEP_BUFFERS
+        self.active && self.last_received.elapsed() < KEEP_BUFFERS
     }
 
     fn on_timer(&mut self) -> Option<Exit> {
@@ -530,13 +539,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// Encodes `packet` onto the write buffer, counting it.
     fn encode(&mut self, packet: &Packet) {
         if encode_into(packet, self.version(), &mut self.out) {
-            self.out_packets += 1;
+            self.out_packets = self.out_packets.saturating_add(1);
         }
     }
 
     /// Adds what the write buffer held, now written, to the broker's counters.
     fn count_written(&mut self) {
-        let packets = std::mem::take(&mut self.out_packets);
+        let packets = u64::from(std::mem::take(&mut self.out_packets));
         self.broker
             .metrics
             .count_written(packets, self.out.len() as u64);

@@ -162,7 +162,7 @@ impl<P: Pipe> Driver<'_, P> {
             let max = self.param().maximum_packet_size as usize;
             if let Some(encoded) = encoded.filter(|e| e.len() <= max) {
                 encoded.append_to(packet_id, &mut self.out);
-                self.out_packets += 1;
+                self.out_packets = self.out_packets.saturating_add(1);
                 return true;
             }
         }
