@@ -17,6 +17,18 @@ use support::*;
 
 use ProtocolVersion::{V3_1, V3_1_1, V5};
 
+/// A subscriber's client id, version, QoS, retain as published, subscription id, topic
+/// alias maximum and maximum packet size.
+type Kind = (
+    &'static str,
+    ProtocolVersion,
+    QoS,
+    bool,
+    Option<u32>,
+    Option<u16>,
+    Option<u32>,
+);
+
 /// A subscriber to `t/#`, and how it expects each message.
 struct Sub {
     client: Client,
@@ -48,69 +60,48 @@ async fn subscriber(
 #[tokio::test(start_paused = true)]
 async fn every_subscriber_gets_its_own_packet_from_a_shared_encoding() {
     let broker = broker(MqttConfig::default());
+    let kinds: [Kind; 11] = [
+        ("plain-31", V3_1, QoS::AtLeastOnce, false, None, None, None),
+        (
+            "plain-311",
+            V3_1_1,
+            QoS::AtLeastOnce,
+            false,
+            None,
+            None,
+            None,
+        ),
+        (
+            "plain-311b",
+            V3_1_1,
+            QoS::AtLeastOnce,
+            false,
+            None,
+            None,
+            None,
+        ),
+        ("plain-5", V5, QoS::AtLeastOnce, false, None, None, None),
+        ("plain-5b", V5, QoS::AtLeastOnce, false, None, None, None),
+        ("qos0", V3_1_1, QoS::AtMostOnce, false, None, None, None),
+        ("qos2", V5, QoS::ExactlyOnce, false, None, None, None),
+        ("rap", V5, QoS::AtLeastOnce, true, None, None, None),
+        ("id", V5, QoS::AtLeastOnce, false, Some(7), None, None),
+        ("alias", V5, QoS::AtLeastOnce, false, None, Some(4), None),
+        // Takes the first message, then is sent only what fits in 40 bytes.
+        ("small", V5, QoS::AtLeastOnce, false, None, None, Some(40)),
+    ];
+    let small_at = kinds.len() - 1;
     let mut subs = Vec::new();
-    for (i, version) in [V3_1, V3_1_1, V3_1_1, V5, V5].into_iter().enumerate() {
-        let connect = connect_packet(version, &format!("plain-{i}"));
-        subs.push(subscriber(&broker, connect, QoS::AtLeastOnce, false, None).await);
+    for (id, version, qos, rap, sub_id, alias_max, max_size) in kinds {
+        let mut connect = connect_packet(version, id);
+        connect.properties.topic_alias_maximum = alias_max;
+        connect.properties.maximum_packet_size = max_size.and_then(NonZeroU32::new);
+        subs.push(subscriber(&broker, connect, qos, rap, sub_id).await);
     }
-    subs.push(
-        subscriber(
-            &broker,
-            connect_packet(V3_1_1, "qos0"),
-            QoS::AtMostOnce,
-            false,
-            None,
-        )
-        .await,
-    );
-    subs.push(
-        subscriber(
-            &broker,
-            connect_packet(V5, "qos2"),
-            QoS::ExactlyOnce,
-            false,
-            None,
-        )
-        .await,
-    );
-    subs.push(
-        subscriber(
-            &broker,
-            connect_packet(V5, "rap"),
-            QoS::AtLeastOnce,
-            true,
-            None,
-        )
-        .await,
-    );
-    subs.push(
-        subscriber(
-            &broker,
-            connect_packet(V5, "id"),
-            QoS::AtLeastOnce,
-            false,
-            Some(7),
-        )
-        .await,
-    );
-    let mut aliased = connect_packet(V5, "alias");
-    aliased.properties.topic_alias_maximum = Some(4);
-    subs.push(subscriber(&broker, aliased, QoS::AtLeastOnce, false, None).await);
-    // Takes the first message, then is sent only what fits in 40 bytes.
-    let mut small = connect_packet(V5, "small");
-    small.properties.maximum_packet_size = NonZeroU32::new(40);
-    let small_at = subs.len();
-    subs.push(subscriber(&broker, small, QoS::AtLeastOnce, false, None).await);
 
     // One subscriber's packet identifiers run ahead of the others'.
-    let mut ahead = subscriber(
-        &broker,
-        connect_packet(V3_1_1, "ahead"),
-        QoS::AtLeastOnce,
-        false,
-        None,
-    )
-    .await;
+    let connect = connect_packet(V3_1_1, "ahead");
+    let mut ahead = subscriber(&broker, connect, QoS::AtLeastOnce, false, None).await;
     ahead.client.subscribe("warm-up", QoS::AtLeastOnce).await;
     let mut publisher = Client::connect(&broker, V5, "pub").await;
     for _ in 0..3 {

@@ -8,9 +8,11 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
 
-use super::broker::Running;
+use super::broker::{Running, Transport, Tuning};
+use super::scenario::{Beside, Scenario};
 
 /// How long a broker under callgrind may take to exit after SIGTERM (it writes its profile
 /// on the way out).
@@ -42,6 +44,47 @@ pub(crate) fn mosquitto_config() -> String {
     user.map_or_else(String::new, |user| format!("user {user}\n"))
 }
 
+/// A `nanomq bench` run (`args`) against a broker under callgrind, named `name`: a fixed
+/// count of messages, with time for a broker some 50 times slower than usual.
+pub(crate) fn scenario(name: String, args: &[&str]) -> Scenario {
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(["-d", "600s", "-s", "64"].map(str::to_owned));
+    Scenario {
+        name,
+        args,
+        metrics: Vec::new(),
+        rss: false,
+        timeout: Duration::from_secs(660),
+        transport: Transport::Tcp,
+        tuning: Tuning::default(),
+        beside: Beside::Nothing,
+    }
+}
+
+/// The messages a counted run delivered: all it expected, once each, or an error that says
+/// what (a broker that drops work runs fewer instructions: no comparison).
+pub(crate) fn all_delivered(report: &Value) -> Result<u64> {
+    let get = |pointer: &str| report.pointer(pointer).and_then(Value::as_u64);
+    let (expected, unique) = (get("/messages/expected"), get("/messages/unique"));
+    let (lost, duplicated) = (get("/messages/lost"), get("/messages/duplicated"));
+    match (expected, unique, lost, duplicated) {
+        (Some(expected), Some(unique), Some(0), Some(0)) if unique == expected && expected > 0 => {
+            Ok(expected)
+        }
+        _ => {
+            let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+            bail!(
+                "delivered {} of {} (lost {}, duplicated {}): fewer instructions for less work \
+                 is no comparison",
+                n(unique),
+                n(expected),
+                n(lost),
+                n(duplicated)
+            )
+        }
+    }
+}
+
 /// Makes sure valgrind is installed (with apt-get when it is not).
 pub(crate) fn ensure_valgrind() -> Result<()> {
     crate::deps::ensure(&crate::project_root(), crate::deps::BENCH_INSTRUCTIONS)
@@ -71,7 +114,30 @@ fn totals(profile: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
     use super::*;
+
+    #[test]
+    fn a_run_counts_only_when_every_message_arrived_once() {
+        let report = |unique: u64, lost: u64, duplicated: u64| {
+            let messages =
+                json!({"expected": 100, "unique": unique, "lost": lost, "duplicated": duplicated});
+            json!({ "messages": messages })
+        };
+        assert_eq!(all_delivered(&report(100, 0, 0)).unwrap(), 100);
+        assert!(all_delivered(&report(100, 0, 2)).is_err());
+        let e = all_delivered(&report(99, 1, 0)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("delivered 99 of 100 (lost 1, duplicated 0)"),
+            "{e}"
+        );
+        assert!(all_delivered(&json!({})).is_err());
+        let run = scenario("x".to_owned(), &["pairs", "-n", "3"]);
+        assert_eq!(run.args, ["pairs", "-n", "3", "-d", "600s", "-s", "64"]);
+    }
 
     #[test]
     fn the_totals_line_of_a_profile_is_read() {

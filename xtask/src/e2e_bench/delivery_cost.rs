@@ -9,13 +9,12 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::broker::{Extra, Kind, Transport, Tuning};
-use super::scenario::{Beside, Scenario};
+use super::broker::{Extra, Kind, Tuning};
+use super::scenario::Scenario;
 use super::{callgrind, compare, output};
 
 /// A case: its name (N: the clients), the `nanomq bench` scenario and QoS, messages per
@@ -178,7 +177,7 @@ fn count(
         None => 0,
         Some((case, clients)) => {
             let report = super::bench_on(client, &mut broker, &bench(case, clients))?;
-            delivered(&report)?
+            callgrind::all_delivered(&report)?
         }
     };
     let instructions = callgrind::stop_and_count(&mut broker, &profile)?;
@@ -187,48 +186,13 @@ fn count(
 
 /// The `nanomq bench` run of a case.
 fn bench(case: &Case, clients: usize) -> Scenario {
-    let mut args: Vec<String> = [case.scenario, "-c", &clients.to_string(), "-q", case.qos]
-        .iter()
-        .map(|a| (*a).to_owned())
-        .collect();
-    args.extend(["-n".to_owned(), case.count.to_string()]);
-    if let Some(rate) = case.rate {
-        args.extend(["-r".to_owned(), rate.to_string()]);
+    let (c, n) = (clients.to_string(), case.count.to_string());
+    let rate = case.rate.map(|r| r.to_string());
+    let mut args = vec![case.scenario, "-c", &c, "-q", case.qos, "-n", &n];
+    if let Some(rate) = &rate {
+        args.extend(["-r", rate]);
     }
-    args.extend(["-d", "600s", "-s", "64"].map(str::to_owned));
-    Scenario {
-        name: format!("{} under callgrind", case.name),
-        args,
-        metrics: Vec::new(),
-        rss: false,
-        timeout: Duration::from_secs(660),
-        transport: Transport::Tcp,
-        tuning: Tuning::default(),
-        beside: Beside::Nothing,
-    }
-}
-
-/// The messages a case delivered: all it expected, once each, or an error that says what.
-fn delivered(report: &Value) -> Result<u64> {
-    let get = |pointer: &str| report.pointer(pointer).and_then(Value::as_u64);
-    let (expected, unique) = (get("/messages/expected"), get("/messages/unique"));
-    let (lost, duplicated) = (get("/messages/lost"), get("/messages/duplicated"));
-    match (expected, unique, lost, duplicated) {
-        (Some(expected), Some(unique), Some(0), Some(0)) if unique == expected && expected > 0 => {
-            Ok(expected)
-        }
-        _ => {
-            let n = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
-            bail!(
-                "delivered {} of {} (lost {}, duplicated {}): fewer instructions for less work \
-                 is no comparison",
-                n(unique),
-                n(expected),
-                n(lost),
-                n(duplicated)
-            )
-        }
-    }
+    callgrind::scenario(format!("{} under callgrind", case.name), &args)
 }
 
 /// The peers the table has a column for, in order.
@@ -282,20 +246,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
     use super::*;
-
-    #[test]
-    fn a_case_counts_only_when_every_message_arrived_once() {
-        let report = |unique: u64, lost: u64, duplicated: u64| json!({"messages": {"expected": 100, "unique": unique, "lost": lost, "duplicated": duplicated}});
-        assert_eq!(delivered(&report(100, 0, 0)).unwrap(), 100);
-        assert!(delivered(&report(99, 1, 0)).is_err());
-        assert!(delivered(&report(100, 0, 2)).is_err());
-        let e = delivered(&report(99, 1, 0)).unwrap_err().to_string();
-        assert!(
-            e.starts_with("delivered 99 of 100 (lost 1, duplicated 0)"),
-            "{e}"
-        );
-        assert!(delivered(&json!({})).is_err());
-    }
 
     #[test]
     fn the_table_gives_the_ratio_and_says_why_a_figure_is_missing() {
