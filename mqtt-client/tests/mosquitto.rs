@@ -65,11 +65,33 @@ fn mosquitto(name: &str, extra: &str) -> Mosquitto {
         .unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let deadline = Instant::now() + PATIENCE;
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not listen");
+    // Serving, not only listening: a CONNECT answered with CONNACK (a run of the whole suite
+    // once saw a client reset right after the port first accepted).
+    while !answers_connect(addr) {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto did not answer a CONNECT on {addr}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Mosquitto { child, addr }
+}
+
+/// Whether an MQTT 3.1.1 CONNECT to `addr` gets a successful CONNACK.
+fn answers_connect(addr: SocketAddr) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    // Clean session, keep alive 60, client id "ready".
+    let connect = [
+        0x10, 17, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 5, b'r', b'e', b'a', b'd', b'y',
+    ];
+    let mut connack = [0u8; 4];
+    stream.write_all(&connect).is_ok()
+        && stream.read_exact(&mut connack).is_ok()
+        && connack == [0x20, 2, 0, 0]
 }
 
 #[tokio::test]
