@@ -47,6 +47,7 @@ pub mod scram;
 mod session;
 mod store;
 mod subscriptions;
+mod topic_levels;
 mod topic_tree;
 
 pub use auth::{

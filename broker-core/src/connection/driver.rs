@@ -13,13 +13,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_codec::{Auth, Disconnect, Packet, PacketType, ProtocolVersion, ReasonCode, TopicName};
+use mqtt_codec::{Disconnect, Packet, ProtocolVersion, ReasonCode, TopicName};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::io::{PacketReader, ReadError, encode_into};
-use crate::auth::{AuthContext, AuthExchange, AuthStep, ClientAccess};
+use crate::auth::{AuthExchange, ClientAccess};
 use crate::limits::{Limit, LimitLog};
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, SessionShared};
@@ -29,17 +29,13 @@ mod authorize;
 mod flow;
 mod incoming;
 mod outgoing;
+mod reauth;
 mod subscribe;
+mod timers;
 
 /// Stop filling the write buffer past this many bytes before writing it out, so one busy
 /// session cannot build an unbounded buffer.
 const WRITE_BATCH: usize = 64 * 1024;
-
-/// How long a connection keeps its read and write buffers after the last bytes it read:
-/// a busy one reuses them (allocating both anew for every packet cost a pair of QoS 1
-/// clients some 500 instructions a message), an idle one gives them back this long after
-/// its traffic stops.
-const KEEP_BUFFERS: Duration = Duration::from_millis(250);
 
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +165,7 @@ pub(super) struct Driver<'a, P: Pipe> {
     /// `active` fits beside the two counters above without growing the driver).
     out_packets: u32,
     /// Whether the client has sent anything since CONNECT: only then do its buffers stay
-    /// between packets (see [`KEEP_BUFFERS`]); a client that connects and idles never
+    /// between packets (see `timers::KEEP_BUFFERS`); a client that connects and idles never
     /// holds them past its CONNACK.
     active: bool,
 }
@@ -458,80 +454,6 @@ impl<'a, P: Pipe> Driver<'a, P> {
         Exit::Closed(reason)
     }
 
-    /// The next time something must happen without input: keep alive, or a retry.
-    /// When the connection is closed for silence: keep alive x multiplier after the last
-    /// bytes received; `None` without keep alive.
-    fn keep_alive_deadline(&self) -> Option<Instant> {
-        let keep_alive = self.param().keep_alive;
-        // Not reading (held behind a full queue), the broker cannot hear the client.
-        (keep_alive > 0 && self.flow.reading()).then(|| {
-            let limit = f64::from(keep_alive) * f64::from(self.broker.config.keepalive_multiplier);
-            self.last_received + Duration::from_secs_f64(limit)
-        })
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let param = self.param();
-        let keep_alive = self.keep_alive_deadline();
-        let retry = if param.version.is_v5() {
-            None
-        } else {
-            let interval = self.broker.config.retry_interval;
-            self.session
-                .state
-                .lock()
-                .next_retry(interval)
-                .map(Instant::from_std)
-        };
-        // Held buffers are given back once the client has been quiet a while.
-        let idle_read_buffer = self.reader.buf.is_empty() && self.reader.buf.capacity() > 0;
-        let release = (self.out.capacity() > 0 || idle_read_buffer)
-            .then(|| self.last_received + KEEP_BUFFERS);
-        [keep_alive, retry, self.flow.deadline(), release]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Whether the client sent something a moment ago, so that the buffers stay.
-    fn keeps_buffers(&self) -> bool {
-        self.active && self.last_received.elapsed() < KEEP_BUFFERS
-    }
-
-    fn on_timer(&mut self) -> Option<Exit> {
-        let now = Instant::now();
-        if !self.keeps_buffers() {
-            // Quiet: what the buffers hold is nothing (a partial packet stays).
-            if self.out.is_empty() {
-                self.out = BytesMut::new();
-            }
-            if self.reader.buf.is_empty() {
-                self.reader.buf = BytesMut::new();
-            }
-        }
-        let param = self.param();
-        if self
-            .keep_alive_deadline()
-            .is_some_and(|deadline| now >= deadline)
-        {
-            tracing::debug!(client = %param.client_id, "keep alive timeout");
-            return Some(Exit::Closed(ReasonCode::KeepAliveTimeout));
-        }
-        if !param.version.is_v5() {
-            // MQTT 3.1.1 allows resending unacknowledged messages on a live connection.
-            let interval = self.broker.config.retry_interval;
-            let due = now.into_std() - interval;
-            let mut state = self.session.state.lock();
-            for f in state.inflight.iter_mut() {
-                if f.sent_at.is_some_and(|at| at <= due) {
-                    f.sent_at = None;
-                }
-            }
-        }
-        self.wait_ran_out(now);
-        None
-    }
-
     fn send(&mut self, packet: Packet) {
         self.encode(&packet);
     }
@@ -645,67 +567,6 @@ impl<'a, P: Pipe> Driver<'a, P> {
         } else {
             Exit::Normal
         }
-    }
-
-    fn on_auth(&mut self, auth: Auth) -> Option<Exit> {
-        let method = self.param().authentication_method.clone();
-        let (Some(method), Some(hook)) = (method, self.broker.enhanced_auth()) else {
-            return Some(self.protocol_error(ReasonCode::ProtocolError));
-        };
-        // Re-authentication uses the method the connection authenticated with (MQTT 5
-        // 4.12.1-1).
-        if auth.properties.authentication_method.as_ref() != Some(&method) {
-            return Some(self.protocol_error(ReasonCode::ProtocolError));
-        }
-        let mut exchange = match (auth.reason_code, self.reauth.take()) {
-            (ReasonCode::ReAuthenticate, None) => {
-                let param = self.param();
-                let ctx = AuthContext {
-                    method: &method,
-                    client_id: &param.client_id,
-                    username: param.username.as_deref(),
-                    peer: param.transport.peer,
-                    reauthentication: true,
-                };
-                match hook.start(&ctx) {
-                    Some(exchange) => exchange,
-                    None => return Some(Exit::Closed(ReasonCode::BadAuthenticationMethod)),
-                }
-            }
-            (ReasonCode::ContinueAuthentication, Some(exchange)) => exchange,
-            _ => return Some(self.protocol_error(ReasonCode::ProtocolError)),
-        };
-        let mut reply = Auth::default();
-        reply.properties.authentication_method = Some(method);
-        match exchange.step(auth.properties.authentication_data.as_ref()) {
-            AuthStep::Success { data, identity } => {
-                // The connection's user name (which authorization uses) stays what the
-                // CONNECT proved: a re-authentication as someone else is a failure.
-                if identity.is_some() && identity != self.param().username {
-                    tracing::debug!(client = %self.param().client_id, "re-authentication as another identity refused");
-                    return Some(Exit::Closed(ReasonCode::NotAuthorized));
-                }
-                reply.properties.authentication_data = data;
-            }
-            AuthStep::Continue(data) => {
-                self.reauth = Some(exchange);
-                reply.reason_code = ReasonCode::ContinueAuthentication;
-                reply.properties.authentication_data = Some(data);
-            }
-            AuthStep::Fail(code) => {
-                tracing::debug!(client = %self.param().client_id, %code, "re-authentication failed");
-                // A refusal fit for CONNACK (Bad user name or password) has no DISCONNECT
-                // form (MQTT 5 3.14.2.1): the client is then told Not authorized.
-                let code = if code.is_valid_for(PacketType::Disconnect) {
-                    code
-                } else {
-                    ReasonCode::NotAuthorized
-                };
-                return Some(Exit::Closed(code));
-            }
-        }
-        self.send(Packet::Auth(reply));
-        None
     }
 }
 

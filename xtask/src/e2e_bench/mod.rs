@@ -49,6 +49,7 @@ mod cpu;
 mod delivery_cost;
 mod output;
 mod peers;
+mod persistence;
 mod raw;
 mod retained;
 mod scenario;
@@ -69,7 +70,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use self::broker::{Kind, Transport};
-use self::output::{PersistenceRow, TransportRow};
+use self::output::TransportRow;
 pub(crate) use self::scenario::Sizes;
 use self::scenario::{Beside, Scenario};
 use self::tls::Certs;
@@ -119,7 +120,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let out_dir = target.join("bench");
     fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     if options.persistence_only {
-        return run_persistence_only(&nanomq, options.sizes, &out_dir, &options.only);
+        return persistence::run_only(&nanomq, options.sizes, &out_dir, &options.only);
     }
 
     // Ten thousand connections need ten thousand descriptors, in the client and in the
@@ -221,7 +222,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     );
     drop(certs);
     let scrape = scrape::run(&nanomq, options.sizes, &out_dir, &options.only, &mut raw);
-    let persistence = run_persistence(&nanomq, options.sizes, &out_dir, &options.only, &mut raw);
+    let persistence = persistence::run(&nanomq, options.sizes, &out_dir, &options.only, &mut raw);
     let mosquitto = brokers.iter().find_map(|kind| match kind {
         Kind::Mosquitto(path) => Some(path.as_path()),
         Kind::Nanomq(_) | Kind::Rumqttd(_) => None,
@@ -273,7 +274,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let persistence = if persistence.is_empty() {
         String::new()
     } else {
-        format!("{}\n", persistence_section(&persistence))
+        format!("{}\n", persistence::section(&persistence))
     };
     let access = if access.is_empty() {
         String::new()
@@ -395,159 +396,6 @@ fn run_transports(
     rows
 }
 
-/// `cargo xtask bench --persistence-only`: the persistence section alone, written to
-/// `persistence.{md,json}` in `out_dir`.
-fn run_persistence_only(
-    nanomq: &Path,
-    sizes: Sizes,
-    out_dir: &Path,
-    only: &[String],
-) -> Result<()> {
-    let started = Instant::now();
-    let mut raw = Vec::new();
-    let rows = run_persistence(nanomq, sizes, out_dir, only, &mut raw);
-    let machine = format!(
-        "{} cores, broker and load generator on the same machine, loopback; total {:.0} s",
-        thread::available_parallelism().map_or(0, usize::from),
-        started.elapsed().as_secs_f64()
-    );
-    let section = persistence_section(&rows);
-    println!("\n{machine}\n\n{section}");
-    let md_path = out_dir.join("persistence.md");
-    fs::write(
-        &md_path,
-        format!("# nanomq persistence\n\n{machine}\n\n{section}"),
-    )
-    .with_context(|| format!("cannot write {}", md_path.display()))?;
-    let json_path = out_dir.join("persistence.json");
-    fs::write(&json_path, serde_json::to_string_pretty(&raw)?)
-        .with_context(|| format!("cannot write {}", json_path.display()))?;
-    println!("written: {}, {}", md_path.display(), json_path.display());
-    Ok(())
-}
-
-/// The persistence section of the Markdown.
-fn persistence_section(rows: &[PersistenceRow]) -> String {
-    format!(
-        "## persistence (nanomq only)\n\n{}",
-        output::persistence_markdown(rows)
-    )
-}
-
-/// Runs the persistence scenarios against a fresh nanomq each (its database in
-/// `out_dir/nanomq`), adding their reports to `raw`, and returns the rows of their table.
-fn run_persistence(
-    nanomq: &Path,
-    sizes: Sizes,
-    out_dir: &Path,
-    only: &[String],
-    raw: &mut Vec<Value>,
-) -> Vec<PersistenceRow> {
-    let kind = Kind::Nanomq(nanomq.to_path_buf());
-    let mut rows: Vec<PersistenceRow> = Vec::new();
-    let rounds = (1..=output::PERSISTENCE_ROUNDS).flat_map(|round| {
-        scenario::persistence(sizes)
-            .into_iter()
-            .filter(|s| compare::chosen(only, &s.name))
-            .map(move |s| (round, s))
-    });
-    for (round, scenario) in rounds {
-        let store = scenario.tuning.store.name();
-        println!(
-            "==> {} with sessions {store} on nanomq (round {round} of {})",
-            scenario.name,
-            output::PERSISTENCE_ROUNDS
-        );
-        let run = run_measured(nanomq, &kind, &scenario, out_dir);
-        let (mut cores, mut drain_s) = (None, None);
-        let (rate, notes) = match &run.report {
-            Ok(report) => {
-                let seconds = |pointer: &str| report.pointer(pointer).and_then(Value::as_f64);
-                let connecting = seconds("/elapsed_s/connecting").unwrap_or(0.0);
-                if let Some(acknowledging) = seconds("/elapsed_s/acknowledging") {
-                    // Publishing, as the broker's clock sees it: from the start (after the
-                    // connections, give or take the client's start-up) to the last PUBACK.
-                    let from = Duration::try_from_secs_f64(connecting + 0.1).unwrap_or_default();
-                    let to =
-                        Duration::try_from_secs_f64(connecting + acknowledging).unwrap_or_default();
-                    cores = cpu::cores_between(&run.samples, from, to);
-                    drain_s = seconds("/elapsed_s/delivering").map(|d| d - acknowledging);
-                }
-                let mut line = one_line(&scenario, report);
-                if let Some(c) = cores {
-                    line.push_str(&format!(
-                        ", CPU while publishing: broker {:.2} cores, machine {:.2}",
-                        c.broker, c.machine
-                    ));
-                }
-                if let Some(drain) = drain_s {
-                    line.push_str(&format!(", drained in {drain:.1} s"));
-                }
-                if let Some(cpu) = run.cpu_s {
-                    line.push_str(&format!(", broker CPU {cpu:.1} s in all"));
-                }
-                if let Some(bytes) = run.database_bytes {
-                    line.push_str(&format!(", database {}", output::megabytes(bytes)));
-                }
-                println!("    {line}");
-                let mut notes = scenario::integrity(report);
-                let lost = report.pointer("/messages/lost").and_then(Value::as_u64);
-                let cut = scenario::PERSISTENCE_DRAIN.as_secs_f64() - 1.0;
-                if lost.is_some_and(|n| n > 0) && drain_s.is_some_and(|d| d >= cut) {
-                    notes.push_str(&format!(
-                        "; drain cut at {} s",
-                        scenario::PERSISTENCE_DRAIN.as_secs()
-                    ));
-                }
-                (scenario::read(report, &scenario::ACKED_RATE), notes)
-            }
-            Err(e) => {
-                println!("    FAILED: {e:#}");
-                (
-                    None,
-                    format!(
-                        "failed: {}",
-                        e.to_string().lines().next().unwrap_or_default()
-                    ),
-                )
-            }
-        };
-        // This round's: in-memory runs first in each round.
-        let memory = if store == broker::Store::Memory.name() {
-            rate
-        } else {
-            rows.iter()
-                .rev()
-                .find(|r| r.store == broker::Store::Memory.name())
-                .and_then(|r| r.rate)
-        };
-        rows.push(PersistenceRow {
-            scenario: scenario.name.clone(),
-            store,
-            rate,
-            memory,
-            cores,
-            drain_s,
-            database_bytes: run.database_bytes,
-            notes,
-            rounds: Vec::new(),
-        });
-        raw.push(json!({
-            "scenario": scenario.name,
-            "transport": scenario.transport.name(),
-            "store": store,
-            "round": round,
-            "broker": kind.name(),
-            "broker_cpu_s": run.cpu_s,
-            "publishing_cores": cores.map(|c| json!({"broker": c.broker, "machine": c.machine})),
-            "database_bytes": run.database_bytes,
-            "report": run.report.as_ref().ok(),
-            "error": run.report.as_ref().err().map(|e| format!("{e:#}")),
-        }));
-    }
-    output::median_rounds(&rows)
-}
-
 /// The scenario's figures from `report`, on one line.
 fn one_line(scenario: &Scenario, report: &Value) -> String {
     let mut parts: Vec<String> = scenario
@@ -582,50 +430,6 @@ fn run_one(
 ) -> Result<Value> {
     let mut broker = kind.start(&out_dir.join(kind.name()), certs, &scenario.tuning)?;
     bench_on(client, &mut broker, scenario)
-}
-
-/// What [`run_measured`] measured.
-struct Measured {
-    /// The JSON report.
-    report: Result<Value>,
-    /// The broker's CPU time over the run, seconds.
-    cpu_s: Option<f64>,
-    /// CPU times sampled during the run.
-    samples: Vec<cpu::Sample>,
-    /// Its database's size once it stopped, bytes.
-    database_bytes: Option<u64>,
-}
-
-/// [`run_one`] without TLS, also measuring the broker's CPU time and its database.
-fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path) -> Measured {
-    let mut broker = match kind.start(&out_dir.join(kind.name()), None, &scenario.tuning) {
-        Ok(broker) => broker,
-        Err(e) => {
-            return Measured {
-                report: Err(e),
-                cpu_s: None,
-                samples: Vec::new(),
-                database_bytes: None,
-            };
-        }
-    };
-    let before = broker.cpu_seconds();
-    let sampler = cpu::Sampler::start(broker.pid());
-    let report = bench_on(client, &mut broker, scenario);
-    let samples = sampler.finish();
-    let cpu_s = broker
-        .cpu_seconds()
-        .zip(before)
-        .map(|(after, before)| after - before);
-    let database = broker.database().map(Path::to_path_buf);
-    // Stopped first, so that the files are what it left.
-    drop(broker);
-    Measured {
-        report,
-        cpu_s,
-        samples,
-        database_bytes: database.as_deref().and_then(broker::database_bytes),
-    }
 }
 
 /// Runs `scenario` against `broker` with `client` (`nanomq bench`) and returns the JSON
