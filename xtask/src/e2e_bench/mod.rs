@@ -201,7 +201,9 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
             }));
         }
     }
-    // The other sections compare nanomq with Mosquitto only, or run nanomq alone.
+    // The instructions section counts every peer; the other sections compare nanomq with
+    // Mosquitto only, or run nanomq alone.
+    let every_broker = brokers.clone();
     brokers.retain(|kind| !matches!(kind, Kind::Rumqttd(_)));
 
     let access = access::run(
@@ -230,7 +232,7 @@ pub(crate) fn run(root: &Path, options: Options) -> Result<()> {
     let bridges = bridge::run(&nanomq, mosquitto, &out_dir, &options.only, &mut raw);
     let costs = delivery_cost::run(
         &nanomq,
-        &brokers,
+        &every_broker,
         options.sizes.clients,
         &out_dir,
         &options.only,
