@@ -37,11 +37,7 @@ impl Broker {
         self.route(message, Origin::Client { can_wait: true })
     }
 
-    fn route(&self, mut message: Message, origin: Origin) -> Routed {
-        let matches = self.index.matches(&message.topic);
-        if matches.direct.len() + matches.shared.len() > 1 {
-            message.shared_encoding.enable();
-        }
+    fn route(&self, message: Message, origin: Origin) -> Routed {
         let message = Arc::new(message);
         let (can_wait, counted) = match origin {
             Origin::Client { can_wait } => (can_wait, true),
@@ -55,6 +51,12 @@ impl Broker {
         let mut ticket = 0;
         if message.retain {
             ticket = self.store_retained(&message, counted);
+        }
+        // After the retained message is stored: a SUBSCRIBE that the index does not show
+        // yet looks up retained messages after it is indexed, so it finds this one.
+        let matches = self.index.matches(&message.topic);
+        if matches.direct.len() + matches.shared.len() > 1 {
+            message.shared_encoding.enable();
         }
         let mut direct = matches.direct;
         // One delivery per session: at the highest QoS of its matching subscriptions, with

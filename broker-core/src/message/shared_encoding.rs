@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use mqtt_codec::{PacketId, QoS};
@@ -76,14 +77,16 @@ impl Encoded {
 /// by the first subscriber that sends it.
 #[derive(Default)]
 pub(crate) struct SharedEncoding {
-    enabled: bool,
+    /// Set by routing once it knows the message goes to more than one session, before any
+    /// delivery is queued (the queue's lock orders it before every subscriber's read).
+    enabled: AtomicBool,
     encoded: OnceLock<Option<Encoded>>,
 }
 
 impl SharedEncoding {
     /// Enables it: the message goes to more than one session.
-    pub(crate) fn enable(&mut self) {
-        self.enabled = true;
+    pub(crate) fn enable(&self) {
+        self.enabled.store(true, Ordering::Relaxed);
     }
 
     /// The encoding of `variant`: made with `encode` by the first caller, shared with every
@@ -93,7 +96,7 @@ impl SharedEncoding {
         variant: Variant,
         encode: impl FnOnce() -> Option<Encoded>,
     ) -> Option<&Encoded> {
-        if !self.enabled {
+        if !self.enabled.load(Ordering::Relaxed) {
             return None;
         }
         self.encoded
@@ -106,7 +109,7 @@ impl SharedEncoding {
 impl fmt::Debug for SharedEncoding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SharedEncoding")
-            .field("enabled", &self.enabled)
+            .field("enabled", &self.enabled.load(Ordering::Relaxed))
             .field("encoded", &self.encoded.get().is_some())
             .finish()
     }
@@ -198,7 +201,7 @@ mod tests {
             retain: false,
         };
         let bytes = encode(ProtocolVersion::V3_1_1, QoS::AtLeastOnce, 1, "t", 3);
-        let mut cache = SharedEncoding::default();
+        let cache = SharedEncoding::default();
         assert!(cache.get(v(QoS::AtLeastOnce), || unreachable!()).is_none());
         cache.enable();
         let made = cache.get(v(QoS::AtLeastOnce), || {
