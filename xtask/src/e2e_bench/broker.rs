@@ -541,10 +541,28 @@ pub(super) fn start_timeout(wrapper: &[String]) -> Duration {
     }
 }
 
-/// `running` once it accepts TCP connections on its address: an error if it exits first or
-/// does not within `timeout`.
-fn accepting(mut running: Running, timeout: Duration) -> Result<Running> {
-    let addr = running.addr;
+/// A peer broker started as `child` on `port` of 127.0.0.1, once it accepts TCP
+/// connections there: its standard output (if piped) and error kept as its log; an error
+/// if it exits first or does not listen within `timeout`.
+fn serving(name: &'static str, mut child: Child, port: u16, timeout: Duration) -> Result<Running> {
+    let log = Arc::new(Mutex::new(VecDeque::new()));
+    let (tx, _rx) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        drain_stderr(stdout, Arc::clone(&log), tx.clone());
+    }
+    if let Some(stderr) = child.stderr.take() {
+        drain_stderr(stderr, Arc::clone(&log), tx);
+    }
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut running = Running {
+        name,
+        child,
+        addr,
+        others: Vec::new(),
+        cafile: None,
+        log,
+        database: None,
+    };
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if !running.is_alive() {

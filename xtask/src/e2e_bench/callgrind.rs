@@ -11,16 +11,27 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use super::broker::{Running, Transport, Tuning};
+use super::broker::{Extra, Kind, Running, Transport, Tuning};
 use super::scenario::{Beside, Scenario};
 
 /// How long a broker under callgrind may take to exit after SIGTERM (it writes its profile
 /// on the way out).
 const EXIT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The wrapper ([`super::broker::Extra::wrapper`]) that runs a broker under callgrind,
-/// writing its profile to `profile`.
-pub(crate) fn wrapper(profile: &Path) -> Vec<String> {
+/// Starts a fresh `kind` in `dir` under callgrind, its profile going to `profile`, with
+/// `nanomq` appended to nanomq's configuration.
+pub(crate) fn start(kind: &Kind, dir: &Path, profile: &Path, nanomq: String) -> Result<Running> {
+    let extra = Extra {
+        nanomq,
+        mosquitto: mosquitto_config(),
+        wrapper: wrapper(profile),
+    };
+    kind.start_with(dir, None, &Tuning::default(), &extra)
+}
+
+/// The wrapper ([`Extra::wrapper`]) that runs a broker under callgrind, writing its
+/// profile to `profile`.
+fn wrapper(profile: &Path) -> Vec<String> {
     vec![
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
@@ -32,7 +43,7 @@ pub(crate) fn wrapper(profile: &Path) -> Vec<String> {
 /// What Mosquitto's configuration needs under callgrind: started as root, Mosquitto
 /// switches to the user `mosquitto`, which may not write the profile valgrind opened as
 /// root at start (it wrote an empty one), so it keeps the user it was started as.
-pub(crate) fn mosquitto_config() -> String {
+fn mosquitto_config() -> String {
     let user = std::process::Command::new("id")
         .arg("-un")
         .output()

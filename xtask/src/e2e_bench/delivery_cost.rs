@@ -13,7 +13,7 @@ use std::path::Path;
 use anyhow::Result;
 use serde_json::{Value, json};
 
-use super::broker::{Extra, Kind, Tuning};
+use super::broker::Kind;
 use super::scenario::Scenario;
 use super::{callgrind, compare, output};
 
@@ -167,12 +167,7 @@ fn count(
     );
     println!("==> {PREFIX}: {label} on {} under callgrind", kind.name());
     let profile = dir.join(format!("{}-{label}.callgrind", kind.name()));
-    let extra = Extra {
-        wrapper: callgrind::wrapper(&profile),
-        mosquitto: callgrind::mosquitto_config(),
-        ..Extra::default()
-    };
-    let mut broker = kind.start_with(&dir.join(kind.name()), None, &Tuning::default(), &extra)?;
+    let mut broker = callgrind::start(kind, &dir.join(kind.name()), &profile, String::new())?;
     let delivered = match case {
         None => 0,
         Some((case, clients)) => {

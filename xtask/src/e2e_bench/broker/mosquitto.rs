@@ -3,20 +3,13 @@
 //! (or a given one: the bridge scenarios restart an upstream where its bridges expect it),
 //! and where it is installed ([`find_mosquitto`]).
 
-use std::collections::VecDeque;
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use super::{
-    Extra, MAX_INFLIGHT, MAX_QUEUED, Running, accepting, command, drain_stderr, free_port,
-    start_timeout,
-};
+use super::{Extra, MAX_INFLIGHT, MAX_QUEUED, Running, command, free_port, serving, start_timeout};
 
 /// Mosquitto's configuration, equivalent to [`super::nanomq_config`].
 pub(crate) fn mosquitto_config(port: u16) -> String {
@@ -60,7 +53,7 @@ fn launch(
     let conf = dir.join("mosquitto.conf");
     fs::write(&conf, mosquitto_config(port) + extra)
         .with_context(|| format!("cannot write {}", conf.display()))?;
-    let mut child = command(binary, wrapper)
+    let child = command(binary, wrapper)
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::null())
@@ -68,21 +61,7 @@ fn launch(
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
-    let log = Arc::new(Mutex::new(VecDeque::new()));
-    let (tx, _rx) = mpsc::channel();
-    if let Some(stderr) = child.stderr.take() {
-        drain_stderr(stderr, Arc::clone(&log), tx);
-    }
-    let running = Running {
-        name: "mosquitto",
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        others: Vec::new(),
-        cafile: None,
-        log,
-        database: None,
-    };
-    accepting(running, start_timeout(wrapper))
+    serving("mosquitto", child, port, start_timeout(wrapper))
 }
 
 /// Mosquitto's path, if installed (Debian puts it in /usr/sbin, which is not always on PATH).

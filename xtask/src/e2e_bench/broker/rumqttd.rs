@@ -8,19 +8,13 @@
 //! the log holds loses what was dropped from it, QoS 1 included; publishers are never held.
 //! The log's size is therefore rumqttd's equivalent of our queue length.
 
-use std::collections::VecDeque;
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use super::{
-    MAX_INFLIGHT, Running, Tuning, accepting, command, drain_stderr, free_port, start_timeout,
-};
+use super::{MAX_INFLIGHT, Running, Tuning, command, free_port, serving, start_timeout};
 
 /// Bytes rumqttd counts per bench message in its logs: 4, the topic (`bench/<run>/pairs/<i>`
 /// and the like, at most about 32 bytes) and the 64-byte payload every scenario sends.
@@ -113,7 +107,7 @@ pub(super) fn start_rumqttd(
     let conf = dir.join("rumqttd.toml");
     fs::write(&conf, rumqttd_config(port, tuning))
         .with_context(|| format!("cannot write {}", conf.display()))?;
-    let mut child = command(binary, wrapper)
+    let child = command(binary, wrapper)
         .arg("--config")
         .arg(&conf)
         // No banner; warnings and errors only (its default level).
@@ -126,26 +120,7 @@ pub(super) fn start_rumqttd(
         .spawn()
         .with_context(|| format!("cannot start {}", binary.display()))?;
     // Its log goes to standard output, a panic to standard error: both kept.
-    let log = Arc::new(Mutex::new(VecDeque::new()));
-    let (tx, _rx) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
-        drain_stderr(stdout, Arc::clone(&log), tx.clone());
-    }
-    if let Some(stderr) = child.stderr.take() {
-        drain_stderr(stderr, Arc::clone(&log), tx);
-    }
-    accepting(
-        Running {
-            name: "rumqttd",
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            others: Vec::new(),
-            cafile: None,
-            log,
-            database: None,
-        },
-        start_timeout(&[]),
-    )
+    serving("rumqttd", child, port, start_timeout(wrapper))
 }
 
 /// rumqttd's path, if installed: on `PATH`, or where `cargo install` puts binaries

@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use super::scraper::Scraper;
 use super::{API_KEY, api_config, wait_for_api};
-use crate::e2e_bench::broker::{Extra, Kind, Transport, Tuning};
+use crate::e2e_bench::broker::{Kind, Transport, Tuning};
 use crate::e2e_bench::callgrind;
 use crate::e2e_bench::scenario::{Beside, Scenario};
 
@@ -133,13 +133,8 @@ pub(crate) fn measure(nanomq: &Path, clients: usize, out_dir: &Path) -> Result<C
 fn run(nanomq: &Path, dir: &Path, label: &str, clients: usize, load: Load) -> Result<Run> {
     let profile = dir.join(format!("{label}.callgrind"));
     println!("==> scrape cost in instructions: {label} run of nanomq under callgrind");
-    let extra = Extra {
-        nanomq: api_config(),
-        wrapper: callgrind::wrapper(&profile),
-        ..Extra::default()
-    };
     let kind = Kind::Nanomq(nanomq.to_path_buf());
-    let mut broker = kind.start_with(&dir.join(label), None, &Tuning::default(), &extra)?;
+    let mut broker = callgrind::start(&kind, &dir.join(label), &profile, api_config())?;
     let api = wait_for_api(&mut broker)?;
     let (delivered, scrapes) = match load {
         Load::Nothing => (0, 0),
