@@ -292,6 +292,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             self.release_acks();
             let more = self.pump();
+            // Once a round: whether the buffers stay, for the write below and the read.
+            let keep = self.keeps_buffers();
             if !self.out.is_empty() {
                 let stream = self.pipe.stream();
                 // Streams that buffer (TLS, WebSocket) send only on flush.
@@ -308,7 +310,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 // ago, and no larger than two batches: an idle connection holds no write
                 // buffer (the next write allocates what it needs), and a burst's growth is
                 // given back.
-                if (more || self.keeps_buffers()) && self.out.capacity() <= 2 * WRITE_BATCH {
+                if (more || keep) && self.out.capacity() <= 2 * WRITE_BATCH {
                     self.out.clear();
                 } else {
                     self.out = BytesMut::new();
@@ -336,7 +338,6 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 _ => None,
             };
             let reading = self.flow.reading();
-            let keep = self.keeps_buffers();
             let stream = self.pipe.stream();
             tokio::select! {
                 () = optional(durable) => {}

@@ -89,6 +89,11 @@ impl SharedEncoding {
         self.enabled.store(true, Ordering::Relaxed);
     }
 
+    /// Whether the message goes to more than one session.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled.load(Ordering::Relaxed)
+    }
+
     /// The encoding of `variant`: made with `encode` by the first caller, shared with every
     /// later one of the same variant; `None` when not enabled or made for another variant.
     pub(crate) fn get(
@@ -96,7 +101,7 @@ impl SharedEncoding {
         variant: Variant,
         encode: impl FnOnce() -> Option<Encoded>,
     ) -> Option<&Encoded> {
-        if !self.enabled.load(Ordering::Relaxed) {
+        if !self.is_enabled() {
             return None;
         }
         self.encoded

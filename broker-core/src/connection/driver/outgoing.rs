@@ -146,7 +146,9 @@ impl<P: Pipe> Driver<'_, P> {
         packet_id: Option<PacketId>,
         now: std::time::Instant,
     ) -> bool {
-        if let Some(variant) = self.plain_variant(delivery) {
+        // Most messages go to one session: no variant to work out for them.
+        let shared = delivery.message.shared_encoding.is_enabled();
+        if let Some(variant) = shared.then(|| self.plain_variant(delivery)).flatten() {
             let version = self.version();
             let encoded = delivery.message.shared_encoding.get(variant, || {
                 let message = &delivery.message;
