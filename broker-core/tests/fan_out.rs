@@ -61,27 +61,11 @@ async fn subscriber(
 async fn every_subscriber_gets_its_own_packet_from_a_shared_encoding() {
     let broker = broker(MqttConfig::default());
     let kinds: [Kind; 11] = [
-        ("plain-31", V3_1, QoS::AtLeastOnce, false, None, None, None),
-        (
-            "plain-311",
-            V3_1_1,
-            QoS::AtLeastOnce,
-            false,
-            None,
-            None,
-            None,
-        ),
-        (
-            "plain-311b",
-            V3_1_1,
-            QoS::AtLeastOnce,
-            false,
-            None,
-            None,
-            None,
-        ),
-        ("plain-5", V5, QoS::AtLeastOnce, false, None, None, None),
-        ("plain-5b", V5, QoS::AtLeastOnce, false, None, None, None),
+        ("v31", V3_1, QoS::AtLeastOnce, false, None, None, None),
+        ("v311", V3_1_1, QoS::AtLeastOnce, false, None, None, None),
+        ("v311b", V3_1_1, QoS::AtLeastOnce, false, None, None, None),
+        ("v5", V5, QoS::AtLeastOnce, false, None, None, None),
+        ("v5b", V5, QoS::AtLeastOnce, false, None, None, None),
         ("qos0", V3_1_1, QoS::AtMostOnce, false, None, None, None),
         ("qos2", V5, QoS::ExactlyOnce, false, None, None, None),
         ("rap", V5, QoS::AtLeastOnce, true, None, None, None),
