@@ -33,6 +33,7 @@ mod invariants;
 #[cfg(feature = "fuzzing")]
 pub(crate) use invariants::probe_for;
 mod restore;
+pub(crate) use restore::broker_message;
 mod routing;
 mod sessions;
 
@@ -83,7 +84,12 @@ pub struct BrokerBuilder {
     auth: Option<Arc<dyn EnhancedAuth>>,
     access: AccessControl,
     store: Option<(Box<dyn Store>, SyncPolicy)>,
+    queue_window: usize,
 }
+
+/// How many of a persistent session's queued messages stay in memory unless
+/// [`BrokerBuilder::queue_window`] says otherwise.
+pub const DEFAULT_QUEUE_WINDOW: usize = 1000;
 
 impl BrokerBuilder {
     /// Offers extended (AUTH packet) authentication through `auth`.
@@ -106,6 +112,15 @@ impl BrokerBuilder {
         self
     }
 
+    /// With a store, keeps at most `messages` (at least 1) of each persistent session's
+    /// queued messages in memory (default [`DEFAULT_QUEUE_WINDOW`]): the rest are in the
+    /// store alone, read back as the queue drains, so that sessions offline for long can
+    /// queue more than memory holds. Messages in flight do not count.
+    pub fn queue_window(mut self, messages: usize) -> Self {
+        self.queue_window = messages.max(1);
+        self
+    }
+
     /// The broker, with everything the store holds restored: persistent sessions (waiting
     /// for their clients, their expiry running), retained messages, delayed wills. Must be
     /// called inside a tokio runtime when there is a store (it schedules their timers).
@@ -113,12 +128,14 @@ impl BrokerBuilder {
         let Some((mut store, sync)) = self.store else {
             return Ok(Broker::build(self.config, self.auth, self.access, None));
         };
-        let snapshot = store.load()?;
+        let snapshot = store.load(self.queue_window)?;
         let first_message_id = restore::first_message_id(&snapshot);
         let journal =
-            Journal::start(store, sync, first_message_id).map_err(|e| StoreError::Write {
-                location: "the store's writer thread".into(),
-                reason: e.to_string(),
+            Journal::start(store, sync, first_message_id, self.queue_window).map_err(|e| {
+                StoreError::Write {
+                    location: "the store's writer thread".into(),
+                    reason: e.to_string(),
+                }
             })?;
         let broker = Broker::build(self.config, self.auth, self.access, Some(journal));
         broker.restore(snapshot);
@@ -154,6 +171,7 @@ impl Broker {
             auth: None,
             access: AccessControl::default(),
             store: None,
+            queue_window: DEFAULT_QUEUE_WINDOW,
         }
     }
 

@@ -60,7 +60,10 @@ pub use auth::{
     PasswordFileErrorKind, PasswordHash, UsernameError, check_username, hash_password,
 };
 pub use bridge_metrics::{BridgeCounters, BridgeSnapshot};
-pub use broker::{AdminError, Broker, ClientDetail, ClientSummary, Kick, SubscriptionSummary};
+pub use broker::{
+    AdminError, Broker, ClientDetail, ClientSummary, DEFAULT_QUEUE_WINDOW, Kick,
+    SubscriptionSummary,
+};
 pub use client_info::ClientInfo;
 pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{
@@ -78,5 +81,5 @@ pub use retained::{RetainedIndex, RetainedLookup};
 pub use store::SqliteStore;
 pub use store::{
     DeliveryState, MemoryStore, Snapshot, Store, StoreError, StoreOp, StoredDelivery,
-    StoredMessage, StoredSession, StoredSubscription, StoredWill, SyncPolicy,
+    StoredMessage, StoredSession, StoredSubscription, StoredWill, SyncPolicy, Unread,
 };

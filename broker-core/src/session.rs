@@ -19,9 +19,11 @@ use crate::message::Message;
 use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscription};
 
 mod parked;
+mod spill;
 
 use parked::ParkedQueue;
 pub(crate) use parked::Waiting;
+use spill::Spill;
 
 /// A message on its way to one session: the shared message and what this session's
 /// subscription made of it.
@@ -233,7 +235,10 @@ pub(crate) struct SessionState {
     next_seq: u64,
     /// How many messages the queue holds, when not the broker's `max_mqueue_len` (an
     /// internal client's session: a bridge's queue).
-    pub(crate) max_queued: Option<usize>,
+    /// (A `u32`: it packs beside the other small fields.)
+    pub(crate) max_queued: Option<std::num::NonZeroU32>,
+    /// What of the queue is in the store alone (see `spill`).
+    spill: Option<Box<Spill>>,
 }
 
 /// A session, shared by the registry, the subscription index and the connection driving it.
@@ -282,6 +287,7 @@ impl SessionShared {
                 durable: None,
                 next_seq: 1,
                 max_queued: None,
+                spill: None,
             }),
             wake: Notify::new(),
             online: AtomicBool::new(false),
@@ -343,7 +349,7 @@ pub(crate) struct Enqueued {
 }
 
 impl SessionState {
-    fn push(&mut self, mut delivery: Delivery, config: &MqttConfig) -> Enqueued {
+    fn push(&mut self, delivery: Delivery, config: &MqttConfig) -> Enqueued {
         let size = delivery.message.payload.len();
         let full = |s: &Self| s.is_full(size, config);
         let mut result = Ok(());
@@ -361,7 +367,14 @@ impl SessionState {
                 DropPolicy::DropOldest => {
                     while full(self) {
                         let Some(old) = self.queue.pop_front() else {
-                            break;
+                            // The oldest are in the store alone, being read back: the
+                            // newest goes instead.
+                            return Enqueued {
+                                result: Err(Dropped::QueueFull),
+                                ticket: 0,
+                                parked: false,
+                                dropped: dropped + 1,
+                            };
                         };
                         self.queued_bytes -= old.message.payload.len();
                         dropped += 1;
@@ -373,17 +386,18 @@ impl SessionState {
                 }
             }
         }
-        let mut ticket = 0;
-        if let Some(durable) = &self.durable
-            && delivery.qos != QoS::AtMostOnce
-        {
-            delivery.seq = self.next_seq;
-            self.next_seq += 1;
-            ticket = durable.record(StoreOp::Queued {
-                session: durable.key,
-                delivery: stored_delivery(&durable.journal, &delivery),
-            });
-        }
+        let mut delivery = match self.spill(delivery) {
+            Ok(ticket) => {
+                return Enqueued {
+                    result,
+                    ticket,
+                    parked: false,
+                    dropped,
+                };
+            }
+            Err(delivery) => delivery,
+        };
+        let ticket = self.store_delivery(&mut delivery);
         self.queued_bytes += size;
         self.note_expiry(&delivery);
         self.queue.push_back(delivery);
@@ -392,6 +406,22 @@ impl SessionState {
             ticket,
             parked: false,
             dropped,
+        }
+    }
+
+    /// Stores a QoS 1/2 delivery of a persistent session under its next sequence number;
+    /// returns the journal ticket (0: not stored).
+    fn store_delivery(&mut self, delivery: &mut Delivery) -> u64 {
+        match &self.durable {
+            Some(durable) if delivery.qos != QoS::AtMostOnce => {
+                delivery.seq = self.next_seq;
+                self.next_seq += 1;
+                durable.record(StoreOp::Queued {
+                    session: durable.key,
+                    delivery: stored_delivery(&durable.journal, delivery),
+                })
+            }
+            _ => 0,
         }
     }
 
@@ -531,6 +561,11 @@ impl SessionState {
                 new.record(op);
             }
             (Some(old), None) => {
+                // Unless `read_back_all` asked for it first, what is in the store alone
+                // goes with the session.
+                if self.spill.as_ref().is_some_and(|s| !s.is_ending()) {
+                    self.spill = None;
+                }
                 old.record(op);
                 for d in self.queue.iter_mut() {
                     d.seq = 0;

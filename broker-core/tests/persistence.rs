@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use broker_core::{
     Broker, DeliveryState, MemoryStore, MqttConfig, Snapshot, Store, StoreError, StoreOp,
-    SyncPolicy,
+    StoredDelivery, SyncPolicy,
 };
 use bytes::Bytes;
 use mqtt_codec::*;
@@ -266,8 +266,17 @@ impl GatedStore {
 }
 
 impl Store for GatedStore {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        self.inner.load()
+    fn load(&mut self, window: usize) -> Result<Snapshot, StoreError> {
+        self.inner.load(window)
+    }
+
+    fn read_queued(
+        &mut self,
+        session: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        self.inner.read_queued(session, from_seq, limit)
     }
 
     fn apply(&mut self, batch: &[StoreOp]) -> Result<(), StoreError> {

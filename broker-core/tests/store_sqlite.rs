@@ -7,7 +7,9 @@
 // broker-core's dev-dependency on itself turns the `sqlite` feature (and `rusqlite`) on.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::path::{Path, PathBuf};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,34 +22,7 @@ use mqtt_codec::{
     ClientId, PacketId, PayloadFormat, PublishProperties, QoS, RetainHandling, SubscriptionId,
     SubscriptionOptions, TopicFilter, TopicName, UserProperty,
 };
-
-/// A directory of its own under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "broker-core-store-sqlite-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use support::TempDir;
 
 /// A wall-clock time in whole milliseconds (what the store keeps).
 fn at(ms: u64) -> SystemTime {
@@ -169,6 +144,9 @@ fn rows(db: &rusqlite::Connection, table: &str) -> i64 {
     db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
         .unwrap()
 }
+
+/// Every delivery: `load` with no window.
+const ALL: usize = usize::MAX;
 
 const TABLES: [&str; 8] = [
     "sessions",
@@ -388,12 +366,12 @@ fn every_change_round_trips_like_the_memory_store() {
         memory.apply(&batch).unwrap();
         sqlite.apply(&batch).unwrap();
     }
-    let expected = canonical(memory.load().unwrap());
-    assert_eq!(canonical(sqlite.load().unwrap()), expected);
+    let expected = canonical(memory.load(ALL).unwrap());
+    assert_eq!(canonical(sqlite.load(ALL).unwrap()), expected);
     drop(sqlite);
 
     let mut sqlite = open(&path);
-    let snapshot = sqlite.load().unwrap();
+    let snapshot = sqlite.load(ALL).unwrap();
     // Deliveries of one message share one `Message`.
     let one = snapshot.sessions.iter().find(|s| s.key == 1).unwrap();
     let (d2, d3) = (&one.deliveries[1], &one.deliveries[2]);
@@ -402,7 +380,7 @@ fn every_change_round_trips_like_the_memory_store() {
     assert_eq!(canonical(snapshot), expected);
 
     // Loading again (orphan sweep, counts rebuilt) changes nothing.
-    assert_eq!(canonical(sqlite.load().unwrap()), expected);
+    assert_eq!(canonical(sqlite.load(ALL).unwrap()), expected);
 }
 
 #[test]
@@ -436,7 +414,7 @@ fn a_message_is_stored_once_and_goes_with_its_last_delivery() {
         .apply(&[queued(1, delivery(2, &m, QoS::AtLeastOnce, &[]))])
         .unwrap();
     assert_eq!(occurrences_in_segments(&db, b"shared payload"), 1);
-    let snapshot = store.load().unwrap();
+    let snapshot = store.load(ALL).unwrap();
     assert_eq!(
         snapshot.sessions[0].deliveries[0].message.message.payload,
         "shared payload"
@@ -496,8 +474,8 @@ fn a_large_batch_is_split_into_segments_that_later_changes_find() {
     drop(store);
     let mut store = open(&path);
     assert_eq!(
-        canonical(store.load().unwrap()),
-        canonical(memory.load().unwrap())
+        canonical(store.load(ALL).unwrap()),
+        canonical(memory.load(ALL).unwrap())
     );
     // Everything done: both segments go.
     let rest: Vec<StoreOp> = (1..=60)
@@ -558,7 +536,7 @@ fn session_ended_removes_everything_it_held() {
     assert_eq!(rows(&db, "delivery_states"), 0);
     // The segment stays for the delivery session 2 still waits for.
     assert_eq!((rows(&db, "segments"), rows(&db, "segment_done")), (1, 1));
-    let snapshot = store.load().unwrap();
+    let snapshot = store.load(ALL).unwrap();
     assert_eq!(snapshot.sessions.len(), 1);
     assert_eq!(snapshot.sessions[0].deliveries.len(), 1);
     assert_eq!(
@@ -590,9 +568,9 @@ fn applying_a_batch_twice_is_harmless() {
         memory.apply(&batch).unwrap();
         memory.apply(&batch).unwrap();
     }
-    let expected = canonical(once.load().unwrap());
-    assert_eq!(canonical(twice.load().unwrap()), expected);
-    assert_eq!(canonical(memory.load().unwrap()), expected);
+    let expected = canonical(once.load(ALL).unwrap());
+    assert_eq!(canonical(twice.load(ALL).unwrap()), expected);
+    assert_eq!(canonical(memory.load(ALL).unwrap()), expected);
 
     // The deliveries were stored once, not per application: completing them deletes their
     // segment.
@@ -686,8 +664,8 @@ fn changes_for_an_ended_session_are_skipped() {
         assert_eq!(rows(&db, table), 0, "{table}");
     }
     assert_eq!(
-        canonical(store.load().unwrap()),
-        canonical(memory.load().unwrap())
+        canonical(store.load(ALL).unwrap()),
+        canonical(memory.load(ALL).unwrap())
     );
 }
 
@@ -838,7 +816,7 @@ fn a_directory_or_unreadable_file_is_refused() {
         }
         set_mode(0o644);
         // Refusing it did not damage it.
-        let snapshot = open(&path).load().unwrap();
+        let snapshot = open(&path).load(ALL).unwrap();
         assert_eq!(snapshot.sessions.len(), 1);
     }
 }
@@ -948,12 +926,12 @@ fn churn_leaves_no_rows_and_the_file_stops_growing() {
 #[test]
 fn a_second_store_on_the_same_file_is_refused() {
     let dir = TempDir::new("locked");
-    let path = dir.0.join("nanomq.db");
+    let path = dir.join("nanomq.db");
     let mut first = SqliteStore::open(&path, SyncPolicy::Always).unwrap();
-    first.load().unwrap();
+    first.load(ALL).unwrap();
     first.apply(&[StoreOp::SessionEnded { key: 1 }]).unwrap();
     let error = SqliteStore::open(&path, SyncPolicy::Always)
-        .and_then(|mut second| second.load().map(|_| ()))
+        .and_then(|mut second| second.load(ALL).map(|_| ()))
         .expect_err("two stores on one file");
     let text = error.to_string();
     assert!(
@@ -962,5 +940,93 @@ fn a_second_store_on_the_same_file_is_refused() {
     );
     drop(first);
     let mut again = SqliteStore::open(&path, SyncPolicy::Always).unwrap();
-    again.load().unwrap();
+    again.load(ALL).unwrap();
+}
+
+/// What a read of queued deliveries gave, for comparing two stores.
+fn summary(read: &[StoredDelivery]) -> Vec<String> {
+    read.iter()
+        .map(|d| {
+            format!(
+                "{} {} {:?} {:?} {:?} {} {:?} {:?} {:?}",
+                d.seq,
+                d.message.id,
+                d.message.message.topic,
+                d.message.message.payload,
+                d.qos,
+                d.retain,
+                d.subscription_ids,
+                d.state,
+                d.message.expires_at
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn queued_deliveries_read_back_as_memory_store_gives_them() {
+    let dir = TempDir::new("read-queued");
+    let mut sqlite = open(&dir.join("s.db"));
+    let mut memory = MemoryStore::new();
+    let mut apply = |batch: &[StoreOp]| {
+        sqlite.apply(batch).unwrap();
+        memory.apply(batch).unwrap();
+    };
+    apply(&[
+        session(1, "a", SessionExpiry::Never),
+        session(2, "b", SessionExpiry::Never),
+    ]);
+    // Three batches (segments), each holding both sessions' deliveries interleaved, one
+    // message shared by both; some with subscription identifiers, some expiring.
+    let mut seq = 0;
+    for batch in 0..3u64 {
+        let mut ops = Vec::new();
+        for i in 0..120u64 {
+            seq += 1;
+            let id = 1000 * (batch + 1) + i;
+            let expires = (i % 7 == 0).then(|| at(id));
+            let m = message(id, &format!("t/{i}"), b"payload", QoS::AtLeastOnce, expires);
+            let m = if i % 5 == 0 { with_properties(m) } else { m };
+            let ids: &[u32] = if i % 3 == 0 { &[7, 9] } else { &[] };
+            ops.push(queued(1, delivery(seq, &m, QoS::AtLeastOnce, ids)));
+            ops.push(queued(2, delivery(seq, &m, QoS::ExactlyOnce, &[])));
+        }
+        apply(&ops);
+    }
+    // Some done, some in flight: a read gives neither.
+    apply(&[
+        completed(1, 5, 1004),
+        completed(1, 130, 2009),
+        StoreOp::Progressed {
+            session: 1,
+            seq: 6,
+            state: DeliveryState::AwaitingPubAck(pid(3)),
+        },
+    ]);
+    for (session, from, limit) in [
+        (1, 1, 50),
+        (1, 51, 50),
+        (1, 101, 50),
+        (1, 151, 400),
+        // Again from the start, and from inside a run the last read went past.
+        (1, 1, 10),
+        (1, 60, 3),
+        (2, 100, 200),
+        (2, 361, 10),
+        (3, 1, 10),
+    ] {
+        let got = sqlite.read_queued(session, from, limit).unwrap();
+        let want = memory.read_queued(session, from, limit).unwrap();
+        assert_eq!(
+            summary(&got),
+            summary(&want),
+            "{session} from {from}, {limit}"
+        );
+    }
+    let all = sqlite.read_queued(1, 1, 1000).unwrap();
+    assert_eq!(all.len(), 360 - 3);
+    // One message, read for both sessions, is one copy while they hold it.
+    let a = sqlite.read_queued(1, 1, 1).unwrap();
+    let b = sqlite.read_queued(2, 1, 1).unwrap();
+    assert!(Arc::ptr_eq(&a[0].message.message, &b[0].message.message));
 }

@@ -228,7 +228,7 @@ fn summary(session: &SessionShared) -> ClientSummary {
     let (queued, in_flight, subscriptions) = {
         let state = session.state.lock();
         (
-            state.queue.len(),
+            state.queued_len(),
             state.inflight.len(),
             state.subscriptions.len(),
         )

@@ -21,10 +21,21 @@ pub(super) fn first_message_id(snapshot: &Snapshot) -> u64 {
         .iter()
         .flat_map(|s| &s.deliveries)
         .map(|d| d.message.id);
+    let unread = snapshot
+        .sessions
+        .iter()
+        .filter_map(|s| s.unread)
+        .map(|u| u.max_message_id);
     let retained = snapshot.retained.iter().map(|m| m.id);
     // A delayed will keeps its identifier: its deliveries, once it fires, refer to it.
     let wills = snapshot.wills.iter().map(|w| w.message.id);
-    deliveries.chain(retained).chain(wills).max().unwrap_or(0) + 1
+    deliveries
+        .chain(unread)
+        .chain(retained)
+        .chain(wills)
+        .max()
+        .unwrap_or(0)
+        + 1
 }
 
 /// Rebuilds stored messages, one `Arc` per stored identifier (deliveries of one publish
@@ -49,6 +60,15 @@ impl Messages {
             Arc::new(restored(message, id, expires_at))
         }))
     }
+}
+
+/// The broker's message for `stored`, read back while the broker runs: the store's own if
+/// it made it the broker's already (its identifier set), a rebuilt one otherwise.
+pub(crate) fn broker_message(stored: StoredMessage) -> Arc<Message> {
+    if stored.message.store_id.get() == Some(&stored.id) && stored.message.publisher.is_none() {
+        return stored.message;
+    }
+    Arc::new(rebuild(&stored))
 }
 
 /// A stored message as the broker holds it: expiry back on the monotonic clock, and its
@@ -142,6 +162,10 @@ impl Broker {
                         sent_at: None,
                         ever_sent: true,
                     });
+                }
+                if let Some(unread) = stored.unread {
+                    last_seq = last_seq.max(unread.last_seq);
+                    state.restored_unread(unread);
                 }
                 state.restored(
                     Durable {

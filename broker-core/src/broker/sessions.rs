@@ -88,7 +88,12 @@ impl Broker {
             Some(_) => session.stored(expiry, None),
             None => StoreOp::SessionEnded { key: session.key },
         };
-        session.state.lock().set_durable(durable, op);
+        let mut state = session.state.lock();
+        if durable.is_none() {
+            state.read_back_all(&session);
+        }
+        state.set_durable(durable, op);
+        drop(state);
         session.set_online(true);
         (session, guard, present)
     }

@@ -126,7 +126,11 @@ where
     let (session, attach_guard, session_present) = broker
         .attach(&param.client_id, param.clean_start, param.session_expiry)
         .await;
-    session.state.lock().max_queued = param.transport.internal.map(|i| i.max_queued);
+    session.state.lock().max_queued = param.transport.internal.map(|i| {
+        // Saturated: a bound past 4 billion messages is no bound.
+        std::num::NonZeroU32::new(u32::try_from(i.max_queued).unwrap_or(u32::MAX).max(1))
+            .unwrap_or(std::num::NonZeroU32::MIN)
+    });
     *session.client.lock() = Some(Box::new(crate::ClientInfo::of(&param)));
 
     let connack = Packet::ConnAck(Box::new(connack(

@@ -195,8 +195,11 @@ impl SessionState {
 
     /// Whether the queue has no room for a message of `size` payload bytes.
     pub(super) fn is_full(&self, size: usize, config: &MqttConfig) -> bool {
-        self.queue.len() >= self.max_queued.unwrap_or(config.max_mqueue_len)
-            || (self.queued_bytes + size > config.max_mqueue_bytes && !self.queue.is_empty())
+        let len = self.queued_len();
+        let max = self
+            .max_queued
+            .map_or(config.max_mqueue_len, |m| m.get() as usize);
+        len >= max || (self.queued_bytes_total() + size > config.max_mqueue_bytes && len > 0)
     }
 }
 

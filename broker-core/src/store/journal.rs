@@ -6,8 +6,13 @@
 //! journal); a connection that must not acknowledge before its changes are durable waits
 //! until the announced position reaches its ticket. While a batch is being written the next
 //! one fills up, so the cost of a commit is shared by everything that arrived meanwhile.
+//!
+//! The writer also reads a session's queued deliveries back ([`Journal::read_queued`]),
+//! between batches: a read asked for after change N is served once changes up to N are
+//! applied and before any later one is, so it sees the store exactly as the session left
+//! it when it asked.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::{Store, StoreOp, StoredMessage, SyncPolicy, to_wall_clock};
+use super::{Store, StoreError, StoreOp, StoredDelivery, StoredMessage, SyncPolicy, to_wall_clock};
 use crate::message::Message;
 use crate::metrics::{Histogram, StoreMetrics};
 
@@ -32,11 +37,33 @@ struct Pending {
     ops: Vec<StoreOp>,
     /// How many changes were ever appended: the ticket of the last one.
     appended: u64,
+    /// Reads asked for, each after the change whose ticket it holds (in ticket order).
+    reads: VecDeque<(u64, QueueRead)>,
     stopping: bool,
     /// The writer waits for changes: the next one must wake it. Not while it writes, nor
     /// while it sleeps out a flush interval (a wake per change would only make it check
     /// the clock and sleep again, taking this lock from the publishers each time).
     writer_idle: bool,
+}
+
+/// A read of a session's queued deliveries (see [`Store::read_queued`]), answered on the
+/// writer thread.
+pub(crate) struct QueueRead {
+    pub(crate) session: u64,
+    pub(crate) from_seq: u64,
+    pub(crate) limit: usize,
+    /// Called with what the store gave (on the writer thread: it must not block).
+    pub(crate) reply: Box<dyn FnOnce(Result<Vec<StoredDelivery>, StoreError>) + Send>,
+}
+
+impl std::fmt::Debug for QueueRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueRead")
+            .field("session", &self.session)
+            .field("from_seq", &self.from_seq)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The journal shared by the broker and its writer thread.
@@ -53,6 +80,8 @@ pub(crate) struct Journal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// The identifier the next stored message gets.
     next_message_id: AtomicU64,
+    /// How many of a persistent session's queued messages stay in memory.
+    window: usize,
     /// What the writer has done, for the metrics.
     counters: WriterCounters,
 }
@@ -69,11 +98,12 @@ struct WriterCounters {
 
 impl Journal {
     /// Starts the writer thread over `store`; stored messages get identifiers from
-    /// `first_message_id` on.
+    /// `first_message_id` on; persistent sessions keep `window` queued messages in memory.
     pub(crate) fn start(
         store: Box<dyn Store>,
         sync: SyncPolicy,
         first_message_id: u64,
+        window: usize,
     ) -> std::io::Result<Arc<Self>> {
         let journal = Arc::new(Self {
             pending: Mutex::default(),
@@ -83,6 +113,7 @@ impl Journal {
             sync,
             writer: Mutex::new(None),
             next_message_id: AtomicU64::new(first_message_id),
+            window: window.max(1),
             counters: WriterCounters::default(),
         });
         let writer = Arc::clone(&journal);
@@ -105,6 +136,22 @@ impl Journal {
             self.appended_cond.notify_one();
         }
         ticket
+    }
+
+    /// How many of a persistent session's queued messages stay in memory (at least 1).
+    pub(crate) fn window(&self) -> usize {
+        self.window
+    }
+
+    /// Asks the writer to read queued deliveries back, after every change recorded so far.
+    pub(crate) fn read_queued(&self, read: QueueRead) {
+        let mut pending = self.pending.lock();
+        let after = pending.appended;
+        pending.reads.push_back((after, read));
+        // Wakes the writer also from a flush interval's sleep: a client waits for this.
+        pending.writer_idle = false;
+        drop(pending);
+        self.appended_cond.notify_one();
     }
 
     /// The store identifier of `message`, given on first use: every delivery of one
@@ -191,27 +238,50 @@ impl Journal {
 
     fn write_loop(&self, mut store: Box<dyn Store>) {
         let mut batch: Vec<StoreOp> = Vec::new();
+        let mut reads: Vec<QueueRead> = Vec::new();
         loop {
             let started = Instant::now();
             let batch_end = {
                 let mut pending = self.pending.lock();
-                while pending.ops.is_empty() && batch.is_empty() && !pending.stopping {
+                while pending.ops.is_empty()
+                    && pending.reads.is_empty()
+                    && batch.is_empty()
+                    && !pending.stopping
+                {
                     pending.writer_idle = true;
                     self.appended_cond.wait(&mut pending);
                 }
                 pending.writer_idle = false;
-                if pending.ops.is_empty() && batch.is_empty() {
+                if pending.ops.is_empty() && pending.reads.is_empty() && batch.is_empty() {
                     return;
                 }
-                if batch.is_empty() {
+                // The first change in `ops` has ticket `first`; a read waiting after change
+                // N ends the batch at N, so that it sees nothing recorded after it.
+                let first = pending.appended - pending.ops.len() as u64 + 1;
+                let end = pending
+                    .reads
+                    .front()
+                    .map_or(pending.appended, |&(after, _)| after);
+                let take = usize::try_from((end + 1).saturating_sub(first))
+                    .unwrap_or(usize::MAX)
+                    .min(pending.ops.len());
+                if batch.is_empty() && take == pending.ops.len() {
                     // Take the filled vector and leave the empty one: no copy, and both keep
                     // their capacity.
                     std::mem::swap(&mut batch, &mut pending.ops);
                 } else {
                     // A failed batch is retried with what arrived since.
-                    batch.append(&mut pending.ops);
+                    batch.extend(pending.ops.drain(..take));
                 }
-                pending.appended
+                let batch_end = first - 1 + take as u64;
+                while let Some((after, _)) = pending.reads.front()
+                    && *after <= batch_end
+                {
+                    if let Some((_, read)) = pending.reads.pop_front() {
+                        reads.push(read);
+                    }
+                }
+                batch_end
             };
             let taken = batch.len();
             coalesce(&mut batch);
@@ -221,9 +291,11 @@ impl Journal {
             match applied {
                 Ok(()) => {
                     let c = &self.counters;
-                    c.batches.fetch_add(1, Ordering::Relaxed);
-                    c.changes.fetch_add(taken as u64, Ordering::Relaxed);
-                    c.last_batch.store(taken as u64, Ordering::Relaxed);
+                    if taken > 0 {
+                        c.batches.fetch_add(1, Ordering::Relaxed);
+                        c.changes.fetch_add(taken as u64, Ordering::Relaxed);
+                        c.last_batch.store(taken as u64, Ordering::Relaxed);
+                    }
                     batch.clear();
                     // This vector goes back to the publishers at the next swap. At a steady
                     // rate it keeps the room one batch needs (growing it again each time
@@ -234,6 +306,10 @@ impl Journal {
                     }
                     self.durable_now.store(batch_end, Ordering::Release);
                     self.durable.send_replace(batch_end);
+                    for read in reads.drain(..) {
+                        let answer = store.read_queued(read.session, read.from_seq, read.limit);
+                        (read.reply)(answer);
+                    }
                 }
                 Err(error) => {
                     self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -249,7 +325,7 @@ impl Journal {
             if let SyncPolicy::Periodic(interval) = self.sync {
                 let next = started + interval;
                 let mut pending = self.pending.lock();
-                while !pending.stopping {
+                while !pending.stopping && pending.reads.is_empty() {
                     let now = Instant::now();
                     if now >= next {
                         break;
@@ -358,8 +434,17 @@ mod tests {
     struct Stuck(Arc<(parking_lot::Mutex<bool>, Condvar)>);
 
     impl Store for Stuck {
-        fn load(&mut self) -> Result<crate::store::Snapshot, crate::store::StoreError> {
+        fn load(&mut self, _: usize) -> Result<crate::store::Snapshot, crate::store::StoreError> {
             Ok(crate::store::Snapshot::default())
+        }
+
+        fn read_queued(
+            &mut self,
+            _: u64,
+            _: u64,
+            _: usize,
+        ) -> Result<Vec<StoredDelivery>, crate::store::StoreError> {
+            Ok(Vec::new())
         }
 
         fn apply(&mut self, _: &[StoreOp]) -> Result<(), crate::store::StoreError> {
@@ -376,7 +461,7 @@ mod tests {
     fn periodic_acknowledgements_wait_only_when_the_writer_is_far_behind() {
         let gate = Arc::new((parking_lot::Mutex::new(false), Condvar::new()));
         let policy = SyncPolicy::Periodic(Duration::from_millis(1));
-        let journal = Journal::start(Box::new(Stuck(Arc::clone(&gate))), policy, 1)
+        let journal = Journal::start(Box::new(Stuck(Arc::clone(&gate))), policy, 1, 1000)
             .unwrap_or_else(|_| unreachable!());
         let mut ticket = 0;
         for seq in 0..=BACKLOG_LIMIT {

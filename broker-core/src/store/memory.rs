@@ -8,8 +8,9 @@ use std::sync::Arc;
 use mqtt_codec::{ClientId, TopicName};
 use parking_lot::Mutex;
 
-use super::{Snapshot, Store, StoreError, StoreOp, StoredSession, StoredWill};
-use super::{StoredMessage, StoredSubscription};
+use super::window::Windowed;
+use super::{DeliveryState, Snapshot, Store, StoreError, StoreOp, StoredSession, StoredWill};
+use super::{StoredDelivery, StoredMessage, StoredSubscription};
 
 /// A [`Store`] in memory; clones share it.
 #[derive(Debug, Clone, Default)]
@@ -42,8 +43,39 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
-        Ok(self.snapshot())
+    fn load(&mut self, window: usize) -> Result<Snapshot, StoreError> {
+        let mut snapshot = self.snapshot();
+        for session in &mut snapshot.sessions {
+            let mut windowed = Windowed::new(window);
+            for delivery in std::mem::take(&mut session.deliveries) {
+                windowed.offer(delivery);
+            }
+            (session.deliveries, session.unread) = windowed.finish();
+        }
+        Ok(snapshot)
+    }
+
+    fn read_queued(
+        &mut self,
+        session: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let state = self.state.lock();
+        let mut queued: Vec<StoredDelivery> = state
+            .sessions
+            .get(&session)
+            .map(|s| {
+                s.deliveries
+                    .iter()
+                    .filter(|d| d.seq >= from_seq && d.state == DeliveryState::Queued)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        queued.sort_by_key(|d| d.seq);
+        queued.truncate(limit);
+        Ok(queued)
     }
 
     fn apply(&mut self, batch: &[StoreOp]) -> Result<(), StoreError> {
@@ -72,6 +104,7 @@ impl State {
                     subscriptions: Vec::new(),
                     deliveries: Vec::new(),
                     inbound_qos2: Vec::new(),
+                    unread: None,
                 });
                 session.expiry = *expiry;
                 session.disconnected_at = *disconnected_at;

@@ -2,8 +2,10 @@
 //! in-flight QoS 1/2 messages, inbound QoS 2 identifiers, retained messages and pending
 //! delayed wills survive a restart.
 //!
-//! The broker never reads a store while it runs. It reads everything once at start-up
-//! ([`Store::load`]) and afterwards only describes each change as a [`StoreOp`]. Changes are
+//! The broker reads a store once at start-up ([`Store::load`]): everything, except the
+//! queued messages of a persistent session past the first `window` of them, which stay in
+//! the store until the session's queue drains to them ([`Store::read_queued`]). Otherwise
+//! the broker only describes each change as a [`StoreOp`]. Changes are
 //! appended to a journal in the order they happened and applied by one writer thread in
 //! batches ([`Store::apply`]): a whole batch per transaction (group commit), so the cost of
 //! making a change durable is shared by every change that arrived while the previous batch
@@ -19,6 +21,7 @@ mod journal;
 mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod window;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -28,25 +31,35 @@ use mqtt_codec::{ClientId, PacketId, QoS, SubscriptionId, SubscriptionOptions, T
 use crate::SessionExpiry;
 use crate::message::Message;
 
-pub(crate) use journal::Journal;
+pub(crate) use journal::{Journal, QueueRead};
 pub use memory::MemoryStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
 /// Where the broker keeps its durable state.
 ///
-/// `load` runs once, before the broker serves anyone; `apply` runs on the broker's writer
-/// thread, one batch at a time, in the order the changes happened. A store applies a batch
-/// all or nothing: after `apply` returns `Ok`, every change in it survives a crash of the
-/// process (and, for a store that says so, of the machine). After an `Err` the broker
-/// retries the same changes, followed by newer ones, so applying a change twice must be
-/// harmless.
+/// `load` runs once, before the broker serves anyone; `apply` and `read_queued` run on the
+/// broker's writer thread, one at a time, in the order the broker asked for them (a read
+/// sees every change recorded before it, and none after). A store applies a batch all or
+/// nothing: after `apply` returns `Ok`, every change in it survives a crash of the process
+/// (and, for a store that says so, of the machine). After an `Err` the broker retries the
+/// same changes, followed by newer ones, so applying a change twice must be harmless.
 pub trait Store: Send + 'static {
-    /// Everything stored.
-    fn load(&mut self) -> Result<Snapshot, StoreError>;
+    /// Everything stored, except queued deliveries past the first `window` of a session
+    /// ([`StoredSession::unread`] counts them). Deliveries in flight are always given.
+    fn load(&mut self, window: usize) -> Result<Snapshot, StoreError>;
 
     /// Applies `batch` atomically.
     fn apply(&mut self, batch: &[StoreOp]) -> Result<(), StoreError>;
+
+    /// Up to `limit` of `session`'s queued deliveries (not done, not in flight) from
+    /// sequence number `from_seq` on, in sequence-number order.
+    fn read_queued(
+        &mut self,
+        session: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredDelivery>, StoreError>;
 }
 
 /// When a publisher's QoS 1/2 PUBLISH is acknowledged, relative to the store.
@@ -239,6 +252,50 @@ pub struct StoredSession {
     pub deliveries: Vec<StoredDelivery>,
     /// QoS 2 identifiers received and not yet released.
     pub inbound_qos2: Vec<PacketId>,
+    /// The queued deliveries `load` left in the store (past its window), if any.
+    pub unread: Option<Unread>,
+}
+
+/// A session's queued deliveries left in the store by [`Store::load`]: every queued
+/// delivery from `first_seq` on (deliveries in flight are all loaded, whatever their
+/// sequence number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unread {
+    /// The sequence number of the first.
+    pub first_seq: u64,
+    /// The sequence number of the last.
+    pub last_seq: u64,
+    /// How many.
+    pub count: u64,
+    /// Their payload bytes.
+    pub bytes: u64,
+    /// The largest message identifier they refer to (identifiers are never reused).
+    pub max_message_id: u64,
+}
+
+impl Unread {
+    /// Adds a delivery to those left unread.
+    pub fn add(unread: &mut Option<Self>, seq: u64, bytes: usize, message_id: u64) {
+        let bytes = bytes as u64;
+        match unread {
+            Some(u) => {
+                u.first_seq = u.first_seq.min(seq);
+                u.last_seq = u.last_seq.max(seq);
+                u.count += 1;
+                u.bytes += bytes;
+                u.max_message_id = u.max_message_id.max(message_id);
+            }
+            None => {
+                *unread = Some(Self {
+                    first_seq: seq,
+                    last_seq: seq,
+                    count: 1,
+                    bytes,
+                    max_message_id: message_id,
+                });
+            }
+        }
+    }
 }
 
 /// Everything a store holds.

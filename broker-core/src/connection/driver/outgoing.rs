@@ -129,6 +129,7 @@ impl<P: Pipe> Driver<'_, P> {
             }
         }
         state.admit_parked(&broker.config);
+        state.refill(&session);
         let more = self.out.len() >= WRITE_BATCH
             && (!state.queue.is_empty() || state.inflight.iter().any(|f| f.sent_at.is_none()));
         drop(state);

@@ -25,6 +25,16 @@ struct Run {
     base: u32,
 }
 
+/// A session's deliveries with consecutive sequence numbers at consecutive entries of a
+/// stored segment, from entry `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct StoredRun {
+    pub(super) segment: i64,
+    pub(super) first: u64,
+    pub(super) len: u32,
+    pub(super) base: u32,
+}
+
 /// Where a delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Place {
@@ -95,6 +105,30 @@ impl Index {
                 entry: run.base + offset,
             }
         })
+    }
+
+    /// `session`'s stored runs that hold sequence numbers from `from_seq` on, in order.
+    pub(super) fn stored_runs_from(&self, session: u64, from_seq: u64) -> Vec<StoredRun> {
+        let Some(runs) = self.runs.get(&session) else {
+            return Vec::new();
+        };
+        let start = runs.partition_point(|r| r.first + u64::from(r.len) <= from_seq);
+        runs.get(start..)
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.segment != BUILDING)
+            .map(|r| StoredRun {
+                segment: r.segment,
+                first: r.first,
+                len: r.len,
+                base: r.base,
+            })
+            .collect()
+    }
+
+    /// Whether `session`'s delivery `seq` has a `delivery_states` row (it is in flight).
+    pub(super) fn has_state(&self, session: u64, seq: u64) -> bool {
+        self.states.contains(&(session, seq))
     }
 
     /// Whether a stored entry is done (a missing segment's are).

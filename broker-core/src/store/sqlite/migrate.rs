@@ -208,7 +208,7 @@ mod tests {
         }
         let mut store = SqliteStore::open(&path, SyncPolicy::Periodic(Duration::from_millis(100)))
             .unwrap_or_else(|e| panic!("{e}"));
-        let snapshot = store.load().unwrap_or_else(|e| panic!("{e}"));
+        let snapshot = store.load(usize::MAX).unwrap_or_else(|e| panic!("{e}"));
         let one = snapshot
             .sessions
             .iter()

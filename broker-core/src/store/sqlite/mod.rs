@@ -32,6 +32,7 @@
 mod columns;
 mod index;
 mod migrate;
+mod queue_read;
 mod read;
 mod segment;
 
@@ -42,9 +43,10 @@ use bytes::BytesMut;
 use mqtt_codec::SubscriptionId;
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 
-use super::{Snapshot, Store, StoreError, StoreOp, SyncPolicy};
+use super::{Snapshot, Store, StoreError, StoreOp, StoredDelivery, SyncPolicy};
 use columns::{IdBuild, encode, expiry_to_sql, sql_int, state_to_sql, unix_ms};
 use index::{Index, Place, Touched};
+use queue_read::QueueReader;
 use segment::SegmentBuilder;
 
 /// The schema this code reads and writes, kept in `PRAGMA user_version`.
@@ -175,6 +177,11 @@ struct Scratch {
     /// skipped without asking the database. After a failed batch it is read again from
     /// the file.
     sessions: Keys,
+    /// How many queued deliveries of each session `load` reads (and reads again, when the
+    /// index is built again after a failed batch).
+    window: usize,
+    /// Reads queued deliveries back while the broker runs.
+    reader: QueueReader,
 }
 
 /// Session keys, as stored.
@@ -230,6 +237,7 @@ impl SqliteStore {
             scratch: Scratch {
                 next_ord: max_ord.saturating_add(1),
                 sessions,
+                window: usize::MAX,
                 ..Scratch::default()
             },
         })
@@ -241,7 +249,7 @@ impl SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut index = match scratch.index.take() {
             Some(index) => index,
-            None => read::read_all(&tx)?.index,
+            None => read::read_all(&tx, scratch.window)?.index,
         };
         let mut writing = Batch {
             tx: &tx,
@@ -253,21 +261,25 @@ impl SqliteStore {
             writing.apply(op)?;
         }
         writing.seal()?;
-        writing.write_touched()?;
+        let deleted = writing.write_touched()?;
         drop(writing);
         tx.commit()?;
+        for id in deleted {
+            scratch.reader.forget(id);
+        }
         scratch.index = Some(index);
         Ok(())
     }
 }
 
 impl Store for SqliteStore {
-    fn load(&mut self) -> Result<Snapshot, StoreError> {
+    fn load(&mut self, window: usize) -> Result<Snapshot, StoreError> {
+        self.scratch.window = window;
         let loaded = (|| {
             let tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let loaded = read::read_all(&tx)?;
+            let loaded = read::read_all(&tx, window)?;
             tx.commit()?;
             Ok::<_, LoadError>(loaded)
         })()
@@ -296,6 +308,7 @@ impl Store for SqliteStore {
                 // can say: if not, the retry reads them again).
                 self.scratch.index = None;
                 self.scratch.segment.finish().ok();
+                self.scratch.reader.clear();
                 if let Ok(sessions) = live_sessions(&self.conn) {
                     self.scratch.sessions = sessions;
                 }
@@ -309,6 +322,41 @@ impl Store for SqliteStore {
                 })
             }
         }
+    }
+
+    fn read_queued(
+        &mut self,
+        session: u64,
+        from_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredDelivery>, StoreError> {
+        let Self {
+            conn,
+            scratch,
+            location,
+            ..
+        } = self;
+        let index = match &mut scratch.index {
+            Some(index) => index,
+            None => {
+                // Built again after a failed batch, as the next batch would.
+                let built = (|| {
+                    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                    let index = read::read_all(&tx, scratch.window)?.index;
+                    tx.commit()?;
+                    Ok::<_, LoadError>(index)
+                })()
+                .map_err(|e| e.into_store_error(location))?;
+                scratch.index.insert(built)
+            }
+        };
+        scratch
+            .reader
+            .read(conn, index, session, from_seq, limit)
+            .map_err(|reason| StoreError::Corrupt {
+                location: location.clone(),
+                reason,
+            })
     }
 }
 
@@ -631,13 +679,15 @@ impl<'t> Batch<'_, 't> {
     }
 
     /// See [`write_touched`].
-    fn write_touched(&mut self) -> rusqlite::Result<()> {
+    fn write_touched(&mut self) -> rusqlite::Result<Vec<i64>> {
         write_touched(self.tx, self.index)
     }
 }
 
-/// Writes the done bitmaps that changed, and deletes the segments all done.
-fn write_touched(conn: &Connection, index: &mut Index) -> rusqlite::Result<()> {
+/// Writes the done bitmaps that changed, and deletes the segments all done; returns the
+/// ids of those deleted.
+fn write_touched(conn: &Connection, index: &mut Index) -> rusqlite::Result<Vec<i64>> {
+    let mut deleted = Vec::new();
     for (id, touched) in index.take_touched() {
         match touched {
             Touched::Done(done) => {
@@ -651,10 +701,11 @@ fn write_touched(conn: &Connection, index: &mut Index) -> rusqlite::Result<()> {
                     .execute([id])?;
                 conn.prepare_cached("DELETE FROM segment_done WHERE segment = ?1")?
                     .execute([id])?;
+                deleted.push(id);
             }
         }
     }
-    Ok(())
+    Ok(deleted)
 }
 
 const INSERT_SEGMENT: &str = "INSERT INTO segments (id, data) VALUES (?1, ?2)";

@@ -1,10 +1,12 @@
-//! Reading the whole store back, once, at start-up: sessions with their subscriptions,
-//! deliveries (from the segments, with the states of those in flight) and inbound QoS 2
-//! identifiers; retained messages; delayed wills. Whatever refers to something gone is
-//! removed on the way, and the writer's [`Index`] is built from what was read.
+//! Reading the store back, once, at start-up: sessions with their subscriptions,
+//! deliveries (from the segments, with the states of those in flight; of the queued ones,
+//! only a window: see [`Windowed`]) and inbound QoS 2 identifiers; retained messages;
+//! delayed wills. Whatever refers to something gone is removed on the way, and the
+//! writer's [`Index`] is built from what was read.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use mqtt_codec::{SubscriptionOptions, TopicFilter};
@@ -17,7 +19,9 @@ use super::columns::{
 use super::index::Index;
 use super::segment::{self, bit, set_bit};
 use super::{LoadError, write_touched};
-use crate::store::{Snapshot, StoredDelivery, StoredMessage, StoredSession};
+use crate::message::Message;
+use crate::store::window::Windowed;
+use crate::store::{DeliveryState, Snapshot, StoredDelivery, StoredMessage, StoredSession};
 use crate::store::{StoredSubscription, StoredWill};
 
 /// What `load` read.
@@ -29,20 +33,16 @@ pub(super) struct Loaded {
     pub(super) max_ord: i64,
 }
 
-/// Removes what refers to nothing, then reads everything, inside the caller's transaction.
-/// Deliveries whose session is gone are marked done, and segments left with none are
-/// deleted.
-pub(super) fn read_all(conn: &Connection) -> Result<Loaded, LoadError> {
+/// Removes what refers to nothing, then reads everything (of each session's queued
+/// deliveries, the first `window`), inside the caller's transaction. Deliveries whose
+/// session is gone are marked done, and segments left with none are deleted.
+pub(super) fn read_all(conn: &Connection, window: usize) -> Result<Loaded, LoadError> {
     remove_orphans(conn)?;
     let mut sessions = read_sessions(conn)?;
     read_subscriptions(conn, &mut sessions)?;
-    let mut index = read_segments(conn, &mut sessions)?;
-    for s in &mut sessions.list {
-        // Segments are read in the order they were written, but a session's deliveries may
-        // have been stored out of order (by a retried batch).
-        s.deliveries.sort_by_key(|d| d.seq);
-    }
-    read_delivery_states(conn, &mut sessions, &mut index)?;
+    let mut states = read_delivery_states(conn)?;
+    let mut index = read_segments(conn, &mut sessions, &mut states, window)?;
+    remove_stale_states(conn, states)?;
     write_touched(conn, &mut index)?;
     read_inbound_qos2(conn, &mut sessions)?;
     let retained = read_retained(conn)?;
@@ -71,6 +71,11 @@ impl Sessions {
     fn get_mut(&mut self, key: i64) -> Option<&mut StoredSession> {
         self.index.get(&key).and_then(|&i| self.list.get_mut(i))
     }
+
+    /// Where the session stored as `key` is in `list`.
+    fn position(&self, key: i64) -> Option<usize> {
+        self.index.get(&key).copied()
+    }
 }
 
 fn read_sessions(conn: &Connection) -> Result<Sessions, LoadError> {
@@ -87,6 +92,7 @@ fn read_sessions(conn: &Connection) -> Result<Sessions, LoadError> {
             subscriptions: Vec::new(),
             deliveries: Vec::new(),
             inbound_qos2: Vec::new(),
+            unread: None,
         });
     }
     // SQLite sorts keys above i64::MAX first.
@@ -129,16 +135,29 @@ fn read_subscriptions(conn: &Connection, sessions: &mut Sessions) -> Result<(), 
     Ok(())
 }
 
-/// Reads the segments: their deliveries not done go to their sessions, each sharing its
-/// message with the other deliveries of the same message id; entries of sessions that are
-/// gone are marked done.
-fn read_segments(conn: &Connection, sessions: &mut Sessions) -> Result<Index, LoadError> {
+/// Reads the segments: their deliveries not done go to their sessions (in flight with the
+/// state `states` gives them, which is taken from it), each sharing its message with the
+/// other deliveries of the same message id; entries of sessions that are gone are marked
+/// done.
+fn read_segments(
+    conn: &Connection,
+    sessions: &mut Sessions,
+    states: &mut States,
+    window: usize,
+) -> Result<Index, LoadError> {
     let max_segment: i64 =
         conn.query_row("SELECT coalesce(max(id), 0) FROM segments", [], |r| {
             r.get(0)
         })?;
     let mut index = Index::new(max_segment);
-    let mut messages: HashMap<u64, StoredMessage, IdBuild> = HashMap::default();
+    let mut windows: Vec<Windowed> = sessions
+        .list
+        .iter()
+        .map(|_| Windowed::new(window))
+        .collect();
+    // Weak: a message left unread by every session must not stay in memory for the load.
+    let mut messages: HashMap<u64, (Weak<Message>, Option<SystemTime>), IdBuild> =
+        HashMap::default();
     let mut stmt = conn.prepare(
         "SELECT s.id, s.data, d.done FROM segments AS s \
          LEFT JOIN segment_done AS d ON d.segment = s.id ORDER BY s.id",
@@ -163,11 +182,13 @@ fn read_segments(conn: &Connection, sessions: &mut Sessions) -> Result<Index, Lo
                 parsed.entries
             )));
         }
+        // The payload sizes of this segment's messages, for the deliveries only counted.
+        let mut payload_lens: Vec<Option<usize>> = vec![None; parsed.messages.len()];
         let mut runs = Vec::with_capacity(parsed.runs.len());
         let (mut base, mut live, mut touched) = (0u32, 0u32, false);
         for run in parsed.runs {
             let len = u32::try_from(run.entries.len()).map_err(|e| corrupt(e.to_string()))?;
-            let Some(session) = sessions.get_mut(sql_int(run.session)) else {
+            let Some(at) = sessions.position(sql_int(run.session)) else {
                 for entry in base..base + len {
                     touched |= !bit(&done, entry);
                     set_bit(&mut done, entry);
@@ -175,6 +196,9 @@ fn read_segments(conn: &Connection, sessions: &mut Sessions) -> Result<Index, Lo
                 base += len;
                 continue;
             };
+            let windowed = windows
+                .get_mut(at)
+                .ok_or_else(|| corrupt("a session without its window".to_owned()))?;
             runs.push((run.session, run.first, len, base));
             // `parse` checked that the run's sequence numbers do not overflow.
             for (offset, entry) in (0u64..).zip(run.entries) {
@@ -185,77 +209,104 @@ fn read_segments(conn: &Connection, sessions: &mut Sessions) -> Result<Index, Lo
                     continue;
                 }
                 live += 1;
+                let state = match states.remove(&(run.session, seq)) {
+                    Some(state) => {
+                        index.add_state(run.session, seq);
+                        state
+                    }
+                    None => entry.state,
+                };
                 let found = parsed
                     .messages
                     .get(entry.message as usize)
                     .ok_or_else(|| corrupt(format!("no message {}", entry.message)))?;
-                let message = match messages.get(&found.id) {
-                    Some(message) => message.clone(),
+                let packet = || data.get(found.packet.clone()).unwrap_or_default();
+                if windowed.counts_only(seq, state) {
+                    let size = match payload_lens.get(entry.message as usize).copied().flatten() {
+                        Some(size) => size,
+                        None => {
+                            let message = decode(Bytes::copy_from_slice(packet()))
+                                .map_err(|e| corrupt(format!("message {} holds {e}", found.id)))?;
+                            let size = message.payload.len();
+                            if let Some(slot) = payload_lens.get_mut(entry.message as usize) {
+                                *slot = Some(size);
+                            }
+                            size
+                        }
+                    };
+                    windowed.count(seq, size, found.id);
+                    continue;
+                }
+                let message = match messages
+                    .get(&found.id)
+                    .and_then(|(m, at)| Some((m.upgrade()?, *at)))
+                {
+                    Some((message, expires_at)) => StoredMessage {
+                        id: found.id,
+                        message,
+                        expires_at,
+                    },
                     None => {
                         // A copy: a message kept for long must not keep its whole segment
                         // in memory.
-                        let packet = data.get(found.packet.clone()).unwrap_or_default();
-                        let message = decode(Bytes::copy_from_slice(packet))
+                        let message = decode(Bytes::copy_from_slice(packet()))
                             .map_err(|e| corrupt(format!("message {} holds {e}", found.id)))?;
                         let stored = StoredMessage {
                             id: found.id,
                             message: Arc::new(message),
                             expires_at: optional_time(found.expires_at)?,
                         };
-                        messages.insert(found.id, stored.clone());
+                        messages.insert(
+                            found.id,
+                            (Arc::downgrade(&stored.message), stored.expires_at),
+                        );
                         stored
                     }
                 };
-                session.deliveries.push(StoredDelivery {
+                windowed.keep(StoredDelivery {
                     seq,
                     message,
                     qos: entry.qos,
                     retain: entry.retain,
                     subscription_ids: entry.subscription_ids,
-                    state: entry.state,
+                    state,
                 });
             }
         }
         index.add_stored(id, live, done, &runs, touched || live == 0);
     }
+    for (session, windowed) in sessions.list.iter_mut().zip(windows) {
+        (session.deliveries, session.unread) = windowed.finish();
+    }
     Ok(index)
 }
 
-/// Applies the states of deliveries in flight to the deliveries read; a state whose
-/// delivery is not stored (or done) is deleted.
-fn read_delivery_states(
-    conn: &Connection,
-    sessions: &mut Sessions,
-    index: &mut Index,
-) -> Result<(), LoadError> {
-    let mut stale = Vec::new();
+/// The states of deliveries in flight, by session and sequence number.
+type States = HashMap<(u64, u64), DeliveryState, IdBuild>;
+
+fn read_delivery_states(conn: &Connection) -> Result<States, LoadError> {
+    let mut states = States::default();
     let mut stmt = conn.prepare("SELECT session, seq, packet_id, state FROM delivery_states")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
         let (key, seq): (i64, i64) = (row.get(0)?, row.get(1)?);
         let state = state_from_sql(row.get(2)?, row.get(3)?)?;
-        let (session, seq) = (from_sql_int(key), from_sql_int(seq));
-        let delivery = sessions.get_mut(key).and_then(|s| {
-            let at = s.deliveries.binary_search_by_key(&seq, |d| d.seq).ok()?;
-            s.deliveries.get_mut(at)
-        });
-        match delivery {
-            Some(delivery) => {
-                delivery.state = state;
-                index.add_state(session, seq);
-            }
-            None => stale.push((key, sql_int(seq))),
-        }
+        states.insert((from_sql_int(key), from_sql_int(seq)), state);
     }
+    Ok(states)
+}
+
+/// Deletes the states no delivery read took: their delivery is not stored, or done.
+fn remove_stale_states(conn: &Connection, stale: States) -> Result<(), LoadError> {
     if !stale.is_empty() {
         tracing::warn!(
             removed = stale.len(),
             "session store: removed states of deliveries that are not stored"
         );
     }
-    for (key, seq) in stale {
+    for (session, seq) in stale.into_keys() {
         conn.prepare_cached("DELETE FROM delivery_states WHERE session = ?1 AND seq = ?2")?
-            .execute([key, seq])?;
+            .execute([sql_int(session), sql_int(seq)])?;
     }
     Ok(())
 }

@@ -400,7 +400,46 @@ pub(super) struct ParsedEntry {
 
 /// Reads a segment; an error says what is wrong with it.
 pub(super) fn parse(data: &[u8]) -> Result<Parsed, String> {
-    let mut r = Reader { data, pos: 0 };
+    let mut r = Reader::new(data);
+    let messages = parse_messages(&mut r)?;
+    let message_count = len_u32(messages.len()).map_err(|e| e.to_string())?;
+    let run_count = r.u32()?;
+    let mut runs = Vec::new();
+    let mut total = 0u32;
+    for _ in 0..run_count {
+        let session = r.u64()?;
+        let first = r.u64()?;
+        let count = r.u32()?;
+        if count == 0 || first.checked_add(u64::from(count) - 1).is_none() {
+            return Err(format!(
+                "a run of {count} deliveries from sequence number {first}"
+            ));
+        }
+        total = total
+            .checked_add(count)
+            .ok_or_else(|| "more than 2^32 deliveries".to_owned())?;
+        let mut entries = Vec::new();
+        for _ in 0..count {
+            entries.push(parse_entry(&mut r, message_count)?);
+        }
+        runs.push(ParsedRun {
+            session,
+            first,
+            entries,
+        });
+    }
+    if r.pos != data.len() {
+        return Err(format!("{} bytes after the segment", data.len() - r.pos));
+    }
+    Ok(Parsed {
+        messages,
+        runs,
+        entries: total,
+    })
+}
+
+/// Reads the format byte and the messages of a segment (`r` at its start).
+pub(super) fn parse_messages(r: &mut Reader<'_>) -> Result<Vec<ParsedMessage>, String> {
     let format = r.u8()?;
     if format != FORMAT {
         return Err(format!("segment format {format}, expected {FORMAT}"));
@@ -423,79 +462,67 @@ pub(super) fn parse(data: &[u8]) -> Result<Parsed, String> {
             packet: start..start + len,
         });
     }
-    let run_count = r.u32()?;
-    let mut runs = Vec::new();
-    let mut total = 0u32;
-    for _ in 0..run_count {
-        let session = r.u64()?;
-        let first = r.u64()?;
-        let count = r.u32()?;
-        if count == 0 || first.checked_add(u64::from(count) - 1).is_none() {
-            return Err(format!(
-                "a run of {count} deliveries from sequence number {first}"
-            ));
-        }
-        total = total
-            .checked_add(count)
-            .ok_or_else(|| "more than 2^32 deliveries".to_owned())?;
-        let mut entries = Vec::new();
-        for _ in 0..count {
-            let message = r.u32()?;
-            if message >= message_count {
-                return Err(format!(
-                    "a delivery of message {message} of {message_count}"
-                ));
-            }
-            let qos = r.u8()?;
-            let qos = QoS::from_u8(qos).ok_or_else(|| format!("invalid QoS {qos}"))?;
-            let retain = match r.u8()? {
-                0 => false,
-                1 => true,
-                other => return Err(format!("retain flag {other}")),
-            };
-            let state = r.u8()?;
-            let state = state_from_code(state, r.u16()?)?;
-            let ids = r.u32()?;
-            let mut subscription_ids = Vec::new();
-            for _ in 0..ids {
-                let id = r.u32()?;
-                subscription_ids.push(
-                    SubscriptionId::new(id)
-                        .ok_or_else(|| format!("invalid subscription id {id}"))?,
-                );
-            }
-            entries.push(ParsedEntry {
-                message,
-                qos,
-                retain,
-                state,
-                subscription_ids,
-            });
-        }
-        runs.push(ParsedRun {
-            session,
-            first,
-            entries,
-        });
+    Ok(messages)
+}
+
+/// The bytes of the entry at the start of `data`, if its header is there (13 bytes, the
+/// last four its count of subscription identifiers).
+pub(super) fn entry_len(data: &[u8]) -> Option<usize> {
+    let ids = data.get(9..13)?;
+    let ids = u32::from_le_bytes(<[u8; 4]>::try_from(ids).ok()?);
+    Some(13 + ids as usize * 4)
+}
+
+/// Reads one entry of a run, whose message must be one of the segment's `message_count`.
+pub(super) fn parse_entry(r: &mut Reader<'_>, message_count: u32) -> Result<ParsedEntry, String> {
+    let message = r.u32()?;
+    if message >= message_count {
+        return Err(format!(
+            "a delivery of message {message} of {message_count}"
+        ));
     }
-    if r.pos != data.len() {
-        return Err(format!("{} bytes after the segment", data.len() - r.pos));
+    let qos = r.u8()?;
+    let qos = QoS::from_u8(qos).ok_or_else(|| format!("invalid QoS {qos}"))?;
+    let retain = match r.u8()? {
+        0 => false,
+        1 => true,
+        other => return Err(format!("retain flag {other}")),
+    };
+    let state = r.u8()?;
+    let state = state_from_code(state, r.u16()?)?;
+    let ids = r.u32()?;
+    let mut subscription_ids = Vec::new();
+    for _ in 0..ids {
+        let id = r.u32()?;
+        subscription_ids
+            .push(SubscriptionId::new(id).ok_or_else(|| format!("invalid subscription id {id}"))?);
     }
-    Ok(Parsed {
-        messages,
-        runs,
-        entries: total,
+    Ok(ParsedEntry {
+        message,
+        qos,
+        retain,
+        state,
+        subscription_ids,
     })
 }
 
 /// Reads the layout's integers, saying where the data ran out.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+    pub(super) fn new(data: &'a [u8]) -> Self {
+        Self { data, pos: 0 }
+    }
+
+    /// Where it is.
+    pub(super) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(super) fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
         let bytes = self
             .pos
             .checked_add(len)
@@ -510,23 +537,23 @@ impl<'a> Reader<'a> {
         <[u8; N]>::try_from(bytes).map_err(|_| format!("truncated at byte {}", self.pos))
     }
 
-    fn u8(&mut self) -> Result<u8, String> {
+    pub(super) fn u8(&mut self) -> Result<u8, String> {
         Ok(u8::from_le_bytes(self.array()?))
     }
 
-    fn u16(&mut self) -> Result<u16, String> {
+    pub(super) fn u16(&mut self) -> Result<u16, String> {
         Ok(u16::from_le_bytes(self.array()?))
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    pub(super) fn u32(&mut self) -> Result<u32, String> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         Ok(u64::from_le_bytes(self.array()?))
     }
 
-    fn i64(&mut self) -> Result<i64, String> {
+    pub(super) fn i64(&mut self) -> Result<i64, String> {
         Ok(i64::from_le_bytes(self.array()?))
     }
 }
