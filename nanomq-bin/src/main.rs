@@ -159,7 +159,9 @@ fn open_broker(config: &Config) -> Result<Arc<Broker>> {
             let store = SqliteStore::open(&persistence.path, persistence.sync)
                 .map_err(|e| anyhow!("persistence.path: {e}"))?;
             tracing::info!(path = %persistence.path.display(), sync = ?persistence.sync, "session store opened");
-            builder.store(store, persistence.sync)
+            builder
+                .store(store, persistence.sync)
+                .queue_window(persistence.queue_in_memory)
         }
     };
     builder

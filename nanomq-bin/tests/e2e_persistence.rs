@@ -8,6 +8,9 @@
 //!   message whose PUBACK the publisher had received, in order, none twice;
 //! - churn: sessions that expire leave the database, and its size stops growing.
 //!
+//! Sessions keep only [`QUEUE_IN_MEMORY`] queued messages in memory, so the queues above
+//! drain mostly from the database.
+//!
 //! The publisher, the in-flight check and the churn use a small client built on mqtt-codec
 //! (they need exact control of acknowledgements); the queued-message checks use mosquitto.
 
@@ -33,11 +36,17 @@ use tokio::net::TcpStream;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
+/// How many of a session's queued messages the broker keeps in memory in these tests: far
+/// fewer than they queue, so that most are read back from the database as queues drain,
+/// after a restart as after a kill.
+const QUEUE_IN_MEMORY: usize = 64;
+
 /// A broker configuration with persistence on, on `db`.
 fn config(db: &Path, sync: &str, mqtt: &str) -> String {
     format!(
         "[listeners.tcp]\nbind = \"127.0.0.1:0\"\n\n[mqtt]\n{mqtt}\n\n\
-         [persistence]\nenabled = true\npath = \"{}\"\nsync = \"{sync}\"\n\n\
+         [persistence]\nenabled = true\npath = \"{}\"\nsync = \"{sync}\"\n\
+         queue_in_memory = {QUEUE_IN_MEMORY}\n\n\
          [log]\nlevel = \"info\"\nto = \"console\"\n",
         db.display()
     )

@@ -1,10 +1,10 @@
-//! `[persistence]`: whether sessions go to the SQLite store, where, and when publishers are
-//! acknowledged relative to it.
+//! `[persistence]`: whether sessions go to the SQLite store, where, when publishers are
+//! acknowledged relative to it, and how much of a session's queue stays in memory.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use broker_core::SyncPolicy;
+use broker_core::{DEFAULT_QUEUE_WINDOW, SyncPolicy};
 use serde::Deserialize;
 
 use super::Problems;
@@ -17,6 +17,8 @@ pub(crate) struct PersistenceConfig {
     pub(crate) path: PathBuf,
     /// When publishers are acknowledged relative to the store.
     pub(crate) sync: SyncPolicy,
+    /// How many of a persistent session's queued messages stay in memory.
+    pub(crate) queue_in_memory: usize,
 }
 
 /// `[persistence]`.
@@ -27,6 +29,7 @@ pub(super) struct RawPersistence {
     path: PathBuf,
     sync: RawSync,
     flush_interval: HumanDuration,
+    queue_in_memory: i64,
 }
 
 impl Default for RawPersistence {
@@ -36,6 +39,7 @@ impl Default for RawPersistence {
             path: PathBuf::from("data/nanomq.db"),
             sync: RawSync::Always,
             flush_interval: HumanDuration(Duration::from_millis(100)),
+            queue_in_memory: DEFAULT_QUEUE_WINDOW as i64,
         }
     }
 }
@@ -49,7 +53,8 @@ pub(super) enum RawSync {
 }
 
 impl RawPersistence {
-    /// The store's settings, if it is on; problems for an empty path or a zero interval.
+    /// The store's settings, if it is on; problems for an empty path, a zero interval or an
+    /// empty window.
     pub(super) fn validate(self, problems: &mut Problems) -> Option<PersistenceConfig> {
         if self.path.as_os_str().is_empty() {
             problems.add("persistence.path", "must not be empty");
@@ -59,9 +64,18 @@ impl RawPersistence {
             RawSync::Always => SyncPolicy::Always,
             RawSync::Periodic => SyncPolicy::Periodic(interval),
         };
+        let queue_in_memory = problems
+            .in_range(
+                "persistence.queue_in_memory",
+                self.queue_in_memory,
+                1,
+                i64::MAX,
+            )
+            .unwrap_or(DEFAULT_QUEUE_WINDOW);
         self.enabled.then_some(PersistenceConfig {
             path: self.path,
             sync,
+            queue_in_memory,
         })
     }
 }

@@ -341,13 +341,23 @@ fn persistence(
 ) -> Vec<&'static str> {
     match (old, new) {
         (None, None) => Vec::new(),
-        (Some(PersistenceConfig { path, sync }), Some(new)) => {
+        (
+            Some(PersistenceConfig {
+                path,
+                sync,
+                queue_in_memory,
+            }),
+            Some(new),
+        ) => {
             let mut keys = Vec::new();
             if *path != new.path {
                 keys.push("persistence.path");
             }
             if *sync != new.sync {
                 keys.push("persistence.sync");
+            }
+            if *queue_in_memory != new.queue_in_memory {
+                keys.push("persistence.queue_in_memory");
             }
             keys
         }

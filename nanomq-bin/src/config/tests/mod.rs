@@ -160,11 +160,12 @@ fn persistence_is_off_unless_enabled() {
         Some(PersistenceConfig {
             path: PathBuf::from("data/nanomq.db"),
             sync: SyncPolicy::Always,
+            queue_in_memory: 1000,
         })
     );
     let periodic = parse(&with_tcp(
         "[persistence]\nenabled = true\npath = \"/var/lib/nanomq/s.db\"\n\
-         sync = \"periodic\"\nflush_interval = \"250ms\"\n",
+         sync = \"periodic\"\nflush_interval = \"250ms\"\nqueue_in_memory = 64\n",
     ))
     .unwrap();
     assert_eq!(
@@ -172,6 +173,7 @@ fn persistence_is_off_unless_enabled() {
         Some(PersistenceConfig {
             path: PathBuf::from("/var/lib/nanomq/s.db"),
             sync: SyncPolicy::Periodic(Duration::from_millis(250)),
+            queue_in_memory: 64,
         })
     );
 }
@@ -193,6 +195,11 @@ fn bad_persistence_settings_are_refused() {
         &with_tcp("[persistence]\nflush_interval = \"0s\"\n"),
         "persistence.flush_interval",
         "greater than zero",
+    );
+    assert_refused(
+        &with_tcp("[persistence]\nqueue_in_memory = 0\n"),
+        "persistence.queue_in_memory",
+        "at least 1, got 0",
     );
     assert_refused(
         &with_tcp("[persistence]\nenabled = \"yes\"\n"),
