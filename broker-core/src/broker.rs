@@ -88,8 +88,11 @@ pub struct BrokerBuilder {
 }
 
 /// How many of a persistent session's queued messages stay in memory unless
-/// [`BrokerBuilder::queue_window`] says otherwise.
-pub const DEFAULT_QUEUE_WINDOW: usize = 1000;
+/// [`BrokerBuilder::queue_window`] says otherwise: all of them. A bounded window makes a
+/// reconnecting client wait for its first read-back until the store's writer has caught up
+/// with everything recorded before it (seconds after a burst of millions), so it is chosen
+/// by those who need the memory bound.
+pub const DEFAULT_QUEUE_WINDOW: usize = usize::MAX;
 
 impl BrokerBuilder {
     /// Offers extended (AUTH packet) authentication through `auth`.
@@ -113,7 +116,7 @@ impl BrokerBuilder {
     }
 
     /// With a store, keeps at most `messages` (at least 1) of each persistent session's
-    /// queued messages in memory (default [`DEFAULT_QUEUE_WINDOW`]): the rest are in the
+    /// queued messages in memory (default [`DEFAULT_QUEUE_WINDOW`], no bound): the rest are in the
     /// store alone, read back as the queue drains, so that sessions offline for long can
     /// queue more than memory holds. Messages in flight do not count.
     pub fn queue_window(mut self, messages: usize) -> Self {

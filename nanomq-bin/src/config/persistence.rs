@@ -39,7 +39,7 @@ impl Default for RawPersistence {
             path: PathBuf::from("data/nanomq.db"),
             sync: RawSync::Always,
             flush_interval: HumanDuration(Duration::from_millis(100)),
-            queue_in_memory: DEFAULT_QUEUE_WINDOW as i64,
+            queue_in_memory: i64::try_from(DEFAULT_QUEUE_WINDOW).unwrap_or(i64::MAX),
         }
     }
 }
