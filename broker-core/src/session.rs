@@ -64,6 +64,9 @@ impl Delivery {
 pub(crate) struct Durable {
     pub(crate) journal: Arc<Journal>,
     pub(crate) key: u64,
+    /// The session is not persistent (it ends with its connection); it stays in the store
+    /// only until the part of its queue that is there alone has been read back.
+    pub(crate) until_drained: bool,
 }
 
 impl Durable {
@@ -561,11 +564,8 @@ impl SessionState {
                 new.record(op);
             }
             (Some(old), None) => {
-                // Unless `read_back_all` asked for it first, what is in the store alone
-                // goes with the session.
-                if self.spill.as_ref().is_some_and(|s| !s.is_ending()) {
-                    self.spill = None;
-                }
+                // What is in the store alone goes with the session.
+                self.spill = None;
                 old.record(op);
                 for d in self.queue.iter_mut() {
                     d.seq = 0;

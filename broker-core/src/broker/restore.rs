@@ -171,6 +171,7 @@ impl Broker {
                     Durable {
                         journal: Arc::clone(&journal),
                         key: stored.key,
+                        until_drained: false,
                     },
                     last_seq + 1,
                 );

@@ -77,21 +77,24 @@ impl Broker {
         present: bool,
     ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
         *session.expiry.lock() = expiry;
-        let durable = match (&self.journal, expiry) {
-            (Some(journal), SessionExpiry::After(_) | SessionExpiry::Never) => Some(Durable {
+        let persistent = matches!(expiry, SessionExpiry::After(_) | SessionExpiry::Never);
+        let mut state = session.state.lock();
+        // Not persistent any more, but part of the queue is in the store alone: the store
+        // keeps the session (to end at once, should the broker stop) until it is read back.
+        let keep = persistent || state.has_stored_only();
+        let durable = self
+            .journal
+            .as_ref()
+            .filter(|_| keep)
+            .map(|journal| Durable {
                 journal: Arc::clone(journal),
                 key: session.key,
-            }),
-            _ => None,
-        };
+                until_drained: !persistent,
+            });
         let op = match durable {
             Some(_) => session.stored(expiry, None),
             None => StoreOp::SessionEnded { key: session.key },
         };
-        let mut state = session.state.lock();
-        if durable.is_none() {
-            state.read_back_all(&session);
-        }
         state.set_durable(durable, op);
         drop(state);
         session.set_online(true);

@@ -7,13 +7,17 @@
 //! Order is kept by one rule: while anything is in the store alone, every new QoS 1/2
 //! message goes there too (QoS 0 messages, never stored, stay in memory). A read asked for
 //! after the last message stored sees all of them ([`crate::store::Journal::read_queued`]).
+//!
+//! A session that resumes as no longer persistent (MQTT 5 Session Expiry Interval 0) while
+//! part of its queue is in the store alone keeps its place in the store, marked to end at
+//! once, until that part is read back ([`crate::session::Durable::until_drained`]): reading
+//! it all back at once would bring the whole queue into memory.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 
 use super::{Delivery, SessionShared, SessionState};
 use crate::broker::broker_message;
-use crate::store::{QueueRead, StoreError, StoredDelivery, Unread};
+use crate::store::{QueueRead, StoreError, StoreOp, StoredDelivery, Unread};
 
 /// What of a session's queue is not in memory.
 #[derive(Debug)]
@@ -23,30 +27,17 @@ pub(crate) struct Spill {
     /// How many deliveries are in the store alone, and their payload bytes.
     stored: usize,
     stored_bytes: usize,
-    /// Reads asked for and not answered yet.
-    reading: usize,
-    /// The session stopped being persistent: everything is being read back at once, and
-    /// what is queued meanwhile waits here, behind it.
-    ending: bool,
-    later: VecDeque<Delivery>,
-    later_bytes: usize,
+    /// Whether a read was asked for and not answered yet.
+    reading: bool,
 }
 
 impl Spill {
-    /// Whether everything is being read back (the session stopped being persistent).
-    pub(super) fn is_ending(&self) -> bool {
-        self.ending
-    }
-
     fn new(next_seq: u64) -> Self {
         Self {
             next_seq,
             stored: 0,
             stored_bytes: 0,
-            reading: 0,
-            ending: false,
-            later: VecDeque::new(),
-            later_bytes: 0,
+            reading: false,
         }
     }
 }
@@ -54,28 +45,24 @@ impl Spill {
 impl SessionState {
     /// How many messages the queue holds, in memory or not.
     pub(crate) fn queued_len(&self) -> usize {
-        self.queue.len() + self.spill.as_ref().map_or(0, |s| s.stored + s.later.len())
+        self.queue.len() + self.spill.as_ref().map_or(0, |s| s.stored)
+    }
+
+    /// Whether part of the queue is in the store alone.
+    pub(crate) fn has_stored_only(&self) -> bool {
+        self.spill.is_some()
     }
 
     /// The payload bytes the queue holds, in memory or not.
     pub(super) fn queued_bytes_total(&self) -> usize {
-        self.queued_bytes
-            + self
-                .spill
-                .as_ref()
-                .map_or(0, |s| s.stored_bytes + s.later_bytes)
+        self.queued_bytes + self.spill.as_ref().map_or(0, |s| s.stored_bytes)
     }
 
     /// Takes `delivery` if the queue's memory is full or part of it is in the store alone
-    /// (then it is stored, or held behind what is read back); gives it back otherwise.
-    /// Returns the journal ticket of its storing.
+    /// (then it is stored); gives it back otherwise. Returns the journal ticket of its
+    /// storing.
     pub(super) fn spill(&mut self, mut delivery: Delivery) -> Result<u64, Delivery> {
         let size = delivery.message.payload.len();
-        if let Some(spill) = self.spill.as_mut().filter(|s| s.ending) {
-            spill.later_bytes += size;
-            spill.later.push_back(delivery);
-            return Ok(0);
-        }
         let Some(durable) = &self.durable else {
             return Err(delivery);
         };
@@ -109,10 +96,10 @@ impl SessionState {
             return;
         };
         let window = durable.journal.window();
-        if spill.reading > 0 || spill.ending || spill.stored == 0 || self.queue.len() > window / 2 {
+        if spill.reading || spill.stored == 0 || self.queue.len() > window / 2 {
             return;
         }
-        spill.reading += 1;
+        spill.reading = true;
         durable.journal.read_queued(QueueRead {
             session: durable.key,
             from_seq: spill.next_seq,
@@ -121,49 +108,24 @@ impl SessionState {
         });
     }
 
-    /// The session stops being persistent while part of its queue is in the store alone:
-    /// all of it is read back before the store forgets the session (the caller records
-    /// that after this), and what is queued meanwhile waits behind it.
-    pub(crate) fn read_back_all(&mut self, session: &Arc<SessionShared>) {
-        let (Some(spill), Some(durable)) = (self.spill.as_mut(), &self.durable) else {
-            return;
-        };
-        if spill.ending || spill.stored == 0 {
-            return;
-        }
-        spill.ending = true;
-        spill.reading += 1;
-        durable.journal.read_queued(QueueRead {
-            session: durable.key,
-            from_seq: spill.next_seq,
-            limit: spill.stored,
-            reply: reply_to(session),
-        });
-    }
-
     /// Takes an answer of the store to a read.
     fn read_back(&mut self, client: &str, answer: Result<Vec<StoredDelivery>, StoreError>) {
-        let Some(spill) = self.spill.as_mut() else {
+        // Out while the queue takes what came; put back unless everything did.
+        let Some(mut spill) = self.spill.take() else {
             return;
         };
-        spill.reading = spill.reading.saturating_sub(1);
+        spill.reading = false;
         let deliveries = match answer {
             Ok(deliveries) => deliveries,
-            Err(error) if !spill.ending => {
+            Err(error) => {
+                self.spill = Some(spill);
                 tracing::error!(client, %error, "could not read queued messages back from the session store; trying again with the next delivery");
                 return;
             }
-            Err(error) => {
-                tracing::error!(client, %error, lost = spill.stored, "could not read queued messages back from the session store for a session that is no longer persistent; they are lost");
-                Vec::new()
-            }
         };
         let found = !deliveries.is_empty();
-        // Read back for a session no longer persistent: the store forgets them.
-        let ending = spill.ending;
-        let mut taken = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            // An answer overlapping one before it (a refill, then the read of everything).
+            // Already taken (an answer to a read asked before a takeover).
             if d.seq < spill.next_seq {
                 continue;
             }
@@ -177,33 +139,25 @@ impl SessionState {
                 d.retain,
                 d.subscription_ids,
             );
-            if !ending {
-                delivery.seq = d.seq;
-            }
-            taken.push(delivery);
-        }
-        let done = spill.stored == 0 || !found || (spill.ending && spill.reading == 0);
-        let mut later = VecDeque::new();
-        if done {
-            if spill.stored > 0 {
-                tracing::warn!(
-                    client,
-                    missing = spill.stored,
-                    "the session store holds fewer queued messages than the session counted"
-                );
-            }
-            later = std::mem::take(&mut spill.later);
-            self.spill = None;
-        }
-        for mut delivery in taken.into_iter().chain(later) {
-            if delivery.seq == 0 && self.durable.is_some() {
-                // The session is persistent again: stored anew, behind what it had in
-                // memory when it became so.
-                self.store_delivery(&mut delivery);
-            }
-            self.queued_bytes += delivery.message.payload.len();
+            delivery.seq = d.seq;
+            self.queued_bytes += size;
             self.note_expiry(&delivery);
             self.queue.push_back(delivery);
+        }
+        if spill.stored > 0 && found {
+            self.spill = Some(spill);
+            return;
+        }
+        if spill.stored > 0 {
+            tracing::warn!(
+                client,
+                missing = spill.stored,
+                "the session store holds fewer queued messages than the session counted"
+            );
+        }
+        if let Some(durable) = self.durable.as_ref().filter(|d| d.until_drained) {
+            let key = durable.key;
+            self.set_durable(None, StoreOp::SessionEnded { key });
         }
     }
 }
@@ -237,7 +191,7 @@ mod tests {
     use crate::config::MqttConfig;
     use crate::message::Message;
     use crate::session::Durable;
-    use crate::store::{Journal, MemoryStore, StoreOp, SyncPolicy};
+    use crate::store::{Journal, MemoryStore, SyncPolicy};
 
     const WINDOW: usize = 10;
 
@@ -247,7 +201,11 @@ mod tests {
         let client_id = ClientId::new("c".to_owned()).unwrap_or_else(|_| unreachable!());
         let session = Arc::new(SessionShared::new(client_id.clone(), 1));
         session.state.lock().set_durable(
-            Some(Durable { journal, key: 1 }),
+            Some(Durable {
+                journal,
+                key: 1,
+                until_drained: false,
+            }),
             StoreOp::Session {
                 key: 1,
                 client_id,
@@ -344,30 +302,43 @@ mod tests {
     }
 
     #[test]
-    fn a_session_no_longer_persistent_reads_everything_back_first() {
+    fn a_session_no_longer_persistent_drains_through_the_window_then_leaves_the_store() {
         let (session, config) = persistent_session();
         let mut state = session.state.lock();
         for n in 0..50 {
             state.push(delivery(n, QoS::AtLeastOnce), &config);
         }
-        state.read_back_all(&session);
-        state.set_durable(None, StoreOp::SessionEnded { key: 1 });
+        let journal = state
+            .durable
+            .as_ref()
+            .map(|d| Arc::clone(&d.journal))
+            .unwrap_or_else(|| unreachable!());
+        // Resumed with expiry 0, as `Sessions::attached` does it.
+        state.set_durable(
+            Some(Durable {
+                journal,
+                key: 1,
+                until_drained: true,
+            }),
+            StoreOp::Session {
+                key: 1,
+                client_id: session.client_id.clone(),
+                expiry: SessionExpiry::Immediately,
+                disconnected_at: None,
+            },
+        );
         for n in 50..55 {
             state.push(delivery(n, QoS::AtLeastOnce), &config);
         }
         assert_eq!(state.queued_len(), 55);
         drop(state);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while session.state.lock().spill.is_some() {
-            assert!(Instant::now() < deadline, "never read back");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        assert_eq!(drain(&session, 55, WINDOW), (0..55).collect::<Vec<_>>());
         let state = session.state.lock();
-        let got: Vec<u32> = state.queue.iter().map(number).collect();
-        assert_eq!(got, (0..55).collect::<Vec<_>>());
-        assert!(
-            state.queue.iter().all(|d| d.seq == 0),
-            "not stored any more"
-        );
+        assert!(state.spill.is_none());
+        assert!(state.durable.is_none(), "the store forgot the session");
+        drop(state);
+        let mut state = session.state.lock();
+        state.push(delivery(55, QoS::AtLeastOnce), &config);
+        assert_eq!(state.queue.back().map(|d| d.seq), Some(0), "not stored");
     }
 }
