@@ -104,12 +104,21 @@ impl SessionState {
             session: durable.key,
             from_seq: spill.next_seq,
             limit: window - self.queue.len(),
-            reply: reply_to(session),
+            reply: reply_to(session, durable.key),
         });
     }
 
     /// Takes an answer of the store to a read.
-    fn read_back(&mut self, client: &str, answer: Result<Vec<StoredDelivery>, StoreError>) {
+    fn read_back(
+        &mut self,
+        client: &str,
+        key: u64,
+        answer: Result<Vec<StoredDelivery>, StoreError>,
+    ) {
+        if self.durable.as_ref().is_none_or(|d| d.key != key) {
+            // Asked for by the session before it ended, or before a clean start.
+            return;
+        }
         // Out while the queue takes what came; put back unless everything did.
         let Some(mut spill) = self.spill.take() else {
             return;
@@ -166,6 +175,7 @@ impl SessionState {
 /// is woken to send them.
 fn reply_to(
     session: &Arc<SessionShared>,
+    key: u64,
 ) -> Box<dyn FnOnce(Result<Vec<StoredDelivery>, StoreError>) + Send> {
     let session: Weak<SessionShared> = Arc::downgrade(session);
     Box::new(move |answer| {
@@ -175,7 +185,7 @@ fn reply_to(
         session
             .state
             .lock()
-            .read_back(session.client_id.as_str(), answer);
+            .read_back(session.client_id.as_str(), key, answer);
         session.wake.notify_one();
     })
 }

@@ -8,11 +8,11 @@
 //! one fills up, so the cost of a commit is shared by everything that arrived meanwhile.
 //!
 //! The writer also reads a session's queued deliveries back ([`Journal::read_queued`]),
-//! between batches: a read asked for after change N is served once changes up to N are
-//! applied and before any later one is, so it sees the store exactly as the session left
-//! it when it asked.
+//! between batches, from what the store holds and from the changes it is about to write:
+//! a read never waits for the store to catch up with a backlog, only for the batch being
+//! written when it was asked for.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::{Store, StoreError, StoreOp, StoredDelivery, StoredMessage, SyncPolicy, to_wall_clock};
+use super::{
+    DeliveryState, Store, StoreError, StoreOp, StoredDelivery, StoredMessage, SyncPolicy,
+    to_wall_clock,
+};
 use crate::message::Message;
 use crate::metrics::{Histogram, StoreMetrics};
 
@@ -37,8 +40,8 @@ struct Pending {
     ops: Vec<StoreOp>,
     /// How many changes were ever appended: the ticket of the last one.
     appended: u64,
-    /// Reads asked for, each after the change whose ticket it holds (in ticket order).
-    reads: VecDeque<(u64, QueueRead)>,
+    /// Reads asked for.
+    reads: Vec<QueueRead>,
     stopping: bool,
     /// The writer waits for changes: the next one must wake it. Not while it writes, nor
     /// while it sleeps out a flush interval (a wake per change would only make it check
@@ -143,11 +146,11 @@ impl Journal {
         self.window
     }
 
-    /// Asks the writer to read queued deliveries back, after every change recorded so far.
+    /// Asks the writer to read queued deliveries back; the answer includes every change
+    /// recorded before (written or not).
     pub(crate) fn read_queued(&self, read: QueueRead) {
         let mut pending = self.pending.lock();
-        let after = pending.appended;
-        pending.reads.push_back((after, read));
+        pending.reads.push(read);
         // Wakes the writer also from a flush interval's sleep: a client waits for this.
         pending.writer_idle = false;
         drop(pending);
@@ -255,34 +258,20 @@ impl Journal {
                 if pending.ops.is_empty() && pending.reads.is_empty() && batch.is_empty() {
                     return;
                 }
-                // The first change in `ops` has ticket `first`; a read waiting after change
-                // N ends the batch at N, so that it sees nothing recorded after it.
-                let first = pending.appended - pending.ops.len() as u64 + 1;
-                let end = pending
-                    .reads
-                    .front()
-                    .map_or(pending.appended, |&(after, _)| after);
-                let take = usize::try_from((end + 1).saturating_sub(first))
-                    .unwrap_or(usize::MAX)
-                    .min(pending.ops.len());
-                if batch.is_empty() && take == pending.ops.len() {
+                if batch.is_empty() {
                     // Take the filled vector and leave the empty one: no copy, and both keep
                     // their capacity.
                     std::mem::swap(&mut batch, &mut pending.ops);
                 } else {
                     // A failed batch is retried with what arrived since.
-                    batch.extend(pending.ops.drain(..take));
+                    batch.append(&mut pending.ops);
                 }
-                let batch_end = first - 1 + take as u64;
-                while let Some((after, _)) = pending.reads.front()
-                    && *after <= batch_end
-                {
-                    if let Some((_, read)) = pending.reads.pop_front() {
-                        reads.push(read);
-                    }
-                }
-                batch_end
+                reads.append(&mut pending.reads);
+                pending.appended
             };
+            if !reads.is_empty() {
+                answer(store.as_mut(), &batch, &mut reads);
+            }
             let taken = batch.len();
             coalesce(&mut batch);
             let writing = Instant::now();
@@ -306,10 +295,6 @@ impl Journal {
                     }
                     self.durable_now.store(batch_end, Ordering::Release);
                     self.durable.send_replace(batch_end);
-                    for read in reads.drain(..) {
-                        let answer = store.read_queued(read.session, read.from_seq, read.limit);
-                        (read.reply)(answer);
-                    }
                 }
                 Err(error) => {
                     self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -334,6 +319,53 @@ impl Journal {
                 }
             }
         }
+    }
+}
+
+/// Answers `reads` (and empties it) from what `store` holds and what `batch`, the changes
+/// not written yet, adds: the deliveries a session queued into the store alone are in
+/// `batch` until it is written, behind those already in the store, in seq order. Nothing in
+/// `batch` changes a delivery a read can find other than queuing it: those are in the store
+/// alone, so not sent yet; a session's end drops what came before it.
+fn answer(store: &mut dyn Store, batch: &[StoreOp], reads: &mut Vec<QueueRead>) {
+    let mut answers: Vec<Result<Vec<StoredDelivery>, StoreError>> = Vec::with_capacity(reads.len());
+    // The reads the store did not fill, by session.
+    let mut short: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, read) in reads.iter().enumerate() {
+        let answer = store.read_queued(read.session, read.from_seq, read.limit);
+        if matches!(&answer, Ok(found) if found.len() < read.limit) {
+            short.entry(read.session).or_default().push(i);
+        }
+        answers.push(answer);
+    }
+    if !short.is_empty() {
+        for op in batch {
+            let (session, delivery) = match op {
+                StoreOp::Queued { session, delivery } => (*session, Some(delivery)),
+                StoreOp::SessionEnded { key } => (*key, None),
+                _ => continue,
+            };
+            for &i in short.get(&session).into_iter().flatten() {
+                let (Some(read), Some(Ok(found))) = (reads.get(i), answers.get_mut(i)) else {
+                    continue;
+                };
+                match delivery {
+                    None => found.clear(),
+                    Some(d)
+                        if d.state == DeliveryState::Queued
+                            && d.seq >= read.from_seq
+                            && found.len() < read.limit
+                            && found.last().is_none_or(|last| last.seq < d.seq) =>
+                    {
+                        found.push(d.clone());
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+    for (read, answer) in reads.drain(..).zip(answers) {
+        (read.reply)(answer);
     }
 }
 
@@ -497,6 +529,93 @@ mod tests {
         assert_eq!(
             keys(&batch),
             [('c', 1, 1), ('q', 2, 2), ('p', 2, 2), ('q', 1, 3)]
+        );
+    }
+
+    fn session(key: u64) -> StoreOp {
+        StoreOp::Session {
+            key,
+            client_id: mqtt_codec::ClientId::new(format!("c{key}"))
+                .unwrap_or_else(|_| unreachable!()),
+            expiry: crate::SessionExpiry::Never,
+            disconnected_at: None,
+        }
+    }
+
+    /// Reads `(session, from_seq, limit)` through [`answer`]; the seqs each one got.
+    fn read(
+        store: &mut dyn Store,
+        batch: &[StoreOp],
+        asked: &[(u64, u64, usize)],
+    ) -> Vec<Vec<u64>> {
+        let got = Arc::new(Mutex::new(vec![Vec::new(); asked.len()]));
+        let mut reads: Vec<QueueRead> = asked
+            .iter()
+            .enumerate()
+            .map(|(i, &(session, from_seq, limit))| {
+                let got = Arc::clone(&got);
+                QueueRead {
+                    session,
+                    from_seq,
+                    limit,
+                    reply: Box::new(move |answer| {
+                        let seqs = answer.unwrap_or_default().iter().map(|d| d.seq).collect();
+                        if let Some(slot) = got.lock().get_mut(i) {
+                            *slot = seqs;
+                        }
+                    }),
+                }
+            })
+            .collect();
+        answer(store, batch, &mut reads);
+        assert!(reads.is_empty());
+        got.lock().clone()
+    }
+
+    #[test]
+    fn reads_see_the_store_and_the_changes_not_written_yet() {
+        let mut store = crate::store::MemoryStore::new();
+        store
+            .apply(&[
+                session(1),
+                session(3),
+                queued(1, 1),
+                queued(1, 2),
+                queued(1, 3),
+                queued(3, 1),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let batch = [
+            queued(1, 4),
+            queued(2, 4),
+            queued(1, 5),
+            queued(3, 2),
+            StoreOp::SessionEnded { key: 3 },
+            session(4),
+            queued(4, 1),
+        ];
+        let got = read(
+            &mut store,
+            &batch,
+            &[
+                (1, 2, 10),
+                (1, 1, 2),
+                (1, 3, 2),
+                (3, 1, 10),
+                (4, 1, 10),
+                (2, 9, 10),
+            ],
+        );
+        assert_eq!(
+            got,
+            [
+                vec![2, 3, 4, 5],
+                vec![1, 2],
+                vec![3, 4],
+                vec![],
+                vec![1],
+                vec![]
+            ]
         );
     }
 }
