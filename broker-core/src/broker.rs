@@ -88,11 +88,10 @@ pub struct BrokerBuilder {
 }
 
 /// How many of a persistent session's queued messages stay in memory unless
-/// [`BrokerBuilder::queue_window`] says otherwise: all of them. A bounded window makes a
-/// reconnecting client wait for its first read-back until the store's writer has caught up
-/// with everything recorded before it (seconds after a burst of millions), so it is chosen
-/// by those who need the memory bound.
-pub const DEFAULT_QUEUE_WINDOW: usize = usize::MAX;
+/// [`BrokerBuilder::queue_window`] says otherwise. Half of it is what a session has to send
+/// while its next read-back is on its way: enough to keep a client busy for the one batch
+/// of the store's writer a read waits for.
+pub const DEFAULT_QUEUE_WINDOW: usize = 1000;
 
 impl BrokerBuilder {
     /// Offers extended (AUTH packet) authentication through `auth`.
@@ -116,8 +115,8 @@ impl BrokerBuilder {
     }
 
     /// With a store, keeps at most `messages` (at least 1) of each persistent session's
-    /// queued messages in memory (default [`DEFAULT_QUEUE_WINDOW`], no bound): the rest are in the
-    /// store alone, read back as the queue drains, so that sessions offline for long can
+    /// queued messages in memory (default [`DEFAULT_QUEUE_WINDOW`]): the rest are in the store
+    /// alone, read back as the queue drains, so that sessions offline for long can
     /// queue more than memory holds. Messages in flight do not count.
     pub fn queue_window(mut self, messages: usize) -> Self {
         self.queue_window = messages.max(1);

@@ -160,7 +160,7 @@ fn persistence_is_off_unless_enabled() {
         Some(PersistenceConfig {
             path: PathBuf::from("data/nanomq.db"),
             sync: SyncPolicy::Always,
-            queue_in_memory: i64::MAX as usize,
+            queue_in_memory: 1000,
         })
     );
     let periodic = parse(&with_tcp(
