@@ -37,6 +37,12 @@ mod timers;
 /// session cannot build an unbounded buffer.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// Reads (of 4 KB at most) a connection handles in a row before it lets the other tasks
+/// run. A publisher whose socket always has more would otherwise keep its worker until
+/// tokio's budget runs out (128 reads, some 6,000 messages routed), while the subscriber it
+/// feeds waits: under a QoS 0 flood the subscribers got 3% of what was published.
+const READS_BEFORE_YIELD: u32 = 16;
+
 /// How a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
@@ -280,7 +286,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
         // once, rather than a new one (and a future around it) in every round's select.
         let timer = tokio::time::sleep_until(Instant::now());
         let mut timer = std::pin::pin!(timer);
+        let mut reads_in_a_row: u32 = 0;
         loop {
+            if reads_in_a_row >= READS_BEFORE_YIELD {
+                reads_in_a_row = 0;
+                tokio::task::yield_now().await;
+            }
             if let Some(exit) = self.resume() {
                 return exit;
             }
@@ -351,6 +362,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Ok(()) => {
                         self.last_received = Instant::now();
                         self.active = true;
+                        reads_in_a_row += 1;
                     }
                     Err(e) => return self.read_failed(e),
                 },
