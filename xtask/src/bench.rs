@@ -61,14 +61,16 @@ E2E-OPTIONS:
                        bridge sections)
     --no-rumqttd       no rumqttd in the main table (and no `cargo install` of it)
     --persistence-only only the persistence section (min(--clients, 20) publishers,
-                       min(--seconds, 3) s per store); writes
+                       min(--seconds, 3) s per store, then the queued backlog of 1,000
+                       offline sessions, about 1 min); writes
                        target/bench/persistence.{md,json}, leaving e2e.* as they were
     --only TEXT        only the scenarios whose names contain TEXT (repeatable), with the
                        runs they are compared with, in every section (e.g. --only
                        \"retained lookup\", --only stalled); writes target/bench/
                        e2e-only.{md,svg,json}, leaving e2e.* as they were; --only \"access
                 control\" runs the access-control section alone, --only bridge the
-                       bridge section, --only scrape the Prometheus-scrape section
+                       bridge section, --only scrape the Prometheus-scrape section,
+                       --only backlog the queued backlog of offline sessions
 
 Other words (a criterion filter such as `decode`) and everything after `--` (such as
 `--save-baseline main`) are passed to the criterion benchmark binaries.

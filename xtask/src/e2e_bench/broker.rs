@@ -79,15 +79,19 @@ impl Store {
         }
     }
 
-    /// The `[persistence]` table with the database at `path` (empty in memory).
-    fn config(self, path: &Path) -> String {
+    /// The `[persistence]` table with the database at `path`, keeping at most
+    /// `queue_in_memory` of each session's queue in memory if given (empty in memory).
+    fn config(self, path: &Path, queue_in_memory: Option<u32>) -> String {
         let sync = match self {
             Self::Memory => return String::new(),
             Self::Periodic => "sync = \"periodic\"\nflush_interval = \"100ms\"\n",
             Self::Always => "sync = \"always\"\n",
         };
+        let window = queue_in_memory
+            .map(|n| format!("queue_in_memory = {n}\n"))
+            .unwrap_or_default();
         format!(
-            "[persistence]\nenabled = true\npath = {}\n{sync}\n",
+            "[persistence]\nenabled = true\npath = {}\n{sync}{window}\n",
             toml_string(path)
         )
     }
@@ -102,6 +106,9 @@ pub(crate) struct Tuning {
     pub(crate) max_queued_bytes: Option<u64>,
     /// Where sessions are kept.
     pub(crate) store: Store,
+    /// With the store: how many of a session's queued messages stay in memory
+    /// (`queue_in_memory`; `None`: all of them, nanomq's default).
+    pub(crate) queue_in_memory: Option<u32>,
 }
 
 impl Default for Tuning {
@@ -110,6 +117,7 @@ impl Default for Tuning {
             max_queued: MAX_QUEUED,
             max_queued_bytes: None,
             store: Store::Memory,
+            queue_in_memory: None,
         }
     }
 }
@@ -282,11 +290,7 @@ impl Running {
     /// Its resident memory (`VmRSS` in `/proc/PID/status`, as `nanomq bench --rss-pid`
     /// reads it), KiB; `None` where `/proc` cannot tell.
     pub(crate) fn rss_kib(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        super::memory::rss_kib(self.pid())
     }
 
     /// Its SQLite database file, if it has one.
@@ -500,7 +504,7 @@ pub(crate) fn nanomq_config(
         .map(|bytes| format!("max_mqueue_bytes = {bytes}\n"))
         .unwrap_or_default();
     let persistence = database
-        .map(|path| tuning.store.config(path))
+        .map(|path| tuning.store.config(path, tuning.queue_in_memory))
         .unwrap_or_default();
     format!(
         "{listeners}[mqtt]\nmax_inflight = {MAX_INFLIGHT}\n\
@@ -652,13 +656,30 @@ mod tests {
             max_queued: 10_000_000,
             max_queued_bytes: Some(1 << 32),
             store: Store::Periodic,
+            queue_in_memory: None,
         };
         let conf = nanomq_config(None, &tuning, Some(Path::new("/b/p.db")));
         assert!(conf.contains("max_mqueue_len = 10000000\nmax_mqueue_bytes = 4294967296\n"));
         assert!(conf.contains(
             "[persistence]\nenabled = true\npath = \"/b/p.db\"\nsync = \"periodic\"\n\
-             flush_interval = \"100ms\"\n"
+             flush_interval = \"100ms\"\n\n[log]"
         ));
+        assert!(!conf.contains("queue_in_memory"));
+        // A bounded window goes into [persistence], and nowhere without the store.
+        let window = Tuning {
+            queue_in_memory: Some(100),
+            ..tuning
+        };
+        let conf = nanomq_config(None, &window, Some(Path::new("/b/w.db")));
+        assert!(
+            conf.contains("flush_interval = \"100ms\"\nqueue_in_memory = 100\n\n[log]"),
+            "{conf}"
+        );
+        let memory = Tuning {
+            store: Store::Memory,
+            ..window
+        };
+        assert!(!nanomq_config(None, &memory, None).contains("queue_in_memory"));
         let always = Tuning {
             store: Store::Always,
             ..tuning

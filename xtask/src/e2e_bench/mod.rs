@@ -11,7 +11,9 @@
 //! throwaway certificate, TLS and WebSocket over TLS), compared with TCP. Last, a
 //! QoS 1 fan-in to an offline persistent subscriber runs against nanomq with sessions in
 //! memory, then with its SQLite store at `sync = "periodic"` and `sync = "always"`, compared
-//! with in memory (`--persistence-only` runs this section alone). Then the bridges
+//! with in memory, and 5,000,000 QoS 1 messages queued for 1,000 offline sessions with a
+//! bounded `queue_in_memory` against all in memory, by the broker's peak memory
+//! ([`backlog`]; `--persistence-only` runs this section alone). Then the bridges
 //! ([`bridge`]): an edge broker forwarding to an upstream Mosquitto over its bridge, nanomq
 //! as the edge against Mosquitto as the edge, and the drain of a backlog queued while the
 //! upstream was down against what the upstream takes from a direct publisher. And the cost of
@@ -26,7 +28,8 @@
 //! Modules: [`broker`] (starting and stopping brokers), [`peers`] (which peers a run has),
 //! [`scenario`] (the scenarios and the figures read from their reports), [`compare`] (the
 //! main table's rows), [`table`] (the main table and chart), [`output`] (the other tables), [`tls`] (the
-//! certificate), [`cpu`] (CPU use during a run), [`stalled`] (the subscriber that never
+//! certificate), [`cpu`] (CPU use during a run), [`memory`] (the broker's resident memory
+//! during a run), [`stalled`] (the subscriber that never
 //! reads, of the slow-subscriber scenario), [`retained`] (the retained messages and the
 //! SUBSCRIBE flood of the retained-lookup scenarios), [`raw`] (the MQTT those two speak),
 //! [`access`] (the access-control scenarios), [`access_files`] (their rules and password
@@ -41,12 +44,14 @@
 
 mod access;
 mod access_files;
+mod backlog;
 mod bridge;
 mod broker;
 mod callgrind;
 mod compare;
 mod cpu;
 mod delivery_cost;
+mod memory;
 mod output;
 mod peers;
 mod persistence;

@@ -2,7 +2,7 @@
 //! scenarios (each transport's throughput relative to plain TCP in the same run) and the
 //! persistence scenarios (each store's acknowledged rate relative to in-memory sessions in
 //! the same run, against the targets of the issue). The main table, nanomq against its
-//! peers, is [`super::table`]'s.
+//! peers, is [`super::table`]'s; the queued-backlog table is [`super::backlog::table`]'s.
 
 use std::fmt::Write as _;
 
@@ -220,6 +220,11 @@ pub(crate) fn persistence_markdown(rows: &[PersistenceRow]) -> String {
     out
 }
 
+/// KiB as MB (10^6 bytes), one decimal.
+pub(crate) fn kib_as_megabytes(kib: u64) -> String {
+    megabytes(kib * 1024)
+}
+
 /// Bytes as MB (10^6), one decimal.
 pub(crate) fn megabytes(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
@@ -246,6 +251,15 @@ pub(crate) fn number(value: f64) -> String {
     }
 }
 
+/// A count with thousands separators.
+pub(crate) fn count(n: u64) -> String {
+    if n < 100 {
+        n.to_string()
+    } else {
+        number(n as f64)
+    }
+}
+
 /// A figure's cell: [`number`], or a dash for none.
 pub(crate) fn cell(value: Option<f64>) -> String {
     value.map_or_else(|| "–".to_owned(), number)
@@ -261,6 +275,10 @@ mod tests {
         assert_eq!(number(999.6), "1,000");
         assert_eq!(number(12.34), "12.3");
         assert_eq!(number(-12_345.0), "-12,345");
+        assert_eq!(
+            (count(0), count(99), count(5_000_000)),
+            ("0".to_owned(), "99".to_owned(), "5,000,000".to_owned())
+        );
     }
 
     #[test]

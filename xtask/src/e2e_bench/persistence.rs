@@ -1,7 +1,9 @@
 //! The persistence section (nanomq only): QoS 1 fan-in to an offline persistent subscriber
 //! with sessions in memory and with the SQLite store at `sync = "periodic"` and `"always"`,
 //! each against the same round's in-memory run, with the broker's CPU while publishing, the
-//! drain time and the database's size; also run alone by `--persistence-only`.
+//! drain time and the database's size; then the queued backlog of 1,000 offline sessions
+//! with a bounded `queue_in_memory` against all in memory ([`super::backlog`]); also run
+//! alone by `--persistence-only`.
 
 use std::fs;
 use std::path::Path;
@@ -11,10 +13,28 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
+use super::backlog::table::{self as backlog_table, BacklogRow};
 use super::broker::{self, Kind};
+use super::memory::{self, Peak};
 use super::output::{self, PersistenceRow};
 use super::scenario::{self, Scenario, Sizes};
-use super::{compare, cpu};
+use super::{backlog, compare, cpu};
+
+/// The rows of the section's two tables.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Section {
+    /// The stores' fan-in, each store's median round.
+    pub(super) stores: Vec<PersistenceRow>,
+    /// The queued backlog, bounded and not.
+    pub(super) backlog: Vec<BacklogRow>,
+}
+
+impl Section {
+    /// Whether nothing ran (`--only` chose none of it).
+    pub(super) fn is_empty(&self) -> bool {
+        self.stores.is_empty() && self.backlog.is_empty()
+    }
+}
 
 /// `cargo xtask bench --persistence-only`: the persistence section alone, written to
 /// `persistence.{md,json}` in `out_dir`.
@@ -42,17 +62,40 @@ pub(super) fn run_only(nanomq: &Path, sizes: Sizes, out_dir: &Path, only: &[Stri
     Ok(())
 }
 
-/// The persistence section of the Markdown.
-pub(super) fn section(rows: &[PersistenceRow]) -> String {
-    format!(
-        "## persistence (nanomq only)\n\n{}",
-        output::persistence_markdown(rows)
-    )
+/// The persistence section of the Markdown: the tables that have rows.
+pub(super) fn section(rows: &Section) -> String {
+    let mut out = String::from("## persistence (nanomq only)\n\n");
+    if !rows.stores.is_empty() {
+        out.push_str(&output::persistence_markdown(&rows.stores));
+    }
+    if !rows.backlog.is_empty() {
+        if !rows.stores.is_empty() {
+            out.push('\n');
+        }
+        out.push_str("### queued backlog of offline sessions\n\n");
+        out.push_str(&backlog_table::markdown(&rows.backlog));
+    }
+    out
 }
 
 /// Runs the persistence scenarios against a fresh nanomq each (its database in
-/// `out_dir/nanomq`), adding their reports to `raw`, and returns the rows of their table.
+/// `out_dir/nanomq`), the stores' rounds first, then the backlog, adding their reports to
+/// `raw`, and returns the rows of their tables.
 pub(super) fn run(
+    nanomq: &Path,
+    sizes: Sizes,
+    out_dir: &Path,
+    only: &[String],
+    raw: &mut Vec<Value>,
+) -> Section {
+    let stores = run_stores(nanomq, sizes, out_dir, only, raw);
+    let backlog = backlog::run(nanomq, out_dir, only, raw);
+    Section { stores, backlog }
+}
+
+/// The stores' fan-in scenarios, [`output::PERSISTENCE_ROUNDS`] rounds; each store's median
+/// round.
+fn run_stores(
     nanomq: &Path,
     sizes: Sizes,
     out_dir: &Path,
@@ -156,6 +199,7 @@ pub(super) fn run(
             "broker": kind.name(),
             "broker_cpu_s": run.cpu_s,
             "publishing_cores": cores.map(|c| json!({"broker": c.broker, "machine": c.machine})),
+            "peak_rss_kib": run.peak.map(|p| p.kib),
             "database_bytes": run.database_bytes,
             "report": run.report.as_ref().ok(),
             "error": run.report.as_ref().err().map(|e| format!("{e:#}")),
@@ -165,19 +209,30 @@ pub(super) fn run(
 }
 
 /// What [`run_measured`] measured.
-struct Measured {
+pub(super) struct Measured {
     /// The JSON report.
-    report: Result<Value>,
+    pub(super) report: Result<Value>,
     /// The broker's CPU time over the run, seconds.
-    cpu_s: Option<f64>,
+    pub(super) cpu_s: Option<f64>,
     /// CPU times sampled during the run.
-    samples: Vec<cpu::Sample>,
+    pub(super) samples: Vec<cpu::Sample>,
     /// Its database's size once it stopped, bytes.
-    database_bytes: Option<u64>,
+    pub(super) database_bytes: Option<u64>,
+    /// Its peak resident memory, from its start to the end of the run.
+    pub(super) peak: Option<Peak>,
+    /// From starting the broker to stopping it.
+    pub(super) wall: Duration,
 }
 
-/// [`super::run_one`] without TLS, also measuring the broker's CPU time and its database.
-fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path) -> Measured {
+/// [`super::run_one`] without TLS, also measuring the broker's CPU time, its resident
+/// memory and its database.
+pub(super) fn run_measured(
+    client: &Path,
+    kind: &Kind,
+    scenario: &Scenario,
+    out_dir: &Path,
+) -> Measured {
+    let started = Instant::now();
     let mut broker = match kind.start(&out_dir.join(kind.name()), None, &scenario.tuning) {
         Ok(broker) => broker,
         Err(e) => {
@@ -186,12 +241,16 @@ fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path)
                 cpu_s: None,
                 samples: Vec::new(),
                 database_bytes: None,
+                peak: None,
+                wall: started.elapsed(),
             };
         }
     };
     let before = broker.cpu_seconds();
     let sampler = cpu::Sampler::start(broker.pid());
+    let rss = memory::Sampler::start(broker.pid());
     let report = super::bench_on(client, &mut broker, scenario);
+    let peak = rss.finish();
     let samples = sampler.finish();
     let cpu_s = broker
         .cpu_seconds()
@@ -205,5 +264,7 @@ fn run_measured(client: &Path, kind: &Kind, scenario: &Scenario, out_dir: &Path)
         cpu_s,
         samples,
         database_bytes: database.as_deref().and_then(broker::database_bytes),
+        peak,
+        wall: started.elapsed(),
     }
 }

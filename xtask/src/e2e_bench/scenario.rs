@@ -393,7 +393,7 @@ const PERSISTENCE_PUBLISHERS: usize = 20;
 pub(crate) const PERSISTENCE_QUEUE: u32 = 10_000_000;
 
 /// The queue's byte limit to match [`PERSISTENCE_QUEUE`] (nanomq's default is 64 MB).
-const PERSISTENCE_QUEUE_BYTES: u64 = 8 << 30;
+pub(crate) const PERSISTENCE_QUEUE_BYTES: u64 = 8 << 30;
 
 /// How long the subscriber may take to receive its queue once back.
 pub(crate) const PERSISTENCE_DRAIN: Duration = Duration::from_secs(120);
@@ -435,6 +435,7 @@ pub(crate) fn persistence(sizes: Sizes) -> Vec<Scenario> {
                 max_queued: PERSISTENCE_QUEUE,
                 max_queued_bytes: Some(PERSISTENCE_QUEUE_BYTES),
                 store,
+                queue_in_memory: None,
             },
             beside: Beside::Nothing,
         })
