@@ -3,8 +3,8 @@
 //! budget, all delivered in order on reconnect, drain rate reported": one publisher fans
 //! [`PER_SESSION`] QoS 1 messages out to [`SESSIONS`] offline persistent sessions (MQTT 5)
 //! with the SQLite store at `sync = "periodic"`, then every session reconnects and receives
-//! its queue. Twice: every queued message in memory too (`queue_in_memory` unset, the
-//! baseline), then at most [`WINDOW`] per session in memory, the rest read back from the
+//! its queue. Twice: every queued message in memory too (`queue_in_memory` =
+//! [`ALL_IN_MEMORY`], the baseline), then at most [`WINDOW`] per session in memory, the rest read back from the
 //! store as the queue drains.
 //!
 //! The figures: the broker's peak resident memory, sampled from outside every
@@ -37,6 +37,10 @@ pub(crate) const SESSIONS: u64 = 1000;
 pub(crate) const PER_SESSION: u64 = 5000;
 /// Deliveries queued in all.
 pub(crate) const DELIVERIES: u64 = SESSIONS * PER_SESSION;
+/// `queue_in_memory` of the baseline: more than any session queues, so all of it stays in
+/// memory too (nanomq's default keeps 1,000).
+pub(crate) const ALL_IN_MEMORY: u32 = u32::MAX;
+
 /// `queue_in_memory` of the bounded run.
 pub(crate) const WINDOW: u32 = 100;
 /// Payload bytes (the load generator's 24-byte stamp included).
@@ -96,8 +100,9 @@ pub(crate) fn scenarios() -> Vec<Scenario> {
     .iter()
     .map(|a| (*a).to_owned())
     .collect();
-    [None, Some(WINDOW)]
+    [ALL_IN_MEMORY, WINDOW]
         .into_iter()
+        .map(Some)
         .map(|queue_in_memory| Scenario {
             name: name(),
             args: args.clone(),
@@ -135,7 +140,7 @@ pub(crate) fn run(
         let run = persistence::run_measured(nanomq, &kind, &scenario, out_dir);
         let baseline = rows
             .iter()
-            .find(|r| r.queue_in_memory.is_none())
+            .find(|r| r.queue_in_memory == Some(ALL_IN_MEMORY))
             .and_then(|r| r.peak_rss_kib);
         let row = row_of(&scenario, &run, baseline);
         match &run.report {
@@ -176,17 +181,18 @@ pub(crate) fn run(
 /// The row of one run, `baseline` the unbounded run's peak RSS in this section, KiB.
 fn row_of(scenario: &Scenario, run: &Measured, baseline: Option<u64>) -> BacklogRow {
     let queue_in_memory = scenario.tuning.queue_in_memory;
+    let bounded = queue_in_memory != Some(ALL_IN_MEMORY);
     let mut row = BacklogRow {
         scenario: scenario.name.clone(),
         queue_in_memory,
         queued: DELIVERIES,
         peak_rss_kib: run.peak.map(|p| p.kib),
-        baseline_kib: if queue_in_memory.is_some() {
+        baseline_kib: if bounded {
             baseline
         } else {
             run.peak.map(|p| p.kib)
         },
-        budget_mb: queue_in_memory.map(|_| RSS_BUDGET_MB),
+        budget_mb: bounded.then_some(RSS_BUDGET_MB),
         drain_s: None,
         drain_rate: None,
         counters: None,
@@ -271,7 +277,7 @@ mod tests {
         let list = scenarios();
         assert_eq!(list.len(), 2);
         let windows: Vec<Option<u32>> = list.iter().map(|s| s.tuning.queue_in_memory).collect();
-        assert_eq!(windows, [None, Some(100)]);
+        assert_eq!(windows, [Some(ALL_IN_MEMORY), Some(100)]);
         for s in &list {
             assert_eq!(
                 s.name,

@@ -49,7 +49,8 @@ impl Counters {
 pub(crate) struct BacklogRow {
     /// The scenario.
     pub(crate) scenario: String,
-    /// `queue_in_memory` (`None`: unset, every queued message also in memory).
+    /// `queue_in_memory` (`None`: unset, nanomq's default; [`super::ALL_IN_MEMORY`]: every
+    /// queued message also in memory).
     pub(crate) queue_in_memory: Option<u32>,
     /// Deliveries the scenario queues (messages × sessions).
     pub(crate) queued: u64,
@@ -101,10 +102,11 @@ impl BacklogRow {
 
 /// `queue_in_memory` as the console shows it.
 pub(crate) fn window(queue_in_memory: Option<u32>) -> String {
-    queue_in_memory.map_or_else(
-        || "queue_in_memory unset (all in memory)".to_owned(),
-        |n| format!("queue_in_memory = {n}"),
-    )
+    match queue_in_memory {
+        None => "queue_in_memory unset (1,000)".to_owned(),
+        Some(super::ALL_IN_MEMORY) => "all in memory".to_owned(),
+        Some(n) => format!("queue_in_memory = {n}"),
+    }
 }
 
 /// The Markdown table.
@@ -115,9 +117,11 @@ pub(crate) fn markdown(rows: &[BacklogRow]) -> String {
          notes |\n|---|---|---:|---:|---|---:|---:|---:|---|---:|---:|---|\n",
     );
     for row in rows {
-        let window = row
-            .queue_in_memory
-            .map_or_else(|| "unset (all)".to_owned(), |n| n.to_string());
+        let window = match row.queue_in_memory {
+            None => "unset (1,000)".to_owned(),
+            Some(super::ALL_IN_MEMORY) => "all".to_owned(),
+            Some(n) => n.to_string(),
+        };
         let peak = row
             .peak_rss_kib
             .map_or_else(|| "–".to_owned(), kib_as_megabytes);
@@ -164,8 +168,8 @@ pub(crate) fn markdown(rows: &[BacklogRow]) -> String {
          (MQTT 5, Session Expiry Interval 3600 s), 5,000,000 queued deliveries; then every \
          session reconnects (asking for expiry 0) and receives its queue. SQLite store, sync \
          = \"periodic\", max_mqueue_len = 10,000,000 so that nothing is dropped. window: \
-         queue_in_memory, the messages of a session's queue also in memory (unset: all; 100: \
-         the rest is in the store alone, read back in order as the queue drains). Peak RSS: \
+         queue_in_memory, the messages of a session's queue also in memory (all: queue_in_memory \
+         = 4294967295, more than any queue; 100: the rest is in the store alone, read back in order as the queue drains). Peak RSS: \
          the broker's VmRSS, sampled every 100 ms from outside for the whole run. Drain: from \
          the publisher's last PUBACK (the sessions reconnect then) to the last delivery, as \
          the load generator reports it; deliveries/s draining: distinct deliveries over that \
@@ -196,7 +200,7 @@ mod tests {
             queued: 5_000_000,
             peak_rss_kib: Some(peak),
             baseline_kib: Some(400_000),
-            budget_mb: queue_in_memory.map(|_| 160.0),
+            budget_mb: (queue_in_memory != Some(super::super::ALL_IN_MEMORY)).then_some(160.0),
             drain_s: Some(41.24),
             drain_rate: Some(121_241.5),
             counters: Some(counters),
@@ -204,10 +208,11 @@ mod tests {
             database_bytes: Some(67_026_944),
             notes: String::new(),
         };
-        let table = markdown(&[row(None, 400_000), row(Some(100), 100_000)]);
+        let all = Some(super::super::ALL_IN_MEMORY);
+        let table = markdown(&[row(all, 400_000), row(Some(100), 100_000)]);
         assert!(
             table.contains(
-                "| backlog | unset (all) | 409.6 MB | 1.00× | – | 41.2 | 121,242 | \
+                "| backlog | all | 409.6 MB | 1.00× | – | 41.2 | 121,242 | \
                  5,000,000 of 5,000,000 | 0 / 0 / 0 ✓ | 46 | 67.0 MB |  |"
             ),
             "{table}"
@@ -255,7 +260,8 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("| failed: nanomq died |"), "{table}");
-        assert_eq!(window(None), "queue_in_memory unset (all in memory)");
+        assert_eq!(window(all), "all in memory");
+        assert_eq!(window(None), "queue_in_memory unset (1,000)");
         assert_eq!(window(Some(100)), "queue_in_memory = 100");
     }
 
