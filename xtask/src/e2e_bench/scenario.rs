@@ -577,7 +577,7 @@ mod tests {
         for s in [&list[at - 1], &list[at]] {
             assert!(s.metrics.contains(&RSS_LEFT), "{}", s.name);
         }
-        assert!(stalled_bound().contains("2,112 msgs (2048 queued + 32 in flight"));
+        assert!(stalled_bound().contains("2,248 msgs (2048 queued + 100 in flight"));
     }
 
     #[test]

@@ -54,8 +54,8 @@ pub(crate) const QOS0_BATCH: u64 = 200;
 ///
 /// What has no equivalent:
 /// - the in-flight window: rumqttd's outgoing QoS 1/2 window is a constant of its router
-///   (100 messages, `MAX_INFLIGHT` in its `router/iobufs.rs`), not ours ([`MAX_INFLIGHT`]);
-///   and as MQTT 3.1.1 cannot announce an incoming window, the bench's publishers keep
+///   (100 messages, `MAX_INFLIGHT` in its `router/iobufs.rs`), which the others are given
+///   ([`MAX_INFLIGHT`]); and as MQTT 3.1.1 cannot announce an incoming window, the bench's publishers keep
 ///   theirs at 32 for every broker;
 /// - the queue length in messages: the logs are sized in bytes ([`MESSAGE_BYTES`] per
 ///   message), per filter rather than per session, and never hold a publisher back
