@@ -4,9 +4,9 @@
 //! in use over a phase of the run, such as publishing.
 
 use std::fs;
-use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::sampling::Periodic;
 
 /// Time between two samples.
 const PERIOD: Duration = Duration::from_millis(50);
@@ -36,41 +36,24 @@ pub(crate) struct Cores {
 }
 
 /// Samples until [`Sampler::finish`].
-pub(crate) struct Sampler {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<Vec<Sample>>,
-}
+pub(crate) struct Sampler(Periodic<Sample>);
 
 impl Sampler {
     /// Starts sampling process `pid` and the machine.
     pub(crate) fn start(pid: u32) -> Self {
-        let (stop, stopped) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let started = Instant::now();
-            let mut samples = Vec::new();
-            loop {
-                let at = started.elapsed();
-                if let (Some(broker), Some(machine)) = (process_seconds(pid), machine_seconds()) {
-                    samples.push(Sample {
-                        at,
-                        broker,
-                        machine,
-                    });
-                }
-                match stopped.recv_timeout(PERIOD) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            samples
-        });
-        Self { stop, thread }
+        Self(Periodic::start(PERIOD, move |at| {
+            let (broker, machine) = (process_seconds(pid)?, machine_seconds()?);
+            Some(Sample {
+                at,
+                broker,
+                machine,
+            })
+        }))
     }
 
     /// Stops sampling; the samples, oldest first.
     pub(crate) fn finish(self) -> Vec<Sample> {
-        let _ = self.stop.send(());
-        self.thread.join().unwrap_or_default()
+        self.0.finish()
     }
 }
 

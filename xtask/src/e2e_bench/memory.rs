@@ -5,9 +5,9 @@
 //! end of a phase misses: a peak while the broker works through a burst.
 
 use std::fs;
-use std::sync::mpsc;
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::sampling::Periodic;
 
 /// Time between two samples.
 pub(crate) const PERIOD: Duration = Duration::from_millis(100);
@@ -24,36 +24,17 @@ pub(crate) struct Peak {
 }
 
 /// Samples until [`Sampler::finish`].
-pub(crate) struct Sampler {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<Vec<(Duration, u64)>>,
-}
+pub(crate) struct Sampler(Periodic<(Duration, u64)>);
 
 impl Sampler {
     /// Starts sampling process `pid`.
     pub(crate) fn start(pid: u32) -> Self {
-        let (stop, stopped) = mpsc::channel();
-        let thread = thread::spawn(move || {
-            let started = Instant::now();
-            let mut samples = Vec::new();
-            loop {
-                if let Some(kib) = rss_kib(pid) {
-                    samples.push((started.elapsed(), kib));
-                }
-                match stopped.recv_timeout(PERIOD) {
-                    Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            }
-            samples
-        });
-        Self { stop, thread }
+        Self(Periodic::start(PERIOD, move |at| Some((at, rss_kib(pid)?))))
     }
 
     /// Stops sampling; the peak, `None` without a sample.
     pub(crate) fn finish(self) -> Option<Peak> {
-        let _ = self.stop.send(());
-        peak(&self.thread.join().unwrap_or_default())
+        peak(&self.0.finish())
     }
 }
 

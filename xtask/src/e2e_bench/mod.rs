@@ -57,6 +57,7 @@ mod peers;
 mod persistence;
 mod raw;
 mod retained;
+mod sampling;
 mod scenario;
 mod scrape;
 mod stalled;
