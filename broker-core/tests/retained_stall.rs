@@ -113,6 +113,90 @@ fn a_huge_subscribe_does_not_stall_other_clients() {
     });
 }
 
+/// A SUBSCRIBE whose filters take long to look up (each `+` filter walks every retained
+/// branch) is handled in slices: another client's PINGREQ, sent while it is being worked on,
+/// is answered before its SUBACK; and what its client sent after it still comes after it (a
+/// PUBLISH to a topic of its last filter reaches the client itself).
+#[test]
+fn a_long_subscribe_is_handled_in_slices_and_in_order() {
+    const WILDCARDS: usize = 1_000;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let broker = broker(stall_config());
+        let mut retainer = Client::connect(&broker, ProtocolVersion::V5, "retainer").await;
+        for i in 0..RETAINED {
+            retainer
+                .publish(&format!("retained/{i}"), b"r", QoS::AtMostOnce, true)
+                .await;
+        }
+        retainer.publish("sync", b"", QoS::AtLeastOnce, false).await;
+        let mut pinger = Client::connect(&broker, ProtocolVersion::V5, "pinger").await;
+        let mut big = Client::connect(&broker, ProtocolVersion::V5, "big").await;
+        let packet_id = big.next_pid();
+        let mut subscriptions: Vec<Subscription> = (0..WILDCARDS)
+            .map(|k| Subscription {
+                filter: filter(&format!("retained/+/none-{k}")),
+                options: SubscriptionOptions::new(QoS::AtLeastOnce),
+            })
+            .collect();
+        subscriptions.push(Subscription {
+            filter: filter("after"),
+            options: SubscriptionOptions::new(QoS::AtLeastOnce),
+        });
+        big.send(Packet::Subscribe(Subscribe {
+            packet_id,
+            subscriptions,
+            properties: SubscribeProperties::default(),
+        }))
+        .await;
+        let publish_id = big.next_pid();
+        let mut publish = Publish::new(topic("after"), bytes::Bytes::from_static(b"x"));
+        publish.qos = PublishQoS::with_packet_id(QoS::AtLeastOnce, publish_id);
+        big.send(Packet::Publish(publish)).await;
+        // Let the worker start on the SUBSCRIBE (its lookups take far longer than this).
+        std::thread::sleep(Duration::from_millis(50));
+        let started = Instant::now();
+        pinger.send(Packet::PingReq).await;
+        assert!(matches!(pinger.recv().await, Some(Packet::PingResp)));
+        let answered = started.elapsed();
+        assert!(
+            big.try_recv(Duration::ZERO).await.is_none(),
+            "the SUBACK came before the PINGRESP ({answered:?}): the SUBSCRIBE was not sliced"
+        );
+        match big.recv().await {
+            Some(Packet::SubAck(ack)) => {
+                assert_eq!(ack.packet_id, packet_id);
+                assert_eq!(
+                    ack.reason_codes,
+                    vec![ReasonCode::GrantedQoS1; WILDCARDS + 1]
+                );
+            }
+            other => panic!("expected the SUBACK first, got {other:?}"),
+        }
+        let mut own = None;
+        let mut acked = false;
+        while own.is_none() || !acked {
+            match big.recv().await {
+                Some(Packet::Publish(p)) => own = Some(p.topic().to_owned()),
+                Some(Packet::PubAck(ack)) => {
+                    assert_eq!(ack.packet_id, publish_id);
+                    acked = true;
+                }
+                other => panic!("expected its own message and the PUBACK, got {other:?}"),
+            }
+        }
+        assert_eq!(own.as_deref(), Some("after"));
+        println!(
+            "PINGRESP {answered:?} after the PINGREQ, SUBACK {:?}",
+            started.elapsed()
+        );
+    });
+}
+
 /// A subscriber is handed no more retained messages than its queue holds: the lookup stops
 /// there, instead of collecting every match and dropping the overflow.
 #[tokio::test(start_paused = true)]

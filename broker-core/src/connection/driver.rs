@@ -161,8 +161,9 @@ pub(super) struct Driver<'a, P: Pipe> {
     flow: flow::Flow,
     /// What the client may do.
     access: &'a mut ClientAccess,
-    /// A PUBLISH or SUBSCRIBE waiting for a remote authorization answer.
-    authorizing: Option<Box<authorize::Authorizing>>,
+    /// A PUBLISH or SUBSCRIBE waiting for a remote authorization answer, or a SUBSCRIBE with
+    /// filters left to handle: what the client sent after it waits behind it.
+    holding: Option<Box<authorize::Holding>>,
     /// Actions denied to the client so far (for the log's rate limit).
     denials: u32,
     /// Actions allowed by a rule and not yet added to the broker's counter.
@@ -202,7 +203,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             limits_generation,
             flow: flow::Flow::default(),
             access,
-            authorizing: None,
+            holding: None,
             denials: 0,
             allowed_uncounted: 0,
             out_packets: 0,
@@ -353,8 +354,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
             tokio::select! {
                 () = optional(durable) => {}
                 () = flow::unblocked(&self.flow) => {}
-                decisions = authorize::authorized(&mut self.authorizing) => {
-                    if let Some(exit) = self.on_authorized(decisions) {
+                decisions = authorize::held_ready(&mut self.holding) => {
+                    if let Some(exit) = self.on_held_ready(decisions) {
                         return exit;
                     }
                 }

@@ -2,10 +2,12 @@
 //! client's [`ClientAccess`] before it is handled. Local rules answer at once; a remote
 //! service's answer is awaited without stopping the connection: the packet waits here, what
 //! the client sends after it waits behind it (in order, as behind a blocked PUBLISH), and
-//! the driver goes on writing and reading acknowledgements meanwhile.
+//! the driver goes on writing and reading acknowledgements meanwhile. A SUBSCRIBE handled a
+//! slice at a time holds the packets behind it the same way ([`Holding::Subscribe`]).
 
 use mqtt_codec::{Packet, Publish, ReasonCode, Subscribe};
 
+use super::subscribe::Subscribing;
 use super::{Driver, Exit};
 use crate::auth::{Action, BoxFuture, Checked, ClientAccess, Decision, DenyAction};
 use crate::pipe::Pipe;
@@ -20,10 +22,23 @@ pub(super) struct Authorizing {
     answer: BoxFuture<'static, Vec<Decision>>,
 }
 
-/// The decisions about the waiting packet, once they are in; never, if none waits.
-pub(super) async fn authorized(authorizing: &mut Option<Box<Authorizing>>) -> Vec<Decision> {
-    match authorizing {
-        Some(waiting) => (&mut waiting.answer).await,
+/// What holds the packets the client sent after it.
+pub(super) enum Holding {
+    /// A packet waiting for a remote authorization answer.
+    Answer(Authorizing),
+    /// A SUBSCRIBE with filters left to handle.
+    Subscribe(Subscribing),
+}
+
+/// When the holding packet can go on: with the decisions about it once they are in, or
+/// (a SUBSCRIBE in slices) after the other tasks had their turn; never, if nothing holds.
+pub(super) async fn held_ready(holding: &mut Option<Box<Holding>>) -> Vec<Decision> {
+    match holding.as_deref_mut() {
+        Some(Holding::Answer(waiting)) => (&mut waiting.answer).await,
+        Some(Holding::Subscribe(_)) => {
+            tokio::task::yield_now().await;
+            Vec::new()
+        }
         None => std::future::pending().await,
     }
 }
@@ -68,9 +83,14 @@ impl<P: Pipe> Driver<'_, P> {
         }
     }
 
-    /// Whether packets wait for an authorization answer.
-    pub(super) fn authorizing(&self) -> bool {
-        self.authorizing.is_some()
+    /// Whether packets wait for an authorization answer or a SUBSCRIBE's next slice.
+    pub(super) fn holding(&self) -> bool {
+        self.holding.is_some()
+    }
+
+    /// Keeps `subscribing` for its next slice, holding what comes after it.
+    pub(super) fn hold_subscribe(&mut self, subscribing: Subscribing) {
+        self.holding = Some(Box::new(Holding::Subscribe(subscribing)));
     }
 
     /// The decision about publishing `publish`, or `None` if it waits for one (the
@@ -84,10 +104,10 @@ impl<P: Pipe> Driver<'_, P> {
         match self.access.check(Action::Publish, publish.topic()) {
             Checked::Ready(decision) => Some((publish, decision)),
             Checked::Pending(answer) => {
-                self.authorizing = Some(Box::new(Authorizing {
+                self.holding = Some(Box::new(Holding::Answer(Authorizing {
                     packet: Packet::Publish(publish),
                     answer: Box::pin(async move { vec![answer.await] }),
-                }));
+                })));
                 None
             }
         }
@@ -108,10 +128,10 @@ impl<P: Pipe> Driver<'_, P> {
         match check_all(self.access, Action::Subscribe, filters) {
             Ok(decisions) => Some((subscribe, decisions)),
             Err(answer) => {
-                self.authorizing = Some(Box::new(Authorizing {
+                self.holding = Some(Box::new(Holding::Answer(Authorizing {
                     packet: Packet::Subscribe(subscribe),
                     answer,
-                }));
+                })));
                 None
             }
         }
@@ -186,9 +206,14 @@ impl<P: Pipe> Driver<'_, P> {
         }
     }
 
-    /// The answer about the waiting packet is in: handles it.
-    pub(super) fn on_authorized(&mut self, decisions: Vec<Decision>) -> Option<Exit> {
-        let waiting = self.authorizing.take()?;
+    /// The holding packet can go on (see [`held_ready`]): handles it, or its next slice.
+    pub(super) fn on_held_ready(&mut self, decisions: Vec<Decision>) -> Option<Exit> {
+        let waiting = match *self.holding.take()? {
+            Holding::Answer(waiting) => waiting,
+            Holding::Subscribe(subscribing) => {
+                return self.subscribe_slice(subscribing);
+            }
+        };
         match waiting.packet {
             Packet::Publish(publish) => {
                 let decision = decisions.first().copied().unwrap_or(Decision::Denied);

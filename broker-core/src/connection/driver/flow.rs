@@ -132,7 +132,7 @@ impl<P: Pipe> Driver<'_, P> {
                 | Packet::Disconnect(_)
                 | Packet::Auth(_)
         );
-        let held = self.flow.blocked().is_some() || self.authorizing();
+        let held = self.flow.blocked().is_some() || self.holding();
         if self.flow.disconnect_deferred() || (waits && held) {
             return self.defer(packet, size);
         }
@@ -223,8 +223,9 @@ impl<P: Pipe> Driver<'_, P> {
                     self.acknowledge(blocked.ack, ticket);
                 }
             }
-            if self.authorizing() {
-                // The packet in front waits for its authorization; the rest behind it.
+            if self.holding() {
+                // The packet in front waits for its authorization or its next slice; the
+                // rest behind it.
                 return None;
             }
             let Some(packet) = self.flow.0.as_mut().and_then(|h| h.next_deferred()) else {
