@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use mqtt_codec::{ClientId, PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use crate::config::{DropPolicy, MqttConfig};
 use crate::message::Message;
@@ -20,10 +19,12 @@ use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscr
 
 mod parked;
 mod spill;
+mod wake;
 
 use parked::ParkedQueue;
 pub(crate) use parked::Waiting;
 use spill::Spill;
+use wake::SessionWake;
 
 /// A message on its way to one session: the shared message and what this session's
 /// subscription made of it.
@@ -252,7 +253,7 @@ pub(crate) struct SessionShared {
     pub(crate) key: u64,
     pub(crate) state: Mutex<SessionState>,
     /// Wakes the connection driving the session when a message is queued.
-    pub(crate) wake: Notify,
+    pub(crate) wake: SessionWake,
     online: AtomicBool,
     /// Tells the connection driving the session to close (see [`SessionShared::set_control`]).
     /// Not a watch channel: its shared state (344 bytes, on the heap) and the future waiting
@@ -292,7 +293,7 @@ impl SessionShared {
                 max_queued: None,
                 spill: None,
             }),
-            wake: Notify::new(),
+            wake: SessionWake::default(),
             online: AtomicBool::new(false),
             control: Mutex::new(Control::Run),
             attach: Arc::new(tokio::sync::Mutex::new(())),

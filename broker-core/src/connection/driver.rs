@@ -7,9 +7,12 @@
 //! `ConnParam` or lives in the driver; the session only holds what outlives the connection.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::num::NonZeroU16;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -339,11 +342,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
             {
                 timer.as_mut().reset(at);
             }
-            let woken = session.wake.notified();
             let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
             // Boxed, and only while an acknowledgement waits for the store: the wait is
             // rare (`sync = "always"`) and would otherwise take 208 bytes in every task.
-            let durable = match (&self.broker.journal, awaited) {
+            let mut durable = match (&self.broker.journal, awaited) {
                 (Some(journal), Some(ticket)) => {
                     Some(Box::pin(durable_reached(journal.durable(), ticket)))
                 }
@@ -351,15 +353,18 @@ impl<'a, P: Pipe> Driver<'a, P> {
             };
             let reading = self.flow.reading();
             let stream = self.pipe.stream();
+            // Every branch polls state that lives elsewhere (the driver, the session, the
+            // timer above): the select holds references only, not a future per source
+            // (208 bytes of them were in every waiting connection's task).
             tokio::select! {
-                () = optional(durable) => {}
-                () = flow::unblocked(&self.flow) => {}
-                decisions = authorize::held_ready(&mut self.holding) => {
+                () = poll_fn(|cx| poll_optional(durable.as_mut(), cx)) => {}
+                () = poll_fn(|cx| flow::poll_unblocked(&self.flow, cx)) => {}
+                decisions = poll_fn(|cx| authorize::poll_held_ready(&mut self.holding, cx)) => {
                     if let Some(exit) = self.on_held_ready(decisions) {
                         return exit;
                     }
                 }
-                read = self.reader.fill(stream, keep), if reading => match read {
+                read = poll_fn(|cx| self.reader.poll_fill(stream, keep, cx)), if reading => match read {
                     Ok(()) => {
                         self.last_received = Instant::now();
                         self.active = true;
@@ -368,7 +373,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
                     Err(e) => return self.read_failed(e),
                 },
                 // A change of the session's control, and a shutdown, come with a wake-up.
-                () = woken => {
+                () = poll_fn(|cx| session.wake.poll_woken(cx)) => {
                     if self.broker.is_stopping() {
                         return Exit::Shutdown;
                     }
@@ -390,7 +395,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// before the connection ever ran).
     async fn controlled(&mut self, first: bool) -> Option<Exit> {
         match self.session.control() {
-            Control::TakenOver { session_ends } => Some(self.taken_over(session_ends).await),
+            // Boxed: the takeover's reads would otherwise take their room (136 bytes) in
+            // every connection's task, for the one time a session changes hands.
+            Control::TakenOver { session_ends } => {
+                Some(Box::pin(self.taken_over(session_ends)).await)
+            }
             Control::Kicked => {
                 if !first {
                     self.close_reason = Some("kicked by an administrator".into());
@@ -584,6 +593,14 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 }
 
+impl<P: Pipe> Drop for Driver<'_, P> {
+    fn drop(&mut self) {
+        // The session keeps the waker of the driver waiting on it; this driver waits no
+        // more, and the session may outlive its connection by days.
+        self.session.wake.forget_waker();
+    }
+}
+
 /// Whether `disconnect` encodes to more than `max` bytes in MQTT 5.
 fn disconnect_too_large(disconnect: &Disconnect, max: u32) -> bool {
     Packet::Disconnect(disconnect.clone())
@@ -599,11 +616,14 @@ async fn durable_reached(mut durable: watch::Receiver<u64>, ticket: u64) {
     }
 }
 
-/// Waits for `future`; never, without one.
-async fn optional<F: Future<Output = ()> + Unpin>(future: Option<F>) {
+/// Polls `future`; never ready without one.
+fn poll_optional<F: Future<Output = ()> + Unpin>(
+    future: Option<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
     match future {
-        Some(future) => future.await,
-        None => std::future::pending().await,
+        Some(future) => Pin::new(future).poll(cx),
+        None => Poll::Pending,
     }
 }
 

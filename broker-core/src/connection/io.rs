@@ -2,7 +2,7 @@
 
 use std::mem::MaybeUninit;
 use std::pin::{Pin, pin};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use mqtt_codec::{DecodeError, Decoder, EncodeError, Packet, ProtocolVersion};
@@ -96,22 +96,37 @@ impl PacketReader {
         stream: &mut S,
         keep: bool,
     ) -> Result<(), ReadError> {
+        std::future::poll_fn(|cx| self.poll_fill(stream, keep, cx)).await
+    }
+
+    /// [`PacketReader::fill`] as a poll: it keeps no state between polls, so a connection
+    /// waiting for its client holds no read future, only the references to poll this with.
+    pub(crate) fn poll_fill<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        keep: bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), ReadError>> {
         let read = if self.buf.is_empty() {
-            std::future::poll_fn(|cx| self.poll_fill_empty(stream, keep, cx)).await
+            ready!(self.poll_fill_empty(stream, keep, cx))
         } else {
             // Part of a packet is here: the rest goes straight after it.
             if self.buf.capacity() - self.buf.len() < MIN_ROOM {
                 self.buf.reserve(4096);
             }
-            match stream.read_buf(&mut self.buf).await {
+            // A fresh `read_buf` each poll: it keeps no state between polls.
+            match ready!(pin!(stream.read_buf(&mut self.buf)).poll(cx)) {
                 Ok(0) => Err(ReadError::Closed),
                 Ok(n) => Ok(n),
                 Err(e) => Err(ReadError::Io(e)),
             }
         };
-        let read = u32::try_from(read?).unwrap_or(u32::MAX);
+        let read = match read {
+            Ok(read) => u32::try_from(read).unwrap_or(u32::MAX),
+            Err(e) => return Poll::Ready(Err(e)),
+        };
         self.bytes = self.bytes.saturating_add(read);
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
     /// Reads with nothing buffered: into the buffer while it has room (a busy connection

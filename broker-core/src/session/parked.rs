@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use mqtt_codec::QoS;
 use parking_lot::Mutex;
@@ -44,21 +44,19 @@ impl Waiting {
         self.ticket.load(Ordering::Acquire)
     }
 
-    /// Resolves once every session has taken the message in. One task waits (the held
+    /// Ready once every session has taken the message in. One task waits (the held
     /// publisher's).
-    pub(crate) fn wait(&self) -> impl Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            if self.is_done() {
-                return Poll::Ready(());
-            }
-            *self.waker.lock() = Some(cx.waker().clone());
-            // Taken in meanwhile, before the waker was there to be woken?
-            if self.is_done() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
+    pub(crate) fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_done() {
+            return Poll::Ready(());
+        }
+        *self.waker.lock() = Some(cx.waker().clone());
+        // Taken in meanwhile, before the waker was there to be woken?
+        if self.is_done() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 
     fn parked(&self) {

@@ -5,6 +5,8 @@
 //! the driver goes on writing and reading acknowledgements meanwhile. A SUBSCRIBE handled a
 //! slice at a time holds the packets behind it the same way ([`Holding::Subscribe`]).
 
+use std::task::{Context, Poll};
+
 use mqtt_codec::{Packet, Publish, ReasonCode, Subscribe};
 
 use super::subscribe::Subscribing;
@@ -26,20 +28,33 @@ pub(super) struct Authorizing {
 pub(super) enum Holding {
     /// A packet waiting for a remote authorization answer.
     Answer(Authorizing),
-    /// A SUBSCRIBE with filters left to handle.
-    Subscribe(Subscribing),
+    /// A SUBSCRIBE with filters left to handle, and whether the other tasks have had their
+    /// turn since its last slice.
+    Subscribe {
+        subscribing: Subscribing,
+        yielded: bool,
+    },
 }
 
 /// When the holding packet can go on: with the decisions about it once they are in, or
 /// (a SUBSCRIBE in slices) after the other tasks had their turn; never, if nothing holds.
-pub(super) async fn held_ready(holding: &mut Option<Box<Holding>>) -> Vec<Decision> {
+pub(super) fn poll_held_ready(
+    holding: &mut Option<Box<Holding>>,
+    cx: &mut Context<'_>,
+) -> Poll<Vec<Decision>> {
     match holding.as_deref_mut() {
-        Some(Holding::Answer(waiting)) => (&mut waiting.answer).await,
-        Some(Holding::Subscribe(_)) => {
-            tokio::task::yield_now().await;
-            Vec::new()
+        Some(Holding::Answer(waiting)) => waiting.answer.as_mut().poll(cx),
+        // As `tokio::task::yield_now`: the task is woken at once, behind the others, and
+        // the slice goes on when it is polled again.
+        Some(Holding::Subscribe { yielded, .. }) => {
+            if std::mem::replace(yielded, true) {
+                Poll::Ready(Vec::new())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
         }
-        None => std::future::pending().await,
+        None => Poll::Pending,
     }
 }
 
@@ -90,7 +105,10 @@ impl<P: Pipe> Driver<'_, P> {
 
     /// Keeps `subscribing` for its next slice, holding what comes after it.
     pub(super) fn hold_subscribe(&mut self, subscribing: Subscribing) {
-        self.holding = Some(Box::new(Holding::Subscribe(subscribing)));
+        self.holding = Some(Box::new(Holding::Subscribe {
+            subscribing,
+            yielded: false,
+        }));
     }
 
     /// The decision about publishing `publish`, or `None` if it waits for one (the
@@ -206,11 +224,11 @@ impl<P: Pipe> Driver<'_, P> {
         }
     }
 
-    /// The holding packet can go on (see [`held_ready`]): handles it, or its next slice.
+    /// The holding packet can go on (see [`poll_held_ready`]): handles it, or its next slice.
     pub(super) fn on_held_ready(&mut self, decisions: Vec<Decision>) -> Option<Exit> {
         let waiting = match *self.holding.take()? {
             Holding::Answer(waiting) => waiting,
-            Holding::Subscribe(subscribing) => {
+            Holding::Subscribe { subscribing, .. } => {
                 return self.subscribe_slice(subscribing);
             }
         };

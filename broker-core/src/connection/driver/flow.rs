@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 
 use mqtt_codec::{Packet, PublishQoS, ReasonCode};
 use tokio::time::Instant;
@@ -113,11 +114,11 @@ impl Flow {
     }
 }
 
-/// Resolves when the blocked PUBLISH may have been taken in everywhere; never, if none is.
-pub(super) async fn unblocked(flow: &Flow) {
+/// Ready when the blocked PUBLISH may have been taken in everywhere; never, if none is.
+pub(super) fn poll_unblocked(flow: &Flow, cx: &mut Context<'_>) -> Poll<()> {
     match flow.blocked() {
-        Some(blocked) => blocked.parked.waiting.wait().await,
-        None => std::future::pending().await,
+        Some(blocked) => blocked.parked.waiting.poll_wait(cx),
+        None => Poll::Pending,
     }
 }
 
