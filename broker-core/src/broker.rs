@@ -77,6 +77,17 @@ pub struct Broker {
     client_events: RwLock<Option<Arc<dyn ClientEvents>>>,
 }
 
+/// An open connection, counted in the broker's live connections while this lives.
+pub(crate) struct LiveConnection<'a>(&'a Broker);
+
+impl Drop for LiveConnection<'_> {
+    fn drop(&mut self) {
+        if self.0.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.all_closed.notify_waiters();
+        }
+    }
+}
+
 /// Builds a [`Broker`]: its configuration, and optionally an extended authentication method
 /// and a store for persistent sessions.
 pub struct BrokerBuilder {
@@ -334,17 +345,14 @@ impl Broker {
     {
         // Not an async fn: its arguments would stay in the task for the connection's life.
         let handshake = crate::connection::start(Arc::clone(&self), stream, transport);
-        async move {
-            if *self.stopping.borrow() {
-                return;
-            }
-            self.metrics.sockets_total.fetch_add(1, Ordering::Relaxed);
-            self.live_connections.fetch_add(1, Ordering::AcqRel);
-            crate::connection::run(&self, handshake).await;
-            if self.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
-                self.all_closed.notify_waiters();
-            }
-        }
+        crate::connection::serve(self, handshake)
+    }
+
+    /// Counts a connection as open until the returned guard drops (see [`Broker::shutdown`]).
+    pub(crate) fn connection_opened(&self) -> LiveConnection<'_> {
+        self.metrics.sockets_total.fetch_add(1, Ordering::Relaxed);
+        self.live_connections.fetch_add(1, Ordering::AcqRel);
+        LiveConnection(self)
     }
 
     /// Whether the broker is shutting down.

@@ -31,10 +31,9 @@ pub struct TransportInfo {
     pub kind: TransportKind,
     /// The peer's address, when there is one.
     pub peer: Option<SocketAddr>,
-    /// The subject of the verified TLS client certificate.
-    pub tls_subject: Option<String>,
-    /// The common name of the verified TLS client certificate.
-    pub tls_common_name: Option<String>,
+    /// The verified TLS client certificate's identity (boxed: most connections have none,
+    /// and two absent strings would take 48 bytes in every connection's task).
+    pub certificate: Option<Box<CertificateIdentity>>,
     /// Mosquitto's `use_identity_as_username`: the username is the verified client
     /// certificate's common name, whatever CONNECT says (none without a certificate), so that
     /// authentication and ACLs see an identity the client cannot choose.
@@ -48,6 +47,15 @@ pub struct TransportInfo {
     /// An in-process client of the broker's own (a bridge's local side; see
     /// [`TransportInfo::internal`]), or `None` for a client from outside.
     pub internal: Option<Internal>,
+}
+
+/// Who a verified TLS client certificate says its client is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateIdentity {
+    /// The certificate's whole subject (`CN=device-7,O=Acme`).
+    pub subject: String,
+    /// Its common name, if it has one.
+    pub common_name: Option<String>,
 }
 
 /// What the broker grants a client of its own (see [`TransportInfo::internal`]).
@@ -68,8 +76,7 @@ impl TransportInfo {
         Self {
             kind,
             peer,
-            tls_subject: None,
-            tls_common_name: None,
+            certificate: None,
             identity_as_username: false,
             subject_as_username: false,
             listener: None,
@@ -85,6 +92,16 @@ impl TransportInfo {
         let mut info = Self::new(TransportKind::Memory, None);
         info.internal = Some(Internal { max_queued });
         info
+    }
+
+    /// The subject of the verified TLS client certificate.
+    pub fn tls_subject(&self) -> Option<&str> {
+        self.certificate.as_ref().map(|c| c.subject.as_str())
+    }
+
+    /// The common name of the verified TLS client certificate.
+    pub fn tls_common_name(&self) -> Option<&str> {
+        self.certificate.as_ref()?.common_name.as_deref()
     }
 
     /// Whether the username is the client certificate's identity, not the client's word.
@@ -139,8 +156,6 @@ pub struct ConnParam {
     pub keep_alive: u16,
     /// The user name.
     pub username: Option<ByteString>,
-    /// The password.
-    pub password: Option<Bytes>,
     /// The will message (boxed: most clients have none, and an absent one would still take
     /// its 216 bytes in every connection's task).
     pub will: Option<Box<LastWill>>,
@@ -156,10 +171,9 @@ pub struct ConnParam {
     pub request_response_information: bool,
     /// Whether the broker may send reason strings and user properties on failures.
     pub request_problem_information: bool,
-    /// CONNECT's user properties.
-    pub user_properties: Vec<UserProperty>,
-    /// The extended authentication method.
-    pub authentication_method: Option<ByteString>,
+    /// The password, user properties and authentication method, if the client sent any
+    /// (see [`ConnParam::password`]).
+    extras: Option<Box<ConnectExtras>>,
     /// An MQTT 3.1/3.1.1 bridge that set the bridge bit of the protocol level: its
     /// subscriptions are no local and retain as published, and it may publish its own
     /// connection state (`$SYS/broker/connection/<client id>/state`).
@@ -168,7 +182,52 @@ pub struct ConnParam {
     pub transport: TransportInfo,
 }
 
+/// What few clients send in CONNECT, boxed: absent, these three took 88 bytes in every
+/// connection's task; present, they cost their client a box of their size.
+#[derive(Debug, Default)]
+struct ConnectExtras {
+    password: Option<Bytes>,
+    user_properties: Vec<UserProperty>,
+    authentication_method: Option<ByteString>,
+}
+
+impl ConnectExtras {
+    /// `None` when CONNECT had none of them.
+    fn of(
+        password: Option<Bytes>,
+        user_properties: Vec<UserProperty>,
+        authentication_method: Option<ByteString>,
+    ) -> Option<Box<Self>> {
+        let none =
+            password.is_none() && user_properties.is_empty() && authentication_method.is_none();
+        (!none).then(|| {
+            Box::new(Self {
+                password,
+                user_properties,
+                authentication_method,
+            })
+        })
+    }
+}
+
 impl ConnParam {
+    /// The password.
+    pub fn password(&self) -> Option<&Bytes> {
+        self.extras.as_ref()?.password.as_ref()
+    }
+
+    /// CONNECT's user properties.
+    pub fn user_properties(&self) -> &[UserProperty] {
+        self.extras
+            .as_ref()
+            .map_or(&[], |extras| &extras.user_properties)
+    }
+
+    /// The extended authentication method.
+    pub fn authentication_method(&self) -> Option<&ByteString> {
+        self.extras.as_ref()?.authentication_method.as_ref()
+    }
+
     /// Validates `connect` into connection parameters. `client_id` is the identifier to use
     /// (the client's, or one the broker assigned); `session_expiry_default` applies to MQTT
     /// 3.1/3.1.1 persistent sessions; `server_keep_alive` overrides an MQTT 5 keep alive.
@@ -199,13 +258,12 @@ impl ConnParam {
             clean_start: connect.clean_start,
             keep_alive,
             username: if transport.subject_as_username {
-                transport.tls_subject.as_deref().map(ByteString::from)
+                transport.tls_subject().map(ByteString::from)
             } else if transport.identity_as_username {
-                transport.tls_common_name.as_deref().map(ByteString::from)
+                transport.tls_common_name().map(ByteString::from)
             } else {
                 connect.username
             },
-            password: connect.password,
             will: connect.will.map(Box::new),
             session_expiry,
             receive_maximum: props.receive_maximum.map_or(u16::MAX, |r| r.get()),
@@ -215,8 +273,11 @@ impl ConnParam {
             topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
             request_response_information: props.request_response_information.unwrap_or(false),
             request_problem_information: props.request_problem_information.unwrap_or(true),
-            user_properties: props.user_properties,
-            authentication_method: props.authentication_method,
+            extras: ConnectExtras::of(
+                connect.password,
+                props.user_properties,
+                props.authentication_method,
+            ),
             bridge: connect.bridge,
             transport,
         }
@@ -257,8 +318,12 @@ mod tests {
 
     fn tls(common_name: Option<&str>, identity_as_username: bool) -> TransportInfo {
         TransportInfo {
-            tls_subject: common_name.map(|cn| format!("CN={cn}")),
-            tls_common_name: common_name.map(str::to_owned),
+            certificate: common_name.map(|cn| {
+                Box::new(CertificateIdentity {
+                    subject: format!("CN={cn}"),
+                    common_name: Some(cn.to_owned()),
+                })
+            }),
             identity_as_username,
             ..TransportInfo::new(TransportKind::Tls, None)
         }
@@ -268,7 +333,7 @@ mod tests {
     fn the_username_is_the_clients_unless_the_identity_replaces_it() {
         let p = param(Some("claimed"), tls(Some("device-7"), false));
         assert_eq!(p.username.as_deref(), Some("claimed"));
-        assert_eq!(p.transport.tls_common_name.as_deref(), Some("device-7"));
+        assert_eq!(p.transport.tls_common_name(), Some("device-7"));
 
         let p = param(Some("claimed"), tls(Some("device-7"), true));
         assert_eq!(p.username.as_deref(), Some("device-7"));
@@ -286,11 +351,44 @@ mod tests {
         let p = param(
             Some("claimed"),
             TransportInfo {
-                tls_subject: None,
+                certificate: None,
                 ..by_subject
             },
         );
         assert_eq!(p.username, None);
+    }
+
+    #[test]
+    fn the_rarely_sent_fields_are_kept_when_sent() {
+        let client_id = ClientId::new("c").unwrap();
+        let transport = TransportInfo::new(TransportKind::Tcp, None);
+        let bare = Connect::new(ProtocolVersion::V5, client_id.clone());
+        let p = ConnParam::new(
+            bare.clone(),
+            client_id.clone(),
+            transport.clone(),
+            None,
+            None,
+        );
+        assert!(p.extras.is_none());
+        assert_eq!(p.password(), None);
+        assert!(p.user_properties().is_empty());
+        assert_eq!(p.authentication_method(), None);
+
+        let mut connect = bare;
+        connect.password = Some(Bytes::from_static(b"pw"));
+        connect.properties.user_properties = vec![UserProperty {
+            name: "k".into(),
+            value: "v".into(),
+        }];
+        connect.properties.authentication_method = Some("SCRAM-SHA-256".into());
+        let p = ConnParam::new(connect, client_id, transport, None, None);
+        assert_eq!(p.password().map(|p| &p[..]), Some(&b"pw"[..]));
+        assert_eq!(p.user_properties().len(), 1);
+        assert_eq!(
+            p.authentication_method().map(|m| &m[..]),
+            Some("SCRAM-SHA-256")
+        );
     }
 
     #[test]

@@ -67,7 +67,8 @@ pub use broker::{
 pub use client_info::ClientInfo;
 pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{
-    ConnParam, INTERNAL_CLIENT_ID_PREFIX, Internal, SessionExpiry, TransportInfo, TransportKind,
+    CertificateIdentity, ConnParam, INTERNAL_CLIENT_ID_PREFIX, Internal, SessionExpiry,
+    TransportInfo, TransportKind,
 };
 pub use events::ClientEvents;
 pub use message::Message;

@@ -38,7 +38,7 @@ impl Authenticator for Users {
             let Some(expected) = self.0.get(user) else {
                 return AuthnResult::Ignore;
             };
-            if client.password.as_deref() == Some(expected.as_bytes()) {
+            if client.password().map(|p| &p[..]) == Some(expected.as_bytes()) {
                 AuthnResult::Allow {
                     superuser: user == "root",
                 }

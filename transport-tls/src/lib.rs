@@ -24,7 +24,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use broker_core::{Broker, TransportInfo, TransportKind};
+use broker_core::{Broker, CertificateIdentity, TransportInfo, TransportKind};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
@@ -87,8 +87,10 @@ impl TlsAcceptor {
     ) -> TransportInfo {
         let mut info = TransportInfo::new(kind, peer);
         if let Some(identity) = identity {
-            info.tls_subject = Some(identity.subject);
-            info.tls_common_name = identity.common_name;
+            info.certificate = Some(Box::new(CertificateIdentity {
+                subject: identity.subject,
+                common_name: identity.common_name,
+            }));
         }
         info.identity_as_username = self.identity_as_username;
         info.subject_as_username = self.subject_as_username;

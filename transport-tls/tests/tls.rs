@@ -255,8 +255,8 @@ async fn a_verified_client_certificate_gives_the_identity() {
     let info = acceptor.transport_info(TransportKind::Tls, peer, Some(identity.clone()));
     assert_eq!(info.kind, TransportKind::Tls);
     assert_eq!(info.peer, peer);
-    assert_eq!(info.tls_subject.as_deref(), Some(identity.subject.as_str()));
-    assert_eq!(info.tls_common_name.as_deref(), Some("device-7"));
+    assert_eq!(info.tls_subject(), Some(identity.subject.as_str()));
+    assert_eq!(info.tls_common_name(), Some("device-7"));
     assert!(info.identity_as_username);
     assert!(!info.subject_as_username);
     let plain = TlsAcceptor::new(&verifying(&pki, &server, true)).unwrap();

@@ -42,7 +42,7 @@ impl Authenticator for PasswordFileAuthenticator {
                 return AuthnResult::Ignore;
             };
             let username = username.to_owned();
-            let password = client.password.clone().unwrap_or_default();
+            let password = client.password().cloned().unwrap_or_default();
             let Ok(permit) = Arc::clone(&self.hashers).acquire_owned().await else {
                 return AuthnResult::Deny(AuthnDenial::Unavailable);
             };

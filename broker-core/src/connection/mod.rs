@@ -35,10 +35,19 @@ where
 }
 
 /// Serves one connection to its end: the handshake, then the driver, then the goodbye.
-pub(crate) async fn run<S>(broker: &Arc<Broker>, handshake: Handshake<S>)
+///
+/// One async fn for all of it: each level of async fn keeps its own copy of what it was
+/// given, for the connection's whole life.
+pub(crate) async fn serve<S>(broker: Arc<Broker>, handshake: Handshake<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    if broker.is_stopping() {
+        return;
+    }
+    let broker = &broker;
+    // Dropped last, once the connection is all gone.
+    let _live = broker.connection_opened();
     let Some(handshake::Established {
         mut pipe,
         session,

@@ -55,7 +55,7 @@ impl Authenticator for Users {
         Box::pin(async move {
             match client.username.as_deref() {
                 None => AuthnResult::Ignore,
-                Some("user") if client.password.as_deref() == Some(b"secret") => {
+                Some("user") if client.password().map(|p| &p[..]) == Some(&b"secret"[..]) => {
                     AuthnResult::Allow { superuser: false }
                 }
                 Some(_) => AuthnResult::Deny(AuthnDenial::BadCredentials),

@@ -248,10 +248,10 @@ impl ClientValues {
         Self {
             username: client.username.as_ref().map(|u| u.to_string()),
             client_id: client.client_id.to_string(),
-            password: client.password.clone(),
+            password: client.password().cloned(),
             peer: client.transport.peer,
-            cert_common_name: client.transport.tls_common_name.clone(),
-            cert_subject: client.transport.tls_subject.clone(),
+            cert_common_name: client.transport.tls_common_name().map(str::to_owned),
+            cert_subject: client.transport.tls_subject().map(str::to_owned),
         }
     }
 }

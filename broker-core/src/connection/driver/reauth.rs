@@ -10,7 +10,7 @@ use crate::pipe::Pipe;
 
 impl<P: Pipe> Driver<'_, P> {
     pub(super) fn on_auth(&mut self, auth: Auth) -> Option<Exit> {
-        let method = self.param().authentication_method.clone();
+        let method = self.param().authentication_method().cloned();
         let (Some(method), Some(hook)) = (method, self.broker.enhanced_auth()) else {
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         };
