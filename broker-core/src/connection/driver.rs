@@ -6,35 +6,33 @@
 //! Everything here about the connection (version, limits, aliases) comes from the pipe's
 //! `ConnParam` or lives in the driver; the session only holds what outlives the connection.
 
-use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
-use std::num::NonZeroU16;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use mqtt_codec::{Disconnect, Packet, ProtocolVersion, ReasonCode, TopicName};
+use mqtt_codec::{Disconnect, Packet, ProtocolVersion, ReasonCode};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::io::{PacketReader, ReadError, encode_into};
-use crate::auth::{AuthExchange, ClientAccess};
+use crate::auth::ClientAccess;
 use crate::limits::{Limit, LimitLog};
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, SessionShared};
 use crate::{Broker, ConnParam, Limits, SessionExpiry};
+use lazy::{Aliases, HeldAcks, Rare};
+use wait::Woken;
 
 mod authorize;
 mod flow;
 mod incoming;
+mod lazy;
 mod outgoing;
 mod reauth;
 mod subscribe;
 mod timers;
+mod wait;
 
 /// Stop filling the write buffer past this many bytes before writing it out, so one busy
 /// session cannot build an unbounded buffer.
@@ -93,64 +91,18 @@ impl Exit {
 /// stops sending cannot hold the close off.
 const DRAIN_READS: usize = 16;
 
-/// Acknowledgements held for the store, allocated while there are any: they wait only with
-/// `sync = "always"`, and an empty `VecDeque` would take 32 bytes in every task.
-// Boxed on purpose: the box (8 bytes) is what an idle connection holds, not the
-// collection's header.
-#[allow(clippy::box_collection)]
-#[derive(Default)]
-struct HeldAcks(Option<Box<VecDeque<(u64, Packet)>>>);
-
-impl HeldAcks {
-    fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    fn push_back(&mut self, held: (u64, Packet)) {
-        self.0.get_or_insert_default().push_back(held);
-    }
-
-    fn front(&self) -> Option<&(u64, Packet)> {
-        self.0.as_ref().and_then(|held| held.front())
-    }
-
-    fn pop_front(&mut self) -> Option<(u64, Packet)> {
-        let held = self.0.as_mut()?;
-        let first = held.pop_front();
-        if held.is_empty() {
-            self.0 = None;
-        }
-        first
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &(u64, Packet)> {
-        self.0.iter().flat_map(|held| held.iter())
-    }
-}
-
-/// A connection's topic aliases.
-#[derive(Default)]
-struct Aliases {
-    /// Those the client set up towards us.
-    inbound: HashMap<u16, TopicName>,
-    /// Those we set up towards the client.
-    outbound: HashMap<TopicName, NonZeroU16>,
-}
-
 pub(super) struct Driver<'a, P: Pipe> {
     broker: &'a Arc<Broker>,
     pipe: &'a mut P,
-    session: Arc<SessionShared>,
+    session: Driven,
     reader: PacketReader,
     out: BytesMut,
     last_received: Instant,
     /// The topic aliases of either direction, allocated when the first is set up: most
     /// connections never use one, and two empty maps would cost an idle connection 96 bytes.
     aliases: Option<Box<Aliases>>,
-    /// Re-authentication in progress: the exchange waiting for the client's next AUTH.
-    reauth: Option<Box<dyn AuthExchange>>,
-    /// Why the broker is closing the connection, for the DISCONNECT's Reason String.
-    close_reason: Option<Box<str>>,
+    /// A re-authentication in progress, and why the broker is closing the connection.
+    rare: Rare,
     /// PUBACKs and PUBRECs waiting for the store to reach their ticket; in the order their
     /// PUBLISHes arrived, which is the order they must go out in (MQTT 5 4.6).
     held_acks: HeldAcks,
@@ -192,14 +144,13 @@ impl<'a, P: Pipe> Driver<'a, P> {
         Self {
             broker,
             pipe,
-            session,
+            session: Driven(session),
             reader,
             // Allocated on the first write: an idle connection costs no write buffer.
             out: BytesMut::new(),
             last_received: Instant::now(),
             aliases: None,
-            reauth: None,
-            close_reason: None,
+            rare: Rare::default(),
             held_acks: HeldAcks::default(),
             limit_log: LimitLog::default(),
             limits,
@@ -231,13 +182,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
         self.pipe.conn_param().version
     }
 
-    /// Runs the connection until it ends, then says goodbye as the protocol asks.
+    /// Says goodbye as the protocol asks, once [`Driver::run`] has ended with `exit`.
     ///
-    /// By reference: an async fn keeps a moved copy of what it takes by value beside the
-    /// argument's own storage, and the driver (376 bytes) would be held twice in every
-    /// connection's task.
-    pub(super) async fn run(&mut self) -> Exit {
-        let exit = self.run_loop().await;
+    /// Apart from `run` rather than after it in one async fn: each async fn keeps its own
+    /// copy of the reference it runs on, and the task would hold the outer one's frame
+    /// around the loop's for the connection's whole life.
+    pub(super) async fn goodbye(&mut self, exit: Exit) -> Exit {
         self.count_allowed();
         let reason = match exit {
             Exit::Closed(reason) => Some(reason),
@@ -249,7 +199,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             let mut disconnect = Disconnect::new(reason);
             // The client may ask not to get reason strings (Request Problem Information 0).
             if self.param().request_problem_information {
-                disconnect.properties.reason_string = self.close_reason.take().map(Into::into);
+                disconnect.properties.reason_string = self.rare.take_close_reason().map(Into::into);
             }
             // A Reason String must not take the packet past the client's Maximum Packet
             // Size (MQTT 5 3.14.2.2.3): it goes, the reason code stays.
@@ -276,7 +226,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
         exit
     }
 
-    async fn run_loop(&mut self) -> Exit {
+    /// Runs the connection until it ends.
+    ///
+    /// By reference: an async fn keeps a moved copy of what it takes by value beside the
+    /// argument's own storage, and the driver would be held twice in every connection's
+    /// task.
+    pub(super) async fn run(&mut self) -> Exit {
         // The session is registered by now: a shutdown that this does not see yet wakes it
         // (see `Broker::shutdown`), and the wake-up finds `stopping` set.
         if self.broker.is_stopping() {
@@ -285,12 +240,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
         if let Some(exit) = self.controlled(true).await {
             return exit;
         }
-        let session = Arc::clone(&self.session);
         // One timer for the connection's life, reset to each deadline: in the loop's frame
         // once, rather than a new one (and a future around it) in every round's select.
         let timer = tokio::time::sleep_until(Instant::now());
         let mut timer = std::pin::pin!(timer);
         let mut reads_in_a_row: u32 = 0;
+        let mut first = 0;
         loop {
             if reads_in_a_row >= READS_BEFORE_YIELD {
                 reads_in_a_row = 0;
@@ -309,71 +264,48 @@ impl<'a, P: Pipe> Driver<'a, P> {
             let more = self.pump();
             // Once a round: whether the buffers stay, for the write below and the read.
             let keep = self.keeps_buffers();
-            if !self.out.is_empty() {
-                let stream = self.pipe.stream();
-                // Streams that buffer (TLS, WebSocket) send only on flush.
-                let written = match stream.write_all(&self.out).await {
-                    Ok(()) => stream.flush().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = written {
-                    tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
-                    return self.failed();
-                }
-                self.count_written();
-                // Kept while the session has more to send or the client was busy a moment
-                // ago, and no larger than two batches: an idle connection holds no write
-                // buffer (the next write allocates what it needs), and a burst's growth is
-                // given back.
-                if (more || keep) && self.out.capacity() <= 2 * WRITE_BATCH {
-                    self.out.clear();
-                } else {
-                    self.out = BytesMut::new();
-                }
+            if !self.out.is_empty()
+                && let Some(exit) = self.write_out(more || keep).await
+            {
+                return exit;
             }
             if more {
                 // The batch filled up with more to send: come straight back for the rest
                 // (after looking at what the client sent meanwhile).
-                session.wake.notify_one();
+                self.session.wake.notify_one();
             }
-            let deadline = self.next_deadline();
-            if let Some(at) = deadline
-                && timer.deadline() != at
-            {
-                timer.as_mut().reset(at);
-            }
-            let awaited = self.held_acks.front().map(|(ticket, _)| *ticket);
-            // Boxed, and only while an acknowledgement waits for the store: the wait is
-            // rare (`sync = "always"`) and would otherwise take 208 bytes in every task.
-            let mut durable = match (&self.broker.journal, awaited) {
-                (Some(journal), Some(ticket)) => {
-                    Some(Box::pin(durable_reached(journal.durable(), ticket)))
+            let timed = {
+                let deadline = self.next_deadline();
+                if let Some(at) = deadline
+                    && timer.deadline() != at
+                {
+                    timer.as_mut().reset(at);
                 }
-                _ => None,
+                deadline.is_some()
             };
-            let reading = self.flow.reading();
-            let stream = self.pipe.stream();
-            // Every branch polls state that lives elsewhere (the driver, the session, the
-            // timer above): the select holds references only, not a future per source
-            // (208 bytes of them were in every waiting connection's task).
-            tokio::select! {
-                () = poll_fn(|cx| poll_optional(durable.as_mut(), cx)) => {}
-                () = poll_fn(|cx| flow::poll_unblocked(&self.flow, cx)) => {}
-                decisions = poll_fn(|cx| authorize::poll_held_ready(&mut self.holding, cx)) => {
+            first = (first + 1) % wait::SOURCES;
+            let round = wait::Round {
+                timed,
+                reading: self.flow.reading(),
+                keep,
+                first,
+            };
+            let woken = self.wait(timer.as_mut(), round).await;
+            match woken {
+                Woken::Durable | Woken::Unblocked => {}
+                Woken::Held(decisions) => {
                     if let Some(exit) = self.on_held_ready(decisions) {
                         return exit;
                     }
                 }
-                read = poll_fn(|cx| self.reader.poll_fill(stream, keep, cx)), if reading => match read {
-                    Ok(()) => {
-                        self.last_received = Instant::now();
-                        self.active = true;
-                        reads_in_a_row += 1;
-                    }
-                    Err(e) => return self.read_failed(e),
-                },
+                Woken::Read(Ok(())) => {
+                    self.last_received = Instant::now();
+                    self.active = true;
+                    reads_in_a_row += 1;
+                }
+                Woken::Read(Err(e)) => return self.read_failed(e),
                 // A change of the session's control, and a shutdown, come with a wake-up.
-                () = poll_fn(|cx| session.wake.poll_woken(cx)) => {
+                Woken::Session => {
                     if self.broker.is_stopping() {
                         return Exit::Shutdown;
                     }
@@ -381,13 +313,38 @@ impl<'a, P: Pipe> Driver<'a, P> {
                         return exit;
                     }
                 }
-                () = &mut timer, if deadline.is_some() => {
+                Woken::Timer => {
                     if let Some(exit) = self.on_timer() {
                         return exit;
                     }
                 }
             }
         }
+    }
+
+    /// Writes out what the write buffer holds; `Some` ends the connection. `keep`: the
+    /// buffer stays for the next round (the session has more to send, or the client was
+    /// busy a moment ago).
+    async fn write_out(&mut self, keep: bool) -> Option<Exit> {
+        let stream = self.pipe.stream();
+        // Streams that buffer (TLS, WebSocket) send only on flush.
+        let written = match stream.write_all(&self.out).await {
+            Ok(()) => stream.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
+            return Some(self.failed());
+        }
+        self.count_written();
+        // No larger than two batches: an idle connection holds no write buffer (the next
+        // write allocates what it needs), and a burst's growth is given back.
+        if keep && self.out.capacity() <= 2 * WRITE_BATCH {
+            self.out.clear();
+        } else {
+            self.out = BytesMut::new();
+        }
+        None
     }
 
     /// Acts on the session's control: `Some` ends the connection (taken over, kicked).
@@ -402,7 +359,8 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             Control::Kicked => {
                 if !first {
-                    self.close_reason = Some("kicked by an administrator".into());
+                    self.rare
+                        .set_close_reason("kicked by an administrator".into());
                 }
                 Some(Exit::Closed(ReasonCode::AdministrativeAction))
             }
@@ -463,7 +421,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
             }
             ReadError::Decode(e) => {
                 tracing::debug!(client = %self.param().client_id, error = %e, "invalid packet");
-                self.close_reason = Some(e.to_string().into());
+                self.rare.set_close_reason(e.to_string().into());
                 self.protocol_error(e.reason_code())
             }
         }
@@ -593,11 +551,22 @@ impl<'a, P: Pipe> Driver<'a, P> {
     }
 }
 
-impl<P: Pipe> Drop for Driver<'_, P> {
+/// The session a driver drives. The session keeps the waker of the driver waiting on it:
+/// it is forgotten when the driver lets go, however the driver ends, since the session may
+/// outlive its connection by days and the waker would keep the task's memory.
+struct Driven(Arc<SessionShared>);
+
+impl std::ops::Deref for Driven {
+    type Target = Arc<SessionShared>;
+
+    fn deref(&self) -> &Arc<SessionShared> {
+        &self.0
+    }
+}
+
+impl Drop for Driven {
     fn drop(&mut self) {
-        // The session keeps the waker of the driver waiting on it; this driver waits no
-        // more, and the session may outlive its connection by days.
-        self.session.wake.forget_waker();
+        self.0.wake.forget_waker();
     }
 }
 
@@ -606,25 +575,6 @@ fn disconnect_too_large(disconnect: &Disconnect, max: u32) -> bool {
     Packet::Disconnect(disconnect.clone())
         .encoded_len(ProtocolVersion::V5)
         .is_ok_and(|len| len > max as usize)
-}
-
-/// Waits until the store is durable up to `ticket`.
-async fn durable_reached(mut durable: watch::Receiver<u64>, ticket: u64) {
-    if durable.wait_for(|at| *at >= ticket).await.is_err() {
-        // The writer is gone (the broker is stopping): these will never be durable.
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Polls `future`; never ready without one.
-fn poll_optional<F: Future<Output = ()> + Unpin>(
-    future: Option<&mut F>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    match future {
-        Some(future) => Pin::new(future).poll(cx),
-        None => Poll::Pending,
-    }
 }
 
 /// Polls `future` once: its output if it is ready now, `None` if it would wait.

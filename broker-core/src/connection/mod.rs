@@ -45,7 +45,6 @@ where
     if broker.is_stopping() {
         return;
     }
-    let broker = &broker;
     // Dropped last, once the connection is all gone.
     let _live = broker.connection_opened();
     let Some(handshake::Established {
@@ -63,14 +62,22 @@ where
     tracing::debug!(client = %param.client_id, peer = ?param.transport.peer, version = %param.version, "connected");
     let events = broker.client_events();
     if let Some(events) = &events {
-        events.connected(broker, pipe.conn_param());
+        events.connected(&broker, pipe.conn_param());
     }
 
     // The client's identifier and address are read from the pipe again after the driver:
-    // copies held across it would sit in the connection's task for its whole life.
-    let mut driver =
-        driver::Driver::new(broker, &mut pipe, Arc::clone(&session), reader, &mut access);
+    // copies held across it would sit in the connection's task for its whole life. The
+    // driver borrows the pipe and the access rather than owning them: moved in and out,
+    // they would keep their room in the task twice.
+    let mut driver = driver::Driver::new(
+        &broker,
+        &mut pipe,
+        Arc::clone(&session),
+        reader,
+        &mut access,
+    );
     let exit = driver.run().await;
+    let exit = driver.goodbye(exit).await;
     drop(driver);
     let param = pipe.conn_param();
     let client_id = &param.client_id;
@@ -80,7 +87,7 @@ where
     let will = match &param.will {
         Some(will) if exit.publishes_will() => {
             let allowed = param.may_publish(&will.topic)
-                && will_allowed(broker, &mut access, param, &will.topic).await;
+                && will_allowed(&broker, &mut access, param, &will.topic).await;
             if !allowed {
                 tracing::info!(client = %client_id, topic = %will.topic, "will to a topic the client may not publish to: not published");
                 broker.metrics.dropped_acl.fetch_add(1, Ordering::Relaxed);
@@ -93,7 +100,7 @@ where
     broker.detach(&session, will, session_ended);
     broker.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     if let Some(events) = &events {
-        events.disconnected(broker, pipe.conn_param(), exit.reason_code());
+        events.disconnected(&broker, pipe.conn_param(), exit.reason_code());
     }
     drop(attach_guard);
     drop(pipe);

@@ -21,7 +21,7 @@ fn connection_state_stays_compact() {
     // In the task: the pipe's parameters and the driver.
     assert!(size_of::<ConnParam>() <= 208, "{}", size_of::<ConnParam>());
     assert!(
-        size_of::<Driver<'static, StreamPipe<tokio::net::TcpStream>>>() <= 232,
+        size_of::<Driver<'static, StreamPipe<tokio::net::TcpStream>>>() <= 200,
         "{}",
         size_of::<Driver<'static, StreamPipe<tokio::net::TcpStream>>>()
     );

@@ -218,7 +218,7 @@ impl<P: Pipe> Driver<'_, P> {
         match self.access.deny_action {
             DenyAction::Ignore => None,
             DenyAction::Disconnect => {
-                self.close_reason = Some("not authorized".into());
+                self.rare.set_close_reason("not authorized".into());
                 Some(Exit::Closed(ReasonCode::NotAuthorized))
             }
         }

@@ -146,7 +146,7 @@ impl<P: Pipe> Driver<'_, P> {
                 if self.version().is_v5() && self.unacknowledged_inbound() >= self.receive_maximum()
                 {
                     tracing::debug!(client = %self.param().client_id, "receive maximum exceeded while held");
-                    self.close_reason = Some(
+                    self.rare.set_close_reason(
                         "more unacknowledged QoS 1/2 PUBLISHes than the Receive Maximum".into(),
                     );
                     return Some(self.protocol_error(ReasonCode::ReceiveMaximumExceeded));

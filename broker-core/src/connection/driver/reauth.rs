@@ -19,7 +19,7 @@ impl<P: Pipe> Driver<'_, P> {
         if auth.properties.authentication_method.as_ref() != Some(&method) {
             return Some(self.protocol_error(ReasonCode::ProtocolError));
         }
-        let mut exchange = match (auth.reason_code, self.reauth.take()) {
+        let mut exchange = match (auth.reason_code, self.rare.take_reauth()) {
             (ReasonCode::ReAuthenticate, None) => {
                 let param = self.param();
                 let ctx = AuthContext {
@@ -50,7 +50,7 @@ impl<P: Pipe> Driver<'_, P> {
                 reply.properties.authentication_data = data;
             }
             AuthStep::Continue(data) => {
-                self.reauth = Some(exchange);
+                self.rare.set_reauth(exchange);
                 reply.reason_code = ReasonCode::ContinueAuthentication;
                 reply.properties.authentication_data = Some(data);
             }
