@@ -43,4 +43,10 @@ fn a_session_fits_its_allocator_class() {
         "{}",
         size_of::<SessionState>()
     );
+    // Its connection as the operator sees it, boxed: within the 112-byte class.
+    assert!(
+        size_of::<crate::ClientInfo>() <= 112,
+        "{}",
+        size_of::<crate::ClientInfo>()
+    );
 }
