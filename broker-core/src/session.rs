@@ -17,10 +17,13 @@ use crate::config::{DropPolicy, MqttConfig};
 use crate::message::Message;
 use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscription};
 
+mod attach;
 mod parked;
 mod spill;
 mod wake;
 
+pub(crate) use attach::AttachGuard;
+use attach::AttachWaiters;
 use parked::ParkedQueue;
 pub(crate) use parked::Waiting;
 use spill::Spill;
@@ -260,9 +263,12 @@ pub(crate) struct SessionShared {
     /// on it (120 bytes, in the task) were paid by every idle connection; [`Self::wake`]
     /// carries the news instead.
     control: Mutex<Control>,
-    /// Held by the connection driving the session; a new connection waits for it, so the
-    /// old one has finished with the session before the new one starts.
-    pub(crate) attach: Arc<tokio::sync::Mutex<()>>,
+    /// Whether a connection drives the session (see [`SessionShared::attach_lock`]): a new
+    /// connection waits until it is down, so the old one has finished with the session
+    /// before the new one starts.
+    attached: AtomicBool,
+    /// The connections waiting for `attached` to go down.
+    attach_waiters: AttachWaiters,
     /// The pending end of the session (expiry timer), if its client is away.
     pub(crate) expiry_task: Mutex<Option<tokio::task::AbortHandle>>,
     /// The session expiry of the last connection, used when it closes.
@@ -296,7 +302,8 @@ impl SessionShared {
             wake: SessionWake::default(),
             online: AtomicBool::new(false),
             control: Mutex::new(Control::Run),
-            attach: Arc::new(tokio::sync::Mutex::new(())),
+            attached: AtomicBool::new(false),
+            attach_waiters: AttachWaiters::default(),
             expiry_task: Mutex::new(None),
             expiry: Mutex::new(crate::SessionExpiry::Immediately),
             client: Mutex::new(None),

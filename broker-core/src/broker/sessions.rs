@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use mqtt_codec::{ClientId, LastWill, PublishProperties, TopicFilter};
-use tokio::sync::OwnedMutexGuard;
 
 use super::{Broker, shrink_if_sparse};
 use crate::SessionExpiry;
 use crate::message::Message;
-use crate::session::{Control, Durable, SessionShared};
+use crate::session::{AttachGuard, Control, Durable, SessionShared};
 use crate::store::{StoreOp, StoredWill};
 use std::sync::atomic::Ordering;
 
@@ -24,13 +23,13 @@ impl Broker {
         client_id: &ClientId,
         clean_start: bool,
         expiry: SessionExpiry,
-    ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
+    ) -> (Arc<SessionShared>, AttachGuard, bool) {
         loop {
             let existing = self.registry.lock().get(client_id).cloned();
             let Some(session) = existing else {
                 let key = self.next_session_key.fetch_add(1, Ordering::Relaxed);
                 let session = Arc::new(SessionShared::new(client_id.clone(), key));
-                let guard = Arc::clone(&session.attach).lock_owned().await;
+                let guard = session.attach_lock().await;
                 let mut registry = self.registry.lock();
                 if registry.contains_key(client_id) {
                     // Another connection with this id got in first; start over and take over.
@@ -46,7 +45,7 @@ impl Broker {
             }
             let session_ends = clean_start || *session.expiry.lock() == SessionExpiry::Immediately;
             session.set_control(Control::TakenOver { session_ends });
-            let guard = Arc::clone(&session.attach).lock_owned().await;
+            let guard = session.attach_lock().await;
             let still_registered = self
                 .registry
                 .lock()
@@ -72,10 +71,10 @@ impl Broker {
     pub(super) fn attached(
         &self,
         session: Arc<SessionShared>,
-        guard: OwnedMutexGuard<()>,
+        guard: AttachGuard,
         expiry: SessionExpiry,
         present: bool,
-    ) -> (Arc<SessionShared>, OwnedMutexGuard<()>, bool) {
+    ) -> (Arc<SessionShared>, AttachGuard, bool) {
         *session.expiry.lock() = expiry;
         let persistent = matches!(expiry, SessionExpiry::After(_) | SessionExpiry::Never);
         let mut state = session.state.lock();

@@ -12,7 +12,6 @@ use mqtt_codec::{
     Auth, ByteString, ClientId, ConnAck, Connect, DecodeError, Packet, ProtocolVersion, ReasonCode,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::OwnedMutexGuard;
 
 use super::io::{PacketReader, ReadError, send};
 use crate::auth::{Action, AuthContext, AuthStep, Checked, ClientAccess, Identity};
@@ -26,7 +25,7 @@ use crate::{Broker, ConnParam, TransportInfo};
 pub(crate) struct Established<S> {
     pub(super) pipe: StreamPipe<S>,
     pub(super) session: Arc<SessionShared>,
-    pub(super) attach_guard: OwnedMutexGuard<()>,
+    pub(super) attach_guard: crate::session::AttachGuard,
     /// What the client may do.
     pub(super) access: ClientAccess,
     /// Bytes the client sent after CONNECT, and the decoder, now set to its version.
