@@ -15,7 +15,7 @@ use mqtt_codec::{Disconnect, Packet, ProtocolVersion, ReasonCode};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use super::io::{PacketReader, ReadError, encode_into};
+use super::io::{PacketReader, ReadError, encode_into, write_all_flush};
 use crate::auth::ClientAccess;
 use crate::limits::{Limit, LimitLog};
 use crate::pipe::Pipe;
@@ -264,10 +264,12 @@ impl<'a, P: Pipe> Driver<'a, P> {
             let more = self.pump();
             // Once a round: whether the buffers stay, for the write below and the read.
             let keep = self.keeps_buffers();
-            if !self.out.is_empty()
-                && let Some(exit) = self.write_out(more || keep).await
-            {
-                return exit;
+            if !self.out.is_empty() {
+                // Streams that buffer (TLS, WebSocket) send only on flush.
+                let result = write_all_flush(self.pipe.stream(), &self.out).await;
+                if let Some(exit) = self.written(result, more || keep) {
+                    return exit;
+                }
             }
             if more {
                 // The batch filled up with more to send: come straight back for the rest
@@ -322,17 +324,11 @@ impl<'a, P: Pipe> Driver<'a, P> {
         }
     }
 
-    /// Writes out what the write buffer holds; `Some` ends the connection. `keep`: the
-    /// buffer stays for the next round (the session has more to send, or the client was
-    /// busy a moment ago).
-    async fn write_out(&mut self, keep: bool) -> Option<Exit> {
-        let stream = self.pipe.stream();
-        // Streams that buffer (TLS, WebSocket) send only on flush.
-        let written = match stream.write_all(&self.out).await {
-            Ok(()) => stream.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
+    /// Counts what was written (or ends the connection, if the write failed: `Some`) and
+    /// keeps the write buffer for the next round if `keep` (the session has more to send,
+    /// or the client was busy a moment ago).
+    fn written(&mut self, result: std::io::Result<()>, keep: bool) -> Option<Exit> {
+        if let Err(e) = result {
             tracing::debug!(client = %self.param().client_id, error = %e, "write failed");
             return Some(self.failed());
         }
