@@ -247,7 +247,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let mut reads_in_a_row: u32 = 0;
         let mut first = 0;
         loop {
-            if reads_in_a_row >= READS_BEFORE_YIELD {
+            // Not a waker woken at once: tokio's `yield_now` lets the worker poll the
+            // sockets before the task runs again, so the others' bytes are read meanwhile.
+            if self.holds_subscribe() {
+                reads_in_a_row = 0;
+                tokio::task::yield_now().await;
+                if let Some(exit) = self.next_subscribe_slice() {
+                    return exit;
+                }
+            } else if reads_in_a_row >= READS_BEFORE_YIELD {
                 reads_in_a_row = 0;
                 tokio::task::yield_now().await;
             }

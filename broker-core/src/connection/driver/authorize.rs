@@ -28,32 +28,21 @@ pub(super) struct Authorizing {
 pub(super) enum Holding {
     /// A packet waiting for a remote authorization answer.
     Answer(Authorizing),
-    /// A SUBSCRIBE with filters left to handle, and whether the other tasks have had their
-    /// turn since its last slice.
-    Subscribe {
-        subscribing: Subscribing,
-        yielded: bool,
-    },
+    /// A SUBSCRIBE with filters left to handle.
+    Subscribe(Subscribing),
 }
 
-/// When the holding packet can go on: with the decisions about it once they are in, or
-/// (a SUBSCRIBE in slices) after the other tasks had their turn; never, if nothing holds.
+/// When the holding packet can go on: with the decisions about it once they are in; at
+/// once for a SUBSCRIBE in slices (the driver's loop works on its next slice after a
+/// `yield_now`, which lets the worker poll the sockets and run the other tasks first);
+/// never, if nothing holds.
 pub(super) fn poll_held_ready(
     holding: &mut Option<Box<Holding>>,
     cx: &mut Context<'_>,
 ) -> Poll<Vec<Decision>> {
     match holding.as_deref_mut() {
         Some(Holding::Answer(waiting)) => waiting.answer.as_mut().poll(cx),
-        // As `tokio::task::yield_now`: the task is woken at once, behind the others, and
-        // the slice goes on when it is polled again.
-        Some(Holding::Subscribe { yielded, .. }) => {
-            if std::mem::replace(yielded, true) {
-                Poll::Ready(Vec::new())
-            } else {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-        }
+        Some(Holding::Subscribe(_)) => Poll::Ready(Vec::new()),
         None => Poll::Pending,
     }
 }
@@ -105,10 +94,23 @@ impl<P: Pipe> Driver<'_, P> {
 
     /// Keeps `subscribing` for its next slice, holding what comes after it.
     pub(super) fn hold_subscribe(&mut self, subscribing: Subscribing) {
-        self.holding = Some(Box::new(Holding::Subscribe {
-            subscribing,
-            yielded: false,
-        }));
+        self.holding = Some(Box::new(Holding::Subscribe(subscribing)));
+    }
+
+    /// Whether a SUBSCRIBE waits for its next slice.
+    pub(super) fn holds_subscribe(&self) -> bool {
+        matches!(self.holding.as_deref(), Some(Holding::Subscribe(_)))
+    }
+
+    /// Works on the next slice of the SUBSCRIBE that waits for it, if one does.
+    pub(super) fn next_subscribe_slice(&mut self) -> Option<Exit> {
+        match self.holding.take().map(|held| *held) {
+            Some(Holding::Subscribe(subscribing)) => self.subscribe_slice(subscribing),
+            other => {
+                self.holding = other.map(Box::new);
+                None
+            }
+        }
     }
 
     /// The decision about publishing `publish`, or `None` if it waits for one (the
@@ -224,12 +226,14 @@ impl<P: Pipe> Driver<'_, P> {
         }
     }
 
-    /// The holding packet can go on (see [`poll_held_ready`]): handles it, or its next slice.
+    /// The holding packet can go on (see [`poll_held_ready`]): handles it (a SUBSCRIBE in
+    /// slices is left to the driver's loop).
     pub(super) fn on_held_ready(&mut self, decisions: Vec<Decision>) -> Option<Exit> {
         let waiting = match *self.holding.take()? {
             Holding::Answer(waiting) => waiting,
-            Holding::Subscribe { subscribing, .. } => {
-                return self.subscribe_slice(subscribing);
+            subscribe @ Holding::Subscribe(_) => {
+                self.holding = Some(Box::new(subscribe));
+                return None;
             }
         };
         match waiting.packet {
