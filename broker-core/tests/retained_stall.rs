@@ -38,24 +38,35 @@ fn stall_config() -> MqttConfig {
     }
 }
 
-#[test]
-fn a_huge_subscribe_does_not_stall_other_clients() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+/// A runtime whose one worker serves the broker (the test's clients run on the thread
+/// that blocks on it).
+fn one_worker() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(async {
-        let broker = broker(stall_config());
-        let mut retainer = Client::connect(&broker, ProtocolVersion::V5, "retainer").await;
-        for i in 0..RETAINED {
-            retainer
-                .publish(&format!("retained/{i}"), b"r", QoS::AtMostOnce, true)
-                .await;
-        }
-        // Handled in order: once this is acknowledged, every retained message is stored.
-        retainer.publish("sync", b"", QoS::AtLeastOnce, false).await;
-        assert_eq!(broker.metrics().retained_messages, RETAINED as u64);
+        .unwrap()
+}
+
+/// A broker holding [`RETAINED`] retained messages, `retained/<i>`.
+async fn retaining_broker() -> std::sync::Arc<broker_core::Broker> {
+    let broker = broker(stall_config());
+    let mut retainer = Client::connect(&broker, ProtocolVersion::V5, "retainer").await;
+    for i in 0..RETAINED {
+        retainer
+            .publish(&format!("retained/{i}"), b"r", QoS::AtMostOnce, true)
+            .await;
+    }
+    // Handled in order: once this is acknowledged, every retained message is stored.
+    retainer.publish("sync", b"", QoS::AtLeastOnce, false).await;
+    assert_eq!(broker.metrics().retained_messages, RETAINED as u64);
+    broker
+}
+
+#[test]
+fn a_huge_subscribe_does_not_stall_other_clients() {
+    one_worker().block_on(async {
+        let broker = retaining_broker().await;
 
         let mut pinger = Client::connect(&broker, ProtocolVersion::V5, "pinger").await;
         let mut big = Client::connect(&broker, ProtocolVersion::V5, "big").await;
@@ -120,20 +131,8 @@ fn a_huge_subscribe_does_not_stall_other_clients() {
 #[test]
 fn a_long_subscribe_is_handled_in_slices_and_in_order() {
     const WILDCARDS: usize = 1_000;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let broker = broker(stall_config());
-        let mut retainer = Client::connect(&broker, ProtocolVersion::V5, "retainer").await;
-        for i in 0..RETAINED {
-            retainer
-                .publish(&format!("retained/{i}"), b"r", QoS::AtMostOnce, true)
-                .await;
-        }
-        retainer.publish("sync", b"", QoS::AtLeastOnce, false).await;
+    one_worker().block_on(async {
+        let broker = retaining_broker().await;
         let mut pinger = Client::connect(&broker, ProtocolVersion::V5, "pinger").await;
         let mut big = Client::connect(&broker, ProtocolVersion::V5, "big").await;
         let packet_id = big.next_pid();
