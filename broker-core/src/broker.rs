@@ -21,7 +21,6 @@ use crate::auth::{AccessControl, EnhancedAuth};
 use crate::events::ClientEvents;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::retained::RetainedIndex;
-use crate::session::SessionShared;
 use crate::store::{Journal, Store, StoreError, SyncPolicy};
 use crate::subscriptions::SubscriptionIndex;
 use crate::{Limits, MqttConfig, TransportInfo};
@@ -32,6 +31,7 @@ pub use admin::{AdminError, ClientDetail, ClientSummary, Kick, SubscriptionSumma
 mod invariants;
 #[cfg(feature = "fuzzing")]
 pub(crate) use invariants::probe_for;
+mod registry;
 mod restore;
 pub(crate) use restore::broker_message;
 mod routing;
@@ -47,7 +47,7 @@ pub struct Broker {
     pub(crate) config: MqttConfig,
     pub(crate) index: SubscriptionIndex,
     retained: RwLock<RetainedIndex>,
-    registry: Mutex<HashMap<ClientId, Arc<SessionShared>>>,
+    registry: Mutex<registry::Registry>,
     /// Delayed wills, by client identifier, until they fire or the client returns.
     wills: Mutex<HashMap<ClientId, tokio::task::AbortHandle>>,
     next_session_key: AtomicU64,

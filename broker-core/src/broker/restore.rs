@@ -179,9 +179,7 @@ impl Broker {
             for sub in &stored.subscriptions {
                 self.index_subscription(&session, &sub.filter, sub.options, sub.id);
             }
-            self.registry
-                .lock()
-                .insert(stored.client_id.clone(), Arc::clone(&session));
+            self.registry.lock().insert(Arc::clone(&session));
             if stored.disconnected_at.is_none() {
                 journal.record(session.stored(stored.expiry, Some(now)));
             }

@@ -35,7 +35,7 @@ impl Broker {
                     // Another connection with this id got in first; start over and take over.
                     continue;
                 }
-                registry.insert(client_id.clone(), Arc::clone(&session));
+                registry.insert(Arc::clone(&session));
                 drop(registry);
                 self.cancel_will(client_id);
                 return self.attached(session, guard, expiry, false);
@@ -116,7 +116,6 @@ impl Broker {
             .is_some_and(|s| Arc::ptr_eq(s, session))
         {
             registry.remove(&session.client_id);
-            shrink_if_sparse(&mut registry);
         }
         drop(registry);
         if let Some(task) = session.expiry_task.lock().take() {
