@@ -5,7 +5,7 @@
 //!
 //! The state machine is sans-IO: calls take `now` and return what to send.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,12 +18,15 @@ use crate::message::Message;
 use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscription};
 
 mod attach;
+mod filters;
+mod lifecycle;
 mod parked;
 mod spill;
 mod wake;
 
 pub(crate) use attach::AttachGuard;
-use attach::AttachWaiters;
+use filters::SessionFilters;
+use lifecycle::Lifecycle;
 use parked::ParkedQueue;
 pub(crate) use parked::Waiting;
 use spill::Spill;
@@ -219,7 +222,7 @@ impl FromIterator<u16> for PacketIdSet {
 /// The mutable state of a session.
 #[derive(Debug)]
 pub(crate) struct SessionState {
-    pub(crate) subscriptions: HashMap<TopicFilter, (SubscriptionOptions, Option<SubscriptionId>)>,
+    pub(crate) subscriptions: SessionFilters,
     pub(crate) queue: VecDeque<Delivery>,
     queued_bytes: usize,
     /// QoS 1/2 deliveries waiting for room in the full queue, with their held publishers
@@ -267,15 +270,9 @@ pub(crate) struct SessionShared {
     /// connection waits until it is down, so the old one has finished with the session
     /// before the new one starts.
     attached: AtomicBool,
-    /// The connections waiting for `attached` to go down.
-    attach_waiters: AttachWaiters,
-    /// The pending end of the session (expiry timer), if its client is away.
-    pub(crate) expiry_task: Mutex<Option<tokio::task::AbortHandle>>,
-    /// The session expiry of the last connection, used when it closes.
-    pub(crate) expiry: Mutex<crate::SessionExpiry>,
-    /// Its connection, current or last, as the operator sees it (`None` for a session
-    /// restored from the store that no connection has attached to yet).
-    pub(crate) client: Mutex<Option<Box<crate::ClientInfo>>>,
+    /// Its expiry, the timer that ends it while its client is away, its connection as the
+    /// operator sees it, and the connections waiting to attach.
+    pub(crate) life: Mutex<Lifecycle>,
 }
 
 impl SessionShared {
@@ -284,7 +281,7 @@ impl SessionShared {
             client_id,
             key,
             state: Mutex::new(SessionState {
-                subscriptions: HashMap::new(),
+                subscriptions: SessionFilters::default(),
                 queue: VecDeque::new(),
                 queued_bytes: 0,
                 parked: ParkedQueue::default(),
@@ -303,10 +300,7 @@ impl SessionShared {
             online: AtomicBool::new(false),
             control: Mutex::new(Control::Run),
             attached: AtomicBool::new(false),
-            attach_waiters: AttachWaiters::default(),
-            expiry_task: Mutex::new(None),
-            expiry: Mutex::new(crate::SessionExpiry::Immediately),
-            client: Mutex::new(None),
+            life: Mutex::new(Lifecycle::default()),
         }
     }
 

@@ -224,7 +224,10 @@ impl Broker {
 
 /// A session's summary.
 fn summary(session: &SessionShared) -> ClientSummary {
-    let connection = session.client.lock().as_deref().cloned();
+    let (connection, session_expiry) = {
+        let life = session.life.lock();
+        (life.client.as_deref().cloned(), life.expiry)
+    };
     let (queued, in_flight, subscriptions) = {
         let state = session.state.lock();
         (
@@ -237,7 +240,7 @@ fn summary(session: &SessionShared) -> ClientSummary {
         client_id: session.client_id.clone(),
         connected: session.is_online(),
         connection,
-        session_expiry: *session.expiry.lock(),
+        session_expiry,
         queued,
         in_flight,
         subscriptions,

@@ -98,12 +98,14 @@ impl Broker {
                 ));
             }
             if !session.is_online() {
-                let expiry = *session.expiry.lock();
-                let pending = session
-                    .expiry_task
-                    .lock()
-                    .as_ref()
-                    .is_some_and(|task| !task.is_finished());
+                let (expiry, pending) = {
+                    let life = session.life.lock();
+                    let pending = life
+                        .expiry_task
+                        .as_ref()
+                        .is_some_and(|task| !task.is_finished());
+                    (life.expiry, pending)
+                };
                 match expiry {
                     SessionExpiry::Immediately => violations.add(format!(
                         "offline session {name:?} with session expiry 0 is still registered"
@@ -380,7 +382,7 @@ mod tests {
     fn broker() -> (Arc<Broker>, Arc<SessionShared>) {
         let broker = Broker::new(MqttConfig::default());
         let session = Arc::new(SessionShared::new(ClientId::new("c1").unwrap(), 1));
-        *session.expiry.lock() = SessionExpiry::Never;
+        session.life.lock().expiry = SessionExpiry::Never;
         broker.registry.lock().insert(Arc::clone(&session));
         (broker, session)
     }

@@ -127,7 +127,7 @@ impl Broker {
                 continue;
             };
             let session = Arc::new(SessionShared::new(stored.client_id.clone(), stored.key));
-            *session.expiry.lock() = stored.expiry;
+            session.life.lock().expiry = stored.expiry;
             {
                 let mut state = session.state.lock();
                 for sub in &stored.subscriptions {

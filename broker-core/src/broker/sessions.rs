@@ -43,7 +43,8 @@ impl Broker {
             if session.is_online() {
                 self.metrics.takeovers.fetch_add(1, Ordering::Relaxed);
             }
-            let session_ends = clean_start || *session.expiry.lock() == SessionExpiry::Immediately;
+            let session_ends =
+                clean_start || session.life.lock().expiry == SessionExpiry::Immediately;
             session.set_control(Control::TakenOver { session_ends });
             let guard = session.attach_lock().await;
             let still_registered = self
@@ -55,7 +56,7 @@ impl Broker {
                 continue;
             }
             session.set_control(Control::Run);
-            if let Some(task) = session.expiry_task.lock().take() {
+            if let Some(task) = session.life.lock().expiry_task.take() {
                 task.abort();
             }
             self.cancel_will(client_id);
@@ -75,7 +76,7 @@ impl Broker {
         expiry: SessionExpiry,
         present: bool,
     ) -> (Arc<SessionShared>, AttachGuard, bool) {
-        *session.expiry.lock() = expiry;
+        session.life.lock().expiry = expiry;
         let persistent = matches!(expiry, SessionExpiry::After(_) | SessionExpiry::Never);
         let mut state = session.state.lock();
         // Not persistent any more, but part of the queue is in the store alone: the store
@@ -118,7 +119,7 @@ impl Broker {
             registry.remove(&session.client_id);
         }
         drop(registry);
-        if let Some(task) = session.expiry_task.lock().take() {
+        if let Some(task) = session.life.lock().expiry_task.take() {
             task.abort();
         }
         self.metrics
@@ -136,10 +137,13 @@ impl Broker {
         session_ended: bool,
     ) {
         session.set_online(false);
-        if let Some(client) = session.client.lock().as_mut() {
-            client.disconnected_at = Some(SystemTime::now());
-        }
-        let expiry = *session.expiry.lock();
+        let expiry = {
+            let mut life = session.life.lock();
+            if let Some(client) = life.client.as_mut() {
+                client.disconnected_at = Some(SystemTime::now());
+            }
+            life.expiry
+        };
         {
             let mut state = session.state.lock();
             state.connection_lost();
@@ -188,7 +192,7 @@ impl Broker {
             if let (Some(broker), Some(session)) = (broker.upgrade(), weak.upgrade())
                 && !session.is_online()
             {
-                session.expiry_task.lock().take();
+                session.life.lock().expiry_task.take();
                 broker.discard(&session);
                 broker
                     .metrics
@@ -196,7 +200,8 @@ impl Broker {
                     .fetch_add(1, Ordering::Relaxed);
             }
         });
-        if let Some(old) = session.expiry_task.lock().replace(task.abort_handle()) {
+        let old = session.life.lock().expiry_task.replace(task.abort_handle());
+        if let Some(old) = old {
             old.abort();
         }
     }

@@ -538,14 +538,14 @@ impl<'a, P: Pipe> Driver<'a, P> {
 
     fn on_disconnect(&mut self, disconnect: &Disconnect) -> Exit {
         if let Some(interval) = disconnect.properties.session_expiry_interval {
-            let mut expiry = self.session.expiry.lock();
+            let mut life = self.session.life.lock();
             // A session that was to end with the connection cannot be extended now
             // (MQTT 5 3.14.2.2.2).
-            if *expiry == SessionExpiry::Immediately && interval != 0 {
-                drop(expiry);
+            if life.expiry == SessionExpiry::Immediately && interval != 0 {
+                drop(life);
                 return self.protocol_error(ReasonCode::ProtocolError);
             }
-            *expiry = SessionExpiry::from_interval(interval);
+            life.expiry = SessionExpiry::from_interval(interval);
         }
         if disconnect.reason_code == ReasonCode::DisconnectWithWillMessage {
             Exit::NormalWithWill

@@ -34,12 +34,12 @@ fn connection_state_stays_compact() {
 
 #[test]
 fn a_session_fits_its_allocator_class() {
-    // The session's `Arc` (two counters and the session): at most 384 bytes, one of
-    // jemalloc's size classes (the next is 448).
+    // The session's `Arc` (two counters and the session): at most 320 bytes, one of
+    // jemalloc's size classes (the next is 384).
     let arc_inner = 2 * size_of::<usize>() + size_of::<SessionShared>();
-    assert!(arc_inner <= 384, "{arc_inner}");
+    assert!(arc_inner <= 320, "{arc_inner}");
     assert!(
-        size_of::<SessionState>() <= 200,
+        size_of::<SessionState>() <= 160,
         "{}",
         size_of::<SessionState>()
     );

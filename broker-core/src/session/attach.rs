@@ -4,22 +4,13 @@
 //!
 //! Not a `tokio::sync::Mutex`: that one is a separate allocation (56 bytes, in the 64-byte
 //! class) that every session kept for its whole life, to be waited on only in a takeover.
-//! Here the session holds a flag and a pointer, and the few connections that wait share a
-//! `Notify` allocated while they wait.
+//! Here the session holds a flag (`attached`), and the few connections that wait share a
+//! `Notify` allocated while they wait (in its `Lifecycle`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use parking_lot::Mutex;
-use tokio::sync::Notify;
-
 use super::SessionShared;
-
-/// What a session's waiting connections wait on: allocated by the first to wait, taken by
-/// the release that lets them try again. (Whether a connection drives the session is the
-/// session's `attached` flag, beside its other flags, where it takes no room of its own.)
-#[derive(Debug, Default)]
-pub(crate) struct AttachWaiters(Mutex<Option<Arc<Notify>>>);
 
 impl SessionShared {
     fn try_hold(&self) -> bool {
@@ -32,7 +23,7 @@ impl SessionShared {
         self.attached.store(false, Ordering::Release);
         // Taken under the lock a waiter registers under, after the flag is down: a waiter
         // either saw the flag down or is registered to be told.
-        let waiters = self.attach_waiters.0.lock().take();
+        let waiters = self.life.lock().attach_waiters.take();
         if let Some(waiters) = waiters {
             waiters.notify_waiters();
         }
@@ -57,12 +48,12 @@ impl SessionShared {
                 return AttachGuard(Arc::clone(self));
             }
             let waiters = {
-                let mut waiters = self.attach_waiters.0.lock();
+                let mut life = self.life.lock();
                 // Again under the lock: a release in between took no waiter to tell.
                 if self.try_hold() {
                     return AttachGuard(Arc::clone(self));
                 }
-                Arc::clone(waiters.get_or_insert_default())
+                Arc::clone(life.attach_waiters.get_or_insert_default())
             };
             let released = waiters.notified();
             let mut released = std::pin::pin!(released);
@@ -106,7 +97,7 @@ mod tests {
         assert!(session.attached.load(Ordering::Acquire));
         drop(second);
         assert!(!session.attached.load(Ordering::Acquire));
-        assert!(session.attach_waiters.0.lock().is_none());
+        assert!(session.life.lock().attach_waiters.is_none());
     }
 
     #[tokio::test]
