@@ -151,7 +151,8 @@ pub(crate) fn markdown(rows: &[Row], absent: &[String]) -> String {
          subscriber), QoS 1 included; rumqttd drops what a subscriber has not read once its \
          filter's log (sized for 2,048 messages) has moved past it, QoS 1 included; nanomq \
          drops QoS 0 and holds QoS 1 publishers until there is room (mqueue_full = \
-         \"backpressure\"). rumqttd's outgoing in-flight window is fixed at 100 (ours 32).\n",
+         \"backpressure\"). rumqttd's outgoing in-flight window is fixed at 100; nanomq and \
+         Mosquitto are given the same.\n",
     );
     for note in absent {
         let _ = writeln!(out, "\nNote: {note}");
