@@ -75,12 +75,23 @@ pub struct Broker {
     pub(crate) journal: Option<Arc<Journal>>,
     /// Told about clients connecting and disconnecting, if anyone asked.
     client_events: RwLock<Option<Arc<dyn ClientEvents>>>,
+    /// Where quiet TCP connections wait without a task (started with the first).
+    pub(crate) dormant: crate::connection::DormantPool,
 }
 
 /// An open connection, counted in the broker's live connections while this lives.
-pub(crate) struct LiveConnection<'a>(&'a Broker);
+/// It owns a reference to the broker: a dormant connection (see `connection::dormant`) keeps
+/// it while no task holds the connection.
+pub(crate) struct LiveConnection(Arc<Broker>);
 
-impl Drop for LiveConnection<'_> {
+impl LiveConnection {
+    /// The broker the connection is open on.
+    pub(crate) fn broker(&self) -> &Arc<Broker> {
+        &self.0
+    }
+}
+
+impl Drop for LiveConnection {
     fn drop(&mut self) {
         if self.0.live_connections.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.all_closed.notify_waiters();
@@ -217,6 +228,7 @@ impl Broker {
             access_generation: AtomicU64::new(0),
             journal,
             client_events: RwLock::new(None),
+            dormant: crate::connection::DormantPool::default(),
         })
     }
 
@@ -349,10 +361,10 @@ impl Broker {
     }
 
     /// Counts a connection as open until the returned guard drops (see [`Broker::shutdown`]).
-    pub(crate) fn connection_opened(&self) -> LiveConnection<'_> {
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> LiveConnection {
         self.metrics.sockets_total.fetch_add(1, Ordering::Relaxed);
         self.live_connections.fetch_add(1, Ordering::AcqRel);
-        LiveConnection(self)
+        LiveConnection(Arc::clone(self))
     }
 
     /// Whether the broker is shutting down.
@@ -409,6 +421,8 @@ impl Drop for Broker {
         if let Some(journal) = &self.journal {
             journal.stop();
         }
+        // No connection is dormant any more (each holds the broker): the pool's thread ends.
+        self.dormant.stop();
     }
 }
 

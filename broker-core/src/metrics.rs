@@ -16,6 +16,7 @@ pub(crate) struct Metrics {
     pub(crate) connections: AtomicU64,
     pub(crate) connections_max: AtomicU64,
     pub(crate) connections_total: AtomicU64,
+    pub(crate) connections_dormant: AtomicU64,
     pub(crate) sockets_total: AtomicU64,
     pub(crate) takeovers: AtomicU64,
     pub(crate) received_qos0: AtomicU64,
@@ -131,6 +132,8 @@ pub struct MetricsSnapshot {
     pub connections_max: u64,
     /// Connections accepted since start.
     pub connections_total: u64,
+    /// Connections open now that are dormant: quiet, waiting without a task of their own.
+    pub connections_dormant: u64,
     /// Streams the transports handed over since start (before CONNECT: refused and
     /// unfinished handshakes included).
     pub sockets_total: u64,
@@ -324,6 +327,7 @@ impl Metrics {
             connections: get(&self.connections),
             connections_max: get(&self.connections_max),
             connections_total: get(&self.connections_total),
+            connections_dormant: get(&self.connections_dormant),
             sockets_total: get(&self.sockets_total),
             takeovers: get(&self.takeovers),
             sessions: 0,

@@ -13,7 +13,7 @@ use crate::ConnParam;
 /// client connected with.
 pub trait Pipe: Send + 'static {
     /// The byte stream.
-    type Stream: AsyncRead + AsyncWrite + Unpin + Send;
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
 
     /// The parameters this connection was established with.
     fn conn_param(&self) -> &ConnParam;
@@ -33,6 +33,12 @@ pub struct StreamPipe<S> {
 impl<S> StreamPipe<S> {
     pub(crate) fn new(stream: S, conn_param: ConnParam) -> Self {
         Self { stream, conn_param }
+    }
+
+    /// The stream and the parameters, apart: a connection going dormant keeps the
+    /// parameters and lets the stream's registration go.
+    pub(crate) fn into_parts(self) -> (S, ConnParam) {
+        (self.stream, self.conn_param)
     }
 }
 

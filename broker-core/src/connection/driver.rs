@@ -15,16 +15,19 @@ use mqtt_codec::{Disconnect, Packet, ProtocolVersion, ReasonCode};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use super::Stopped;
 use super::io::{PacketReader, ReadError, encode_into, write_all_flush};
 use crate::auth::ClientAccess;
 use crate::limits::{Limit, LimitLog};
 use crate::pipe::Pipe;
 use crate::session::{Awaiting, Control, SessionShared};
 use crate::{Broker, ConnParam, Limits, SessionExpiry};
+pub(crate) use dormancy::Kept;
 use lazy::{Aliases, HeldAcks, Rare};
 use wait::Woken;
 
 mod authorize;
+mod dormancy;
 mod flow;
 mod incoming;
 mod lazy;
@@ -98,6 +101,10 @@ pub(super) struct Driver<'a, P: Pipe> {
     reader: PacketReader,
     out: BytesMut,
     last_received: Instant,
+    /// When something last happened on the connection (bytes read, a wake-up of any kind
+    /// but the timer, the connection waking from dormancy): it goes dormant only after
+    /// `dormant::DORMANT_AFTER` of nothing.
+    stirred: Instant,
     /// The topic aliases of either direction, allocated when the first is set up: most
     /// connections never use one, and two empty maps would cost an idle connection 96 bytes.
     aliases: Option<Box<Aliases>>,
@@ -130,6 +137,10 @@ pub(super) struct Driver<'a, P: Pipe> {
     /// between packets (see `timers::KEEP_BUFFERS`); a client that connects and idles never
     /// holds them past its CONNACK.
     active: bool,
+    /// Whether the connection has been dormant (see [`Kept`]).
+    resumed: bool,
+    /// Whether it may not go dormant again (see [`Kept`]).
+    sleepless: bool,
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
@@ -137,18 +148,19 @@ impl<'a, P: Pipe> Driver<'a, P> {
         broker: &'a Arc<Broker>,
         pipe: &'a mut P,
         session: Arc<SessionShared>,
-        reader: PacketReader,
         access: &'a mut ClientAccess,
+        kept: Kept,
     ) -> Self {
         let (limits, limits_generation) = broker.limits_now();
         Self {
             broker,
             pipe,
             session: Driven(session),
-            reader,
+            reader: PacketReader::new(0),
             // Allocated on the first write: an idle connection costs no write buffer.
             out: BytesMut::new(),
             last_received: Instant::now(),
+            stirred: Instant::now(),
             aliases: None,
             rare: Rare::default(),
             held_acks: HeldAcks::default(),
@@ -162,7 +174,10 @@ impl<'a, P: Pipe> Driver<'a, P> {
             allowed_uncounted: 0,
             out_packets: 0,
             active: false,
+            resumed: false,
+            sleepless: false,
         }
+        .with_kept(kept)
     }
 
     /// The limits in force: the broker's, taken again only when a reload replaced them
@@ -231,14 +246,14 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// By reference: an async fn keeps a moved copy of what it takes by value beside the
     /// argument's own storage, and the driver would be held twice in every connection's
     /// task.
-    pub(super) async fn run(&mut self) -> Exit {
+    pub(super) async fn run(&mut self) -> Stopped {
         // The session is registered by now: a shutdown that this does not see yet wakes it
         // (see `Broker::shutdown`), and the wake-up finds `stopping` set.
         if self.broker.is_stopping() {
-            return Exit::Shutdown;
+            return Stopped::Ended(Exit::Shutdown);
         }
-        if let Some(exit) = self.controlled(true).await {
-            return exit;
+        if let Some(exit) = self.controlled(!self.resumed).await {
+            return Stopped::Ended(exit);
         }
         // One timer for the connection's life, reset to each deadline: in the loop's frame
         // once, rather than a new one (and a future around it) in every round's select.
@@ -253,20 +268,20 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 reads_in_a_row = 0;
                 tokio::task::yield_now().await;
                 if let Some(exit) = self.next_subscribe_slice() {
-                    return exit;
+                    return Stopped::Ended(exit);
                 }
             } else if reads_in_a_row >= READS_BEFORE_YIELD {
                 reads_in_a_row = 0;
                 tokio::task::yield_now().await;
             }
             if let Some(exit) = self.resume() {
-                return exit;
+                return Stopped::Ended(exit);
             }
             // Packets that arrived together with CONNECT, or in the last read.
             let handled = self.handle_buffered();
             self.reader.flush_counts(&self.broker.metrics);
             if let Some(exit) = handled {
-                return exit;
+                return Stopped::Ended(exit);
             }
             self.release_acks();
             let more = self.pump();
@@ -276,13 +291,16 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 // Streams that buffer (TLS, WebSocket) send only on flush.
                 let result = write_all_flush(self.pipe.stream(), &self.out).await;
                 if let Some(exit) = self.written(result, more || keep) {
-                    return exit;
+                    return Stopped::Ended(exit);
                 }
             }
             if more {
                 // The batch filled up with more to send: come straight back for the rest
                 // (after looking at what the client sent meanwhile).
                 self.session.wake.notify_one();
+            }
+            if let Some(sleeping) = self.falls_asleep() {
+                return Stopped::Dormant(sleeping);
             }
             let timed = {
                 let deadline = self.next_deadline();
@@ -301,31 +319,34 @@ impl<'a, P: Pipe> Driver<'a, P> {
                 first,
             };
             let woken = self.wait(timer.as_mut(), round).await;
+            if !matches!(woken, Woken::Timer) {
+                self.stirred = Instant::now();
+            }
             match woken {
                 Woken::Durable | Woken::Unblocked => {}
                 Woken::Held(decisions) => {
                     if let Some(exit) = self.on_held_ready(decisions) {
-                        return exit;
+                        return Stopped::Ended(exit);
                     }
                 }
                 Woken::Read(Ok(())) => {
-                    self.last_received = Instant::now();
+                    self.last_received = self.stirred;
                     self.active = true;
                     reads_in_a_row += 1;
                 }
-                Woken::Read(Err(e)) => return self.read_failed(e),
+                Woken::Read(Err(e)) => return Stopped::Ended(self.read_failed(e)),
                 // A change of the session's control, and a shutdown, come with a wake-up.
                 Woken::Session => {
                     if self.broker.is_stopping() {
-                        return Exit::Shutdown;
+                        return Stopped::Ended(Exit::Shutdown);
                     }
                     if let Some(exit) = self.controlled(false).await {
-                        return exit;
+                        return Stopped::Ended(exit);
                     }
                 }
                 Woken::Timer => {
                     if let Some(exit) = self.on_timer() {
-                        return exit;
+                        return Stopped::Ended(exit);
                     }
                 }
             }

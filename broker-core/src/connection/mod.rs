@@ -2,6 +2,7 @@
 //! CONNACK), which builds the pipe that owns the connection's parameters, then the driver
 //! that runs the session over it, then the goodbye (will, session expiry).
 
+mod dormant;
 mod driver;
 mod handshake;
 mod io;
@@ -13,9 +14,14 @@ use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub(crate) use dormant::DormantPool;
+
 use crate::auth::{Action, Checked, ClientAccess};
-use crate::pipe::Pipe;
-use crate::{Broker, TransportInfo};
+use crate::broker::LiveConnection;
+use crate::events::ClientEvents;
+use crate::pipe::{Pipe, StreamPipe};
+use crate::session::{AttachGuard, SessionShared};
+use crate::{Broker, ConnParam, TransportInfo};
 
 /// A connection's handshake, boxed (see [`start`]).
 pub(crate) type Handshake<S> =
@@ -34,10 +40,11 @@ where
     Box::pin(handshake::establish(broker, stream, transport))
 }
 
-/// Serves one connection to its end: the handshake, then the driver, then the goodbye.
+/// Serves one connection to its end: the handshake, then the driver (with dormant spells,
+/// see [`dormant`]), then the goodbye.
 ///
-/// One async fn for all of it: each level of async fn keeps its own copy of what it was
-/// given, for the connection's whole life.
+/// One async fn for the handshake and the first spell awake: each level of async fn keeps
+/// its own copy of what it was given, for the connection's whole life.
 pub(crate) async fn serve<S>(broker: Arc<Broker>, handshake: Handshake<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -45,13 +52,12 @@ where
     if broker.is_stopping() {
         return;
     }
-    // Dropped last, once the connection is all gone.
-    let _live = broker.connection_opened();
+    let live = broker.connection_opened();
     let Some(handshake::Established {
-        mut pipe,
+        pipe,
         session,
         attach_guard,
-        mut access,
+        access,
         reader,
     }) = handshake.await
     else {
@@ -62,32 +68,97 @@ where
     tracing::debug!(client = %param.client_id, peer = ?param.transport.peer, version = %param.version, "connected");
     let events = broker.client_events();
     if let Some(events) = &events {
-        events.connected(&broker, pipe.conn_param());
+        events.connected(&broker, param);
     }
+    let mut conn = Connected {
+        pipe,
+        session,
+        attach_guard,
+        access,
+        events,
+        live,
+    };
+    match drive(&broker, &mut conn, driver::Kept::new(reader)).await {
+        Stopped::Ended(exit) => conn.end(&broker, exit).await,
+        Stopped::Dormant(sleeping) => dormant::sleep(conn, sleeping),
+    }
+}
 
-    // The client's identifier and address are read from the pipe again after the driver:
-    // copies held across it would sit in the connection's task for its whole life. The
-    // driver borrows the pipe and the access rather than owning them: moved in and out,
-    // they would keep their room in the task twice.
+/// A connection past its handshake: what it holds from CONNACK to its end, awake or
+/// dormant. Its fields drop in this order.
+pub(crate) struct Connected<S> {
+    session: Arc<SessionShared>,
+    /// Let go before the stream closes: a client connecting again finds its session free.
+    attach_guard: AttachGuard,
+    pipe: StreamPipe<S>,
+    access: ClientAccess,
+    /// Told about the connection's end (those told about its start).
+    events: Option<Arc<dyn ClientEvents>>,
+    /// Counts the connection as open until it is all gone.
+    live: LiveConnection,
+}
+
+/// How a spell of driving a connection stopped.
+pub(crate) enum Stopped {
+    /// The connection ended (and said goodbye to its client).
+    Ended(driver::Exit),
+    /// It went dormant.
+    Dormant(dormant::Sleeping),
+}
+
+/// Drives `conn` until it ends or goes dormant.
+///
+/// The driver borrows the pipe and the access rather than owning them: moved in and out,
+/// they would keep their room in the task twice.
+async fn drive<S>(broker: &Arc<Broker>, conn: &mut Connected<S>, kept: driver::Kept) -> Stopped
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut driver = driver::Driver::new(
-        &broker,
-        &mut pipe,
-        Arc::clone(&session),
-        reader,
-        &mut access,
+        broker,
+        &mut conn.pipe,
+        Arc::clone(&conn.session),
+        &mut conn.access,
+        kept,
     );
-    let exit = driver.run().await;
-    let exit = driver.goodbye(exit).await;
-    drop(driver);
-    let param = pipe.conn_param();
+    match driver.run().await {
+        Stopped::Ended(exit) => Stopped::Ended(driver.goodbye(exit).await),
+        dormant => dormant,
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Connected<S> {
+    /// Sees the connection out once its driver ended with `exit`: the will, the session's
+    /// detachment, the events. By reference, as `drive`: the caller drops the connection.
+    async fn end(&mut self, broker: &Arc<Broker>, exit: driver::Exit) {
+        finish(
+            broker,
+            self.pipe.conn_param(),
+            &self.session,
+            &mut self.access,
+            self.events.as_ref(),
+            exit,
+        )
+        .await;
+    }
+}
+
+/// What follows a connection's end: the will (built from the closing connection's own
+/// parameters), the session's detachment, the metrics and the events.
+async fn finish(
+    broker: &Arc<Broker>,
+    param: &ConnParam,
+    session: &Arc<SessionShared>,
+    access: &mut ClientAccess,
+    events: Option<&Arc<dyn ClientEvents>>,
+    exit: driver::Exit,
+) {
     let client_id = &param.client_id;
     tracing::debug!(client = %client_id, peer = ?param.transport.peer, ?exit, "disconnected");
-
-    // The will is built from the closing pipe's own parameters, before the pipe goes.
     let will = match &param.will {
         Some(will) if exit.publishes_will() => {
             let allowed = param.may_publish(&will.topic)
-                && will_allowed(&broker, &mut access, param, &will.topic).await;
+                && will_allowed(broker, access, param, &will.topic).await;
             if !allowed {
                 tracing::info!(client = %client_id, topic = %will.topic, "will to a topic the client may not publish to: not published");
                 broker.metrics.dropped_acl.fetch_add(1, Ordering::Relaxed);
@@ -97,13 +168,11 @@ where
         _ => None,
     };
     let session_ended = matches!(exit, driver::Exit::TakenOver { session_ends: true });
-    broker.detach(&session, will, session_ended);
+    broker.detach(session, will, session_ended);
     broker.metrics.connections.fetch_sub(1, Ordering::Relaxed);
-    if let Some(events) = &events {
-        events.disconnected(&broker, pipe.conn_param(), exit.reason_code());
+    if let Some(events) = events {
+        events.disconnected(broker, param, exit.reason_code());
     }
-    drop(attach_guard);
-    drop(pipe);
 }
 
 /// Whether the rules in force now let the client publish its will to `topic`: they may have

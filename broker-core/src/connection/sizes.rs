@@ -18,10 +18,11 @@ use crate::session::{SessionShared, SessionState};
 
 #[test]
 fn connection_state_stays_compact() {
-    // In the task: the pipe's parameters and the driver.
+    // In the task: the pipe's parameters and the driver (in the task of an awake
+    // connection only: a quiet one goes dormant and lets its task go).
     assert!(size_of::<ConnParam>() <= 208, "{}", size_of::<ConnParam>());
     assert!(
-        size_of::<Driver<'static, StreamPipe<tokio::net::TcpStream>>>() <= 200,
+        size_of::<Driver<'static, StreamPipe<tokio::net::TcpStream>>>() <= 216,
         "{}",
         size_of::<Driver<'static, StreamPipe<tokio::net::TcpStream>>>()
     );
@@ -48,5 +49,15 @@ fn a_session_fits_its_allocator_class() {
         size_of::<crate::ClientInfo>() <= 112,
         "{}",
         size_of::<crate::ClientInfo>()
+    );
+}
+
+#[test]
+fn a_dormant_connection_fits_its_allocator_class() {
+    // What a dormant connection holds in the pool, boxed: within jemalloc's 384-byte class.
+    assert!(
+        size_of::<super::dormant::Dormant>() <= 384,
+        "{}",
+        size_of::<super::dormant::Dormant>()
     );
 }

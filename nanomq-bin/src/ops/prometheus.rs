@@ -216,6 +216,12 @@ fn broker(text: &mut Text, m: &MetricsSnapshot, uptime: Duration) {
         "Connections accepted (CONNECT answered with success).",
         m.connections_total,
     );
+    text.single(
+        "nanomq_connections_dormant",
+        Gauge,
+        "Connections open now that are dormant (quiet, waiting without a task of their own).",
+        m.connections_dormant,
+    );
     text.single("nanomq_sockets_total", Counter, "Streams the listeners handed to the broker, before CONNECT (refused and unfinished handshakes included).", m.sockets_total);
     text.single(
         "nanomq_takeovers_total",

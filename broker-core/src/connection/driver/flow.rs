@@ -97,6 +97,11 @@ impl Flow {
         }
     }
 
+    /// Whether nothing is held or waits.
+    pub(super) fn is_idle(&self) -> bool {
+        self.0.is_none()
+    }
+
     /// Whether a DISCONNECT waits behind a blocked PUBLISH.
     pub(super) fn disconnect_deferred(&self) -> bool {
         self.held().is_some_and(|h| h.disconnect_deferred)

@@ -68,6 +68,11 @@ struct RareState {
 }
 
 impl Rare {
+    /// Whether neither a re-authentication nor a close reason is there.
+    pub(super) fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+
     pub(super) fn set_close_reason(&mut self, reason: Box<str>) {
         self.0.get_or_insert_default().close_reason = Some(reason);
     }

@@ -18,7 +18,8 @@ use crate::pipe::Pipe;
 const KEEP_BUFFERS: Duration = Duration::from_millis(250);
 
 impl<P: Pipe> Driver<'_, P> {
-    /// The next time something must happen without input: keep alive, or a retry.
+    /// The next time something must happen without input: keep alive, a retry, the
+    /// buffers' release, going dormant.
     /// When the connection is closed for silence: keep alive x multiplier after the last
     /// bytes received; `None` without keep alive.
     pub(super) fn keep_alive_deadline(&self) -> Option<Instant> {
@@ -47,7 +48,8 @@ impl<P: Pipe> Driver<'_, P> {
         let idle_read_buffer = self.reader.buf.is_empty() && self.reader.buf.capacity() > 0;
         let release = (self.out.capacity() > 0 || idle_read_buffer)
             .then(|| self.last_received + KEEP_BUFFERS);
-        [keep_alive, retry, self.flow.deadline(), release]
+        let dormancy = self.dormancy_deadline(Instant::now());
+        [keep_alive, retry, self.flow.deadline(), release, dormancy]
             .into_iter()
             .flatten()
             .min()
