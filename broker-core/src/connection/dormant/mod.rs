@@ -112,11 +112,6 @@ fn wake_on(runtime: &Handle, dormant: Box<Dormant>, reason: Reason) {
     runtime.spawn(awaken(dormant, reason));
 }
 
-/// Spawns `dormant`'s task on the current runtime.
-fn wake(dormant: Box<Dormant>, reason: Reason) {
-    tokio::spawn(awaken(dormant, reason));
-}
-
 /// The task of a connection woken from dormancy: its stream registered again, then driven
 /// on as before it slept.
 async fn awaken(dormant: Box<Dormant>, reason: Reason) {
@@ -126,7 +121,7 @@ async fn awaken(dormant: Box<Dormant>, reason: Reason) {
         param,
         session,
         attach_guard,
-        access,
+        mut access,
         events,
         mut kept,
         live,
@@ -141,7 +136,6 @@ async fn awaken(dormant: Box<Dormant>, reason: Reason) {
         Err(e) => {
             // The socket cannot be waited on any more: the connection is lost.
             tracing::debug!(client = %param.client_id, error = %e, "cannot register a woken connection's socket");
-            let mut access = access;
             super::finish(
                 &broker,
                 &param,

@@ -49,7 +49,9 @@ impl DormantPool {
         match self.pool() {
             Some(pool) => pool.shared.send(|inbox| inbox.arriving.push(dormant)),
             // Not reached: a connection goes dormant only once `available` said yes.
-            None => super::wake(dormant, Reason::Refused),
+            None => {
+                tokio::spawn(super::awaken(dormant, Reason::Refused));
+            }
         }
     }
 

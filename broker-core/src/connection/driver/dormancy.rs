@@ -93,13 +93,15 @@ impl<'a, P: Pipe> Driver<'a, P> {
     /// given back, nothing held or waited for but its client, its session and its
     /// deadline. The state it leaves with, if so.
     pub(super) fn falls_asleep(&mut self) -> Option<Sleeping> {
-        let quiet = self.stirred.elapsed() >= DORMANT_AFTER
-            && self.reader.buf.capacity() == 0
+        // The clock last: this runs every round, and a busy connection, which holds its
+        // buffers, is told no without reading it.
+        let quiet = self.reader.buf.capacity() == 0
             && self.out.capacity() == 0
             && self.held_acks.is_empty()
             && self.holding.is_none()
             && self.flow.is_idle()
-            && self.rare.is_empty();
+            && self.rare.is_empty()
+            && self.stirred.elapsed() >= DORMANT_AFTER;
         if !quiet || !self.may_sleep_kind() {
             return None;
         }
