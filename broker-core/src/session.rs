@@ -31,6 +31,7 @@ use lifecycle::Lifecycle;
 use parked::ParkedQueue;
 pub(crate) use parked::Waiting;
 use spill::Spill;
+pub(crate) use wake::Alarm;
 use wake::SessionWake;
 
 /// A persistent session's link to the store: every change to what it holds is recorded.

@@ -144,40 +144,52 @@ pub(super) struct Driver<'a, P: Pipe> {
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
+    /// A driver taking up where `kept` left off, with what the client sent beyond its last
+    /// packet (after CONNECT, in the first spell) in `buffered`.
     pub(super) fn new(
         broker: &'a Arc<Broker>,
         pipe: &'a mut P,
         session: Arc<SessionShared>,
         access: &'a mut ClientAccess,
         kept: Kept,
+        buffered: BytesMut,
     ) -> Self {
+        let Kept {
+            decoder,
+            last_received,
+            aliases,
+            limit_log,
+            denials,
+            active,
+            resumed,
+            sleepless,
+        } = kept;
         let (limits, limits_generation) = broker.limits_now();
         Self {
             broker,
             pipe,
             session: Driven(session),
-            reader: PacketReader::new(0),
+            reader: PacketReader::resume(decoder, buffered),
             // Allocated on the first write: an idle connection costs no write buffer.
             out: BytesMut::new(),
-            last_received: Instant::now(),
+            last_received,
             stirred: Instant::now(),
-            aliases: None,
+            aliases,
             rare: Rare::default(),
             held_acks: HeldAcks::default(),
-            limit_log: LimitLog::default(),
+            limit_log,
             limits,
             limits_generation,
             flow: flow::Flow::default(),
             access,
             holding: None,
-            denials: 0,
+            denials,
             allowed_uncounted: 0,
             out_packets: 0,
-            active: false,
-            resumed: false,
-            sleepless: false,
+            active,
+            resumed,
+            sleepless,
         }
-        .with_kept(kept)
     }
 
     /// The limits in force: the broker's, taken again only when a reload replaced them

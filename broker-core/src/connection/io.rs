@@ -57,6 +57,16 @@ impl PacketReader {
         }
     }
 
+    /// A reader that goes on with `decoder` and what is already in `buf`.
+    pub(crate) fn resume(decoder: Decoder, buf: BytesMut) -> Self {
+        Self {
+            buf,
+            decoder,
+            packets: 0,
+            bytes: 0,
+        }
+    }
+
     /// A packet already buffered, if a whole one is there.
     pub(crate) fn buffered(&mut self) -> Result<Option<Packet>, ReadError> {
         let packet = self

@@ -12,6 +12,7 @@ mod sizes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) use dormant::DormantPool;
@@ -78,7 +79,9 @@ where
         events,
         live,
     };
-    match drive(&broker, &mut conn, driver::Kept::new(reader)).await {
+    // The handshake counted what it read: the reader goes on as a decoder and its buffer.
+    let kept = driver::Kept::new(reader.decoder);
+    match drive(&broker, &mut conn, kept, reader.buf).await {
         Stopped::Ended(exit) => conn.end(&broker, exit).await,
         Stopped::Dormant(sleeping) => dormant::sleep(conn, sleeping),
     }
@@ -106,11 +109,17 @@ pub(crate) enum Stopped {
     Dormant(dormant::Sleeping),
 }
 
-/// Drives `conn` until it ends or goes dormant.
+/// Drives `conn` until it ends or goes dormant, from where `kept` left off and with the
+/// client's bytes already read in `buffered`.
 ///
 /// The driver borrows the pipe and the access rather than owning them: moved in and out,
 /// they would keep their room in the task twice.
-async fn drive<S>(broker: &Arc<Broker>, conn: &mut Connected<S>, kept: driver::Kept) -> Stopped
+async fn drive<S>(
+    broker: &Arc<Broker>,
+    conn: &mut Connected<S>,
+    kept: driver::Kept,
+    buffered: BytesMut,
+) -> Stopped
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -120,6 +129,7 @@ where
         Arc::clone(&conn.session),
         &mut conn.access,
         kept,
+        buffered,
     );
     match driver.run().await {
         Stopped::Ended(exit) => Stopped::Ended(driver.goodbye(exit).await),

@@ -54,9 +54,9 @@ fn a_session_fits_its_allocator_class() {
 
 #[test]
 fn a_dormant_connection_fits_its_allocator_class() {
-    // What a dormant connection holds in the pool, boxed: within jemalloc's 384-byte class.
+    // What a dormant connection holds in the pool, boxed: within jemalloc's 320-byte class.
     assert!(
-        size_of::<super::dormant::Dormant>() <= 384,
+        size_of::<super::dormant::Dormant>() <= 320,
         "{}",
         size_of::<super::dormant::Dormant>()
     );

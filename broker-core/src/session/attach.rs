@@ -34,6 +34,13 @@ impl SessionShared {
 #[derive(Debug)]
 pub(crate) struct AttachGuard(Arc<SessionShared>);
 
+impl AttachGuard {
+    /// The session it holds.
+    pub(crate) fn session(&self) -> &Arc<SessionShared> {
+        &self.0
+    }
+}
+
 impl Drop for AttachGuard {
     fn drop(&mut self) {
         self.0.release();

@@ -33,7 +33,7 @@ use crate::auth::ClientAccess;
 use crate::broker::LiveConnection;
 use crate::events::ClientEvents;
 use crate::pipe::StreamPipe;
-use crate::session::{AttachGuard, SessionShared};
+use crate::session::AttachGuard;
 
 /// How long a client is quiet before its connection goes dormant: past the driver's
 /// buffer release, and long enough that a client publishing a few times a second keeps
@@ -45,10 +45,8 @@ pub(crate) struct Dormant {
     /// The socket (a duplicate of the descriptor the tokio stream had: that one was closed
     /// with the stream's registration).
     fd: OwnedFd,
-    /// When the driver must run even if nothing happens (keep alive, a retry).
-    deadline: Option<Instant>,
     param: ConnParam,
-    session: Arc<SessionShared>,
+    /// The session's too (see [`AttachGuard::session`]).
     attach_guard: AttachGuard,
     access: ClientAccess,
     events: Option<Arc<dyn ClientEvents>>,
@@ -90,21 +88,22 @@ pub(super) fn sleep<S>(conn: Connected<S>, sleeping: Sleeping) {
         events,
         live,
     } = conn;
+    // The guard holds the session too.
+    drop(session);
     // The stream goes (its registration with it); the duplicate keeps the socket open.
     let (stream, param) = pipe.into_parts();
     drop(stream);
     let broker = Arc::clone(live.broker());
-    broker.dormant.admit(Box::new(Dormant {
+    let dormant = Box::new(Dormant {
         fd,
-        deadline,
         param,
-        session,
         attach_guard,
         access,
         events,
         kept,
         live,
-    }));
+    });
+    broker.dormant.admit(dormant, deadline);
 }
 
 /// Spawns `dormant`'s task on `runtime`.
@@ -117,9 +116,7 @@ fn wake_on(runtime: &Handle, dormant: Box<Dormant>, reason: Reason) {
 async fn awaken(dormant: Box<Dormant>, reason: Reason) {
     let Dormant {
         fd,
-        deadline: _,
         param,
-        session,
         attach_guard,
         mut access,
         events,
@@ -130,6 +127,7 @@ async fn awaken(dormant: Box<Dormant>, reason: Reason) {
         kept.stay_awake();
     }
     let broker = Arc::clone(live.broker());
+    let session = Arc::clone(attach_guard.session());
     let stream = tokio::net::TcpStream::from_std(std::net::TcpStream::from(fd));
     let stream = match stream {
         Ok(stream) => stream,
@@ -157,7 +155,7 @@ async fn awaken(dormant: Box<Dormant>, reason: Reason) {
         events,
         live,
     };
-    match super::drive(&broker, &mut conn, kept).await {
+    match super::drive(&broker, &mut conn, kept, bytes::BytesMut::new()).await {
         super::Stopped::Ended(exit) => conn.end(&broker, exit).await,
         super::Stopped::Dormant(sleeping) => sleep(conn, sleeping),
     }

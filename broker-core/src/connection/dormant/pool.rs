@@ -4,15 +4,14 @@
 //! woken (a delivery, a takeover, a kick, a shutdown), or when its deadline comes (keep
 //! alive, a retry).
 //!
-//! A dormant connection costs its box here, a slot, a deadline and its session's alarm;
-//! no task, timer or tokio registration.
+//! A dormant connection costs its box here, a slot and a deadline; no task, timer or tokio
+//! registration.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
@@ -21,6 +20,7 @@ use parking_lot::Mutex;
 use tokio::runtime::Handle;
 
 use super::Dormant;
+use crate::session::Alarm;
 
 /// The token of the pool's own wake-up (new arrivals, woken sessions, stop).
 const INBOX: Token = Token(usize::MAX);
@@ -44,10 +44,12 @@ impl DormantPool {
         self.pool().is_some()
     }
 
-    /// Takes `dormant` in; it is woken as soon as anything happens to it.
-    pub(crate) fn admit(&self, dormant: Box<Dormant>) {
+    /// Takes `dormant` in; it is woken as soon as anything happens to it, or at `deadline`.
+    pub(crate) fn admit(&self, dormant: Box<Dormant>, deadline: Option<tokio::time::Instant>) {
         match self.pool() {
-            Some(pool) => pool.shared.send(|inbox| inbox.arriving.push(dormant)),
+            Some(pool) => pool
+                .shared
+                .send(|inbox| inbox.arriving.push((dormant, deadline))),
             // Not reached: a connection goes dormant only once `available` said yes.
             None => {
                 tokio::spawn(super::awaken(dormant, Reason::Refused));
@@ -117,10 +119,11 @@ struct Shared {
 /// What the pool's thread has to look at on its next wake-up.
 #[derive(Default)]
 struct Inbox {
-    // Boxed on purpose: each goes on to its slot as the box it came in.
-    #[allow(clippy::vec_box)]
-    arriving: Vec<Box<Dormant>>,
-    woken: Vec<Key>,
+    /// Each with its deadline (beside the box, which it would take into the next size
+    /// class, and needed only until the deadline is in the heap).
+    arriving: Vec<(Box<Dormant>, Option<tokio::time::Instant>)>,
+    /// The places of connections whose session's alarm rang.
+    woken: Vec<u32>,
     stop: bool,
 }
 
@@ -155,20 +158,9 @@ struct Key {
     generation: u32,
 }
 
-/// The session's waker while its connection is dormant.
-struct Alarm {
-    shared: Arc<Shared>,
-    key: Key,
-}
-
-impl Wake for Alarm {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let key = self.key;
-        self.shared.send(|inbox| inbox.woken.push(key));
+impl Alarm for Shared {
+    fn ring(&self, place: u32) {
+        self.send(|inbox| inbox.woken.push(place));
     }
 }
 
@@ -195,6 +187,7 @@ impl Dormitory {
     fn admit(
         &mut self,
         dormant: Box<Dormant>,
+        deadline: Option<tokio::time::Instant>,
         registry: &mio::Registry,
         shared: &Arc<Shared>,
         runtime: &Handle,
@@ -224,17 +217,10 @@ impl Dormitory {
             self.free.push(slot);
             return super::wake_on(runtime, dormant, Reason::Refused);
         }
-        let alarm = Waker::from(Arc::new(Alarm {
-            shared: Arc::clone(shared),
-            key,
-        }));
         // Sets the alarm, or finds the notification that came after the driver let go.
-        let notified = dormant
-            .session
-            .wake
-            .poll_woken(&mut Context::from_waker(&alarm))
-            .is_ready();
-        if let Some(deadline) = dormant.deadline {
+        let alarm: Arc<dyn Alarm> = Arc::clone(shared) as _;
+        let notified = dormant.attach_guard.session().wake.arm(alarm, slot);
+        if let Some(deadline) = deadline {
             self.deadlines.push(Reverse((deadline.into_std(), key)));
         }
         let metrics = &dormant.live.broker().metrics;
@@ -270,12 +256,22 @@ impl Dormitory {
         if let Err(e) = registry.deregister(&mut SourceFd(&fd)) {
             tracing::debug!(error = %e, "cannot stop waiting on a dormant connection's socket");
         }
-        dormant.session.wake.forget_waker();
-        if reason == Reason::Session {
-            // The alarm took the notification: the driver is to see it.
-            dormant.session.wake.notify_one();
-        }
+        // The notification, if that is what woke it, stays for the driver to see.
+        dormant.attach_guard.session().wake.forget_waker();
         super::wake_on(runtime, dormant, reason);
+    }
+
+    /// Hands the connection at `place` back to the runtime if its session has a
+    /// notification (the alarm may have rung for one that has left since).
+    fn ring(&mut self, place: u32, registry: &mio::Registry, runtime: &Handle) {
+        let notified = self.slots.get(place as usize).is_some_and(|slot| {
+            slot.dormant
+                .as_ref()
+                .is_some_and(|dormant| dormant.attach_guard.session().wake.is_notified())
+        });
+        if notified && let Some(key) = self.key_of(Token(place as usize)) {
+            self.wake(key, registry, runtime, Reason::Session);
+        }
     }
 
     /// The connection whose socket has the poll's `token`.
@@ -341,11 +337,11 @@ fn run(mut poll: mio::Poll, shared: &Arc<Shared>, runtime: &Handle) {
         if inbox.stop {
             return;
         }
-        for key in inbox.woken {
-            dormitory.wake(key, registry, runtime, Reason::Session);
+        for place in inbox.woken {
+            dormitory.ring(place, registry, runtime);
         }
-        for dormant in inbox.arriving {
-            dormitory.admit(dormant, registry, shared, runtime);
+        for (dormant, deadline) in inbox.arriving {
+            dormitory.admit(dormant, deadline, registry, shared, runtime);
         }
         timeout = dormitory.wake_due(registry, runtime);
         dormitory.tidy();

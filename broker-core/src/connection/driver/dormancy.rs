@@ -1,39 +1,39 @@
 //! When a driver lets its connection go dormant (see `connection::dormant`), and what it
 //! keeps meanwhile.
 
+use mqtt_codec::Decoder;
 use tokio::time::Instant;
 
 use super::Driver;
 use super::lazy::Aliases;
 use crate::connection::dormant::{DORMANT_AFTER, Sleeping, socket_of};
-use crate::connection::io::PacketReader;
 use crate::limits::LimitLog;
 use crate::pipe::Pipe;
 
 /// What a driver keeps from one spell awake to the next: all else it holds is empty when
 /// it goes dormant, or is taken anew when it wakes (the limits).
 pub(crate) struct Kept {
-    /// The decoder (set to the client's version) and, at first, what the client sent with
-    /// its CONNECT; empty once dormant.
-    reader: PacketReader,
-    last_received: Instant,
-    aliases: Option<Box<Aliases>>,
-    limit_log: LimitLog,
-    denials: u32,
+    /// The decoder, set to the client's version (what the client sent after its CONNECT,
+    /// in the first spell, comes beside; a dormant connection has nothing buffered).
+    pub(super) decoder: Decoder,
+    pub(super) last_received: Instant,
+    pub(super) aliases: Option<Box<Aliases>>,
+    pub(super) limit_log: LimitLog,
+    pub(super) denials: u32,
     /// Whether the client has sent anything since CONNECT.
-    active: bool,
+    pub(super) active: bool,
     /// Whether the connection has been awake before (a kick then closes with a reason
     /// string, as on any live connection).
-    resumed: bool,
+    pub(super) resumed: bool,
     /// Whether the pool refused the connection: it stays awake.
-    sleepless: bool,
+    pub(super) sleepless: bool,
 }
 
 impl Kept {
     /// A connection's first spell, just after its CONNACK.
-    pub(crate) fn new(reader: PacketReader) -> Self {
+    pub(crate) fn new(decoder: Decoder) -> Self {
         Self {
-            reader,
+            decoder,
             last_received: Instant::now(),
             aliases: None,
             limit_log: LimitLog::default(),
@@ -51,29 +51,6 @@ impl Kept {
 }
 
 impl<'a, P: Pipe> Driver<'a, P> {
-    /// Takes up where `kept` left off.
-    pub(super) fn with_kept(mut self, kept: Kept) -> Self {
-        let Kept {
-            reader,
-            last_received,
-            aliases,
-            limit_log,
-            denials,
-            active,
-            resumed,
-            sleepless,
-        } = kept;
-        self.reader = reader;
-        self.last_received = last_received;
-        self.aliases = aliases;
-        self.limit_log = limit_log;
-        self.denials = denials;
-        self.active = active;
-        self.resumed = resumed;
-        self.sleepless = sleepless;
-        self
-    }
-
     /// When the connection may go dormant, if it is of a kind that can and that moment is
     /// still to come (the timer wakes the driver for it).
     pub(super) fn dormancy_deadline(&self, now: Instant) -> Option<Instant> {
@@ -114,7 +91,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         let deadline = self.next_deadline();
         Some(Sleeping {
             kept: Kept {
-                reader: std::mem::replace(&mut self.reader, PacketReader::new(0)),
+                decoder: self.reader.decoder,
                 last_received: self.last_received,
                 aliases: self.aliases.take(),
                 limit_log: std::mem::take(&mut self.limit_log),
