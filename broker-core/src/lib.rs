@@ -65,6 +65,7 @@ pub use broker::{
     SubscriptionSummary,
 };
 pub use client_info::ClientInfo;
+pub(crate) use client_info::ClientRecord;
 pub use config::{DropPolicy, Limits, MqttConfig, QueueFull, SharedStrategy};
 pub use conn_param::{
     CertificateIdentity, ConnParam, INTERNAL_CLIENT_ID_PREFIX, Internal, SessionExpiry,

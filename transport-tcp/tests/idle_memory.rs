@@ -33,7 +33,7 @@ const WARM_UP: usize = 50;
 
 /// The bound on heap bytes per idle connection. The connections are dormant by the time
 /// they are counted (see broker-core's `connection::dormant`): release builds hold about
-/// 980 B (the session 320, the dormant connection's box 320, its client info 112, its slot
+/// 950 B (the session 320, the dormant connection's box 320, its client record 80, its slot
 /// and deadline in the pool, ...) where a task of its own took 1,690 B. The bound fails a
 /// connection that keeps its task, or a box that grows into the next size class.
 const BOUND: f64 = 1_050.0;

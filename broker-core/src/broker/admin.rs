@@ -12,7 +12,7 @@ use mqtt_codec::{ClientId, QoS, RetainHandling, SubscriptionOptions, TopicFilter
 
 use super::Broker;
 use crate::session::{Control, Delivery, SessionShared};
-use crate::{ClientInfo, Message, SessionExpiry};
+use crate::{ClientInfo, ClientRecord, Message, SessionExpiry};
 
 /// One session as the operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,7 +226,7 @@ impl Broker {
 fn summary(session: &SessionShared) -> ClientSummary {
     let (connection, session_expiry) = {
         let life = session.life.lock();
-        (life.client.as_deref().cloned(), life.expiry)
+        (life.client.as_deref().map(ClientRecord::info), life.expiry)
     };
     let (queued, in_flight, subscriptions) = {
         let state = session.state.lock();

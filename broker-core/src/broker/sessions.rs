@@ -140,7 +140,7 @@ impl Broker {
         let expiry = {
             let mut life = session.life.lock();
             if let Some(client) = life.client.as_mut() {
-                client.disconnected_at = Some(SystemTime::now());
+                client.disconnected();
             }
             life.expiry
         };

@@ -130,7 +130,7 @@ where
         std::num::NonZeroU32::new(u32::try_from(i.max_queued).unwrap_or(u32::MAX).max(1))
             .unwrap_or(std::num::NonZeroU32::MIN)
     });
-    session.life.lock().client = Some(Box::new(crate::ClientInfo::of(&param)));
+    session.life.lock().client = Some(Box::new(crate::ClientRecord::of(&param)));
 
     let connack = Packet::ConnAck(Box::new(connack(
         broker,

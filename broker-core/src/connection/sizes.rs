@@ -44,11 +44,11 @@ fn a_session_fits_its_allocator_class() {
         "{}",
         size_of::<SessionState>()
     );
-    // Its connection as the operator sees it, boxed: within the 112-byte class.
+    // Its connection as the operator sees it, boxed: within the 80-byte class.
     assert!(
-        size_of::<crate::ClientInfo>() <= 112,
+        size_of::<crate::ClientRecord>() <= 80,
         "{}",
-        size_of::<crate::ClientInfo>()
+        size_of::<crate::ClientRecord>()
     );
 }
 

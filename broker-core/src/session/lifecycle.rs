@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::task::AbortHandle;
 
-use crate::{ClientInfo, SessionExpiry};
+use crate::{ClientRecord, SessionExpiry};
 
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
@@ -20,7 +20,7 @@ pub(crate) struct Lifecycle {
     pub(crate) expiry_task: Option<AbortHandle>,
     /// Its connection, current or last, as the operator sees it (`None` for a session
     /// restored from the store that no connection has attached to yet).
-    pub(crate) client: Option<Box<ClientInfo>>,
+    pub(crate) client: Option<Box<ClientRecord>>,
     /// What the connections waiting to attach wait on (see `attach`): allocated by the
     /// first to wait, taken by the release that lets them try again.
     pub(crate) attach_waiters: Option<Arc<Notify>>,
