@@ -5,7 +5,7 @@
 //!
 //! The state machine is sans-IO: calls take `now` and return what to send.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use crate::store::{DeliveryState, Journal, StoreOp, StoredDelivery, StoredSubscr
 
 mod attach;
 mod delivery;
+mod deque;
 mod filters;
 mod lifecycle;
 mod parked;
@@ -26,6 +27,7 @@ mod wake;
 
 pub(crate) use attach::AttachGuard;
 pub(crate) use delivery::{Awaiting, Delivery, InFlight};
+use deque::LazyDeque;
 use filters::SessionFilters;
 use lifecycle::Lifecycle;
 use parked::ParkedQueue;
@@ -152,7 +154,7 @@ impl FromIterator<u16> for PacketIdSet {
 #[derive(Debug)]
 pub(crate) struct SessionState {
     pub(crate) subscriptions: SessionFilters,
-    pub(crate) queue: VecDeque<Delivery>,
+    pub(crate) queue: LazyDeque<Delivery>,
     queued_bytes: usize,
     /// QoS 1/2 deliveries waiting for room in the full queue, with their held publishers
     /// (see `parked`). Never empty while the queue has room.
@@ -164,12 +166,13 @@ pub(crate) struct SessionState {
     /// No queued message expires before this (`None`: none expires), so that looking for
     /// expired messages does not walk the whole queue every time something is sent.
     first_expiry: Option<Instant>,
-    pub(crate) inflight: VecDeque<InFlight>,
+    pub(crate) inflight: LazyDeque<InFlight>,
     /// QoS 2 packet identifiers received and not yet released by PUBREL.
     pub(crate) inbound_qos2: PacketIdSet,
     next_packet_id: u16,
-    /// Set while the session is persistent and the broker has a store.
-    pub(crate) durable: Option<Durable>,
+    /// Set while the session is persistent and the broker has a store (boxed: most sessions
+    /// are not, and it took 24 bytes in each).
+    pub(crate) durable: Option<Box<Durable>>,
     /// The sequence number of the next stored delivery.
     next_seq: u64,
     /// How many messages the queue holds, when not the broker's `max_mqueue_len` (an
@@ -211,13 +214,13 @@ impl SessionShared {
             key,
             state: Mutex::new(SessionState {
                 subscriptions: SessionFilters::default(),
-                queue: VecDeque::new(),
+                queue: LazyDeque::default(),
                 queued_bytes: 0,
                 parked: ParkedQueue::default(),
                 logged_wait_drop: false,
                 logged_offline_drop: false,
                 first_expiry: None,
-                inflight: VecDeque::new(),
+                inflight: LazyDeque::default(),
                 inbound_qos2: PacketIdSet::default(),
                 next_packet_id: 1,
                 durable: None,
@@ -470,11 +473,11 @@ impl SessionState {
                     }
                 }
                 let mut in_order: Vec<(&mut Delivery, DeliveryState)> = Vec::new();
-                for f in &mut self.inflight {
+                for f in self.inflight.iter_mut() {
                     let state = f.stored_state();
                     in_order.push((&mut f.delivery, state));
                 }
-                for d in &mut self.queue {
+                for d in self.queue.iter_mut() {
                     in_order.push((d, DeliveryState::Queued));
                 }
                 for (delivery, state) in in_order {
@@ -507,7 +510,7 @@ impl SessionState {
             }
             (None, None) => {}
         }
-        self.durable = durable;
+        self.durable = durable.map(Box::new);
     }
 
     /// Takes the next queued delivery.
@@ -537,7 +540,7 @@ impl SessionState {
 
     /// Links a session read back from the store to it; its next delivery gets `next_seq`.
     pub(crate) fn restored(&mut self, durable: Durable, next_seq: u64) {
-        self.durable = Some(durable);
+        self.durable = Some(Box::new(durable));
         self.next_seq = next_seq;
     }
 
@@ -579,9 +582,17 @@ impl SessionState {
 
     /// Marks everything in flight as needing a resend: the connection it was sent on is gone.
     pub(crate) fn connection_lost(&mut self) {
-        for f in &mut self.inflight {
+        for f in self.inflight.iter_mut() {
             f.sent_at = None;
         }
+        self.release_idle();
+    }
+
+    /// Gives back the room of an empty queue and in-flight window: the session has gone
+    /// quiet (its connection dormant or gone), and may stay so for days.
+    pub(crate) fn release_idle(&mut self) {
+        self.queue.release_if_empty();
+        self.inflight.release_if_empty();
     }
 
     /// Drops queued messages that expired by `now`; returns how many. Messages in flight

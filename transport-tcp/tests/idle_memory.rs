@@ -33,10 +33,10 @@ const WARM_UP: usize = 50;
 
 /// The bound on heap bytes per idle connection. The connections are dormant by the time
 /// they are counted (see broker-core's `connection::dormant`): release builds hold about
-/// 950 B (the session 320, the dormant connection's box 320, its client record 80, its slot
+/// 890 B (the session 256, the dormant connection's box 320, its client record 80, its slot
 /// and deadline in the pool, ...) where a task of its own took 1,690 B. The bound fails a
 /// connection that keeps its task, or a box that grows into the next size class.
-const BOUND: f64 = 1_050.0;
+const BOUND: f64 = 960.0;
 
 /// How long the connections are left to go quiet (and dormant) before a count.
 const SETTLE: Duration = Duration::from_millis(1_200);

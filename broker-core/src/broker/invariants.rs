@@ -165,7 +165,7 @@ impl Broker {
             ));
         }
         let mut ids = HashSet::new();
-        for f in &state.inflight {
+        for f in state.inflight.iter() {
             if !ids.insert(f.packet_id) {
                 violations.add(format!(
                     "{name:?} has packet identifier {} in flight twice",

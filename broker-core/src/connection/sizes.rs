@@ -35,12 +35,12 @@ fn connection_state_stays_compact() {
 
 #[test]
 fn a_session_fits_its_allocator_class() {
-    // The session's `Arc` (two counters and the session): at most 320 bytes, one of
-    // jemalloc's size classes (the next is 384).
+    // The session's `Arc` (two counters and the session): at most 256 bytes, one of
+    // jemalloc's size classes (the next is 320).
     let arc_inner = 2 * size_of::<usize>() + size_of::<SessionShared>();
-    assert!(arc_inner <= 320, "{arc_inner}");
+    assert!(arc_inner <= 256, "{arc_inner}");
     assert!(
-        size_of::<SessionState>() <= 160,
+        size_of::<SessionState>() <= 96,
         "{}",
         size_of::<SessionState>()
     );

@@ -88,6 +88,7 @@ impl<'a, P: Pipe> Driver<'a, P> {
         };
         self.count_allowed();
         self.reader.flush_counts(&self.broker.metrics);
+        self.session.state.lock().release_idle();
         let deadline = self.next_deadline();
         Some(Sleeping {
             kept: Kept {
